@@ -1,0 +1,76 @@
+//! Turning figment's extraction errors into messages that say what is wrong, where, and how to
+//! fix it.
+
+use figment::error::Kind;
+use figment::Source;
+
+use crate::error::Error;
+
+/// Describes every error figment found (one line each) as one [`Error::Config`].
+pub fn describe_figment_error(error: figment::Error) -> Error {
+    let lines: Vec<String> = error.into_iter().map(|e| describe_one(&e)).collect();
+    Error::Config(lines.join("\n"))
+}
+
+fn describe_one(error: &figment::Error) -> String {
+    let key = error.path.join(".");
+    let layer = layer_name(error);
+    match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            let suggestion = closest(field, expected)
+                .map(|s| format!("did you mean `{}`? ", join_key(&parent(&key), s)))
+                .unwrap_or_default();
+            format!(
+                "{layer}: unknown key `{key}`; {suggestion}valid keys here: {}",
+                expected.join(", ")
+            )
+        }
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!("{layer}: `{key}` expects {expected}, found {actual}; give a value of that type")
+        }
+        Kind::UnknownVariant(value, expected) => format!(
+            "{layer}: `{key}` = {value:?} is not one of: {}",
+            expected.join(", ")
+        ),
+        Kind::MissingField(field) => format!(
+            "{layer}: `{}` is missing; set it",
+            join_key(&key, field)
+        ),
+        other => format!("{layer}: `{key}`: {other}"),
+    }
+}
+
+/// The layer a value came from: a file path, or the layer's name (defaults, an override).
+fn layer_name(error: &figment::Error) -> String {
+    match &error.metadata {
+        Some(metadata) => match &metadata.source {
+            Some(Source::File(path)) => path.display().to_string(),
+            _ => metadata.name.to_string(),
+        },
+        None => "config".to_string(),
+    }
+}
+
+fn parent(key: &str) -> String {
+    key.rsplit_once('.')
+        .map(|(parent, _)| parent.to_string())
+        .unwrap_or_default()
+}
+
+fn join_key(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+/// The valid key closest to `typed`, if it is close enough to be a likely typo.
+pub(crate) fn closest<'a>(typed: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(typed, c), *c))
+        .filter(|(distance, c)| *distance <= (c.len().max(typed.len()) / 3).max(1))
+        .min()
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,68 @@
+//! The whole experiment: `task`, `trainer`, `runtime`.
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use super::runtime::RuntimeConfig;
+use super::task_config::{AnyTaskConfig, TaskConfig};
+use super::trainer::TrainerConfig;
+use crate::error::Result;
+
+/// Model Garden's `ExperimentConfig`: everything a run does is decided here. Factories in the
+/// experiment registry return a fresh one; config files and overrides are layered on top of it
+/// by [`super::resolve`].
+#[derive(Debug, Clone)]
+pub struct ExperimentConfig {
+    /// The task's own typed config.
+    pub task: Box<dyn AnyTaskConfig>,
+    /// Training length, cadences and optimization.
+    pub trainer: TrainerConfig,
+    /// Device, threads, seed.
+    pub runtime: RuntimeConfig,
+}
+
+impl ExperimentConfig {
+    /// An experiment with this task config and default trainer and runtime.
+    pub fn new(task: impl TaskConfig) -> Self {
+        ExperimentConfig {
+            task: Box::new(task),
+            trainer: TrainerConfig::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+
+    /// The task config as its concrete type, if it is one.
+    pub fn task_as<T: TaskConfig>(&self) -> Option<&T> {
+        self.task.as_any().downcast_ref::<T>()
+    }
+
+    /// Checks every section (values, cross-field rules, unsupported settings).
+    pub fn validate(&self) -> Result<()> {
+        self.trainer.validate()?;
+        self.runtime.validate()?;
+        self.task.validate()
+    }
+
+    /// The config as YAML text (what `model_dir/params.yaml` holds).
+    pub fn to_yaml_string(&self) -> String {
+        serde_yaml::to_string(self).expect("a config serializes to YAML")
+    }
+}
+
+impl PartialEq for ExperimentConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.task.eq_dyn(other.task.as_ref())
+            && self.trainer == other.trainer
+            && self.runtime == other.runtime
+    }
+}
+
+impl Serialize for ExperimentConfig {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("task", &self.task.to_yaml())?;
+        map.serialize_entry("trainer", &self.trainer)?;
+        map.serialize_entry("runtime", &self.runtime)?;
+        map.end()
+    }
+}

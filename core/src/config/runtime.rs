@@ -1,0 +1,89 @@
+//! `runtime:` — where and how a run executes: device, threads, seed, precision, distribution.
+
+use serde::{Deserialize, Serialize};
+
+use super::trainer::not_supported;
+use crate::error::{Error, Result};
+
+/// Model Garden's `RuntimeConfig`, reduced to what Grove runs on, plus `device`, `num_threads`
+/// and `seed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// `cpu` or `cuda:N` (the latter needs the `cuda` cargo feature).
+    pub device: String,
+    /// Compute threads; 0 keeps candle's default (one per physical core).
+    pub num_threads: usize,
+    /// Root seed of every random stream of the run (initialisation, data order, masking, dropout).
+    pub seed: u64,
+    /// Floating point policy; only `float32` (or unset) is built.
+    pub mixed_precision_dtype: Option<String>,
+    /// Only `one_device` (or `off`) is built.
+    pub distribution_strategy: String,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            device: "cpu".to_string(),
+            num_threads: 0,
+            seed: 0,
+            mixed_precision_dtype: None,
+            distribution_strategy: "one_device".to_string(),
+        }
+    }
+}
+
+/// A parsed `runtime.device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The host CPU.
+    Cpu,
+    /// CUDA device with this ordinal.
+    Cuda(usize),
+}
+
+impl RuntimeConfig {
+    /// Parses `device`.
+    pub fn device_spec(&self) -> Result<DeviceSpec> {
+        let device = self.device.trim();
+        if device == "cpu" {
+            return Ok(DeviceSpec::Cpu);
+        }
+        let ordinal = device
+            .strip_prefix("cuda")
+            .map(|rest| rest.strip_prefix(':').unwrap_or(rest))
+            .map(|n| if n.is_empty() { Ok(0) } else { n.parse() });
+        match ordinal {
+            Some(Ok(n)) => Ok(DeviceSpec::Cuda(n)),
+            _ => Err(Error::Config(format!(
+                "runtime.device = {:?} is invalid: use \"cpu\" or \"cuda:N\" (e.g. cuda:0)",
+                self.device
+            ))),
+        }
+    }
+
+    /// Checks values and rejects settings whose behaviour is not built yet.
+    pub fn validate(&self) -> Result<()> {
+        self.device_spec()?;
+        match self.mixed_precision_dtype.as_deref() {
+            None | Some("float32") => {}
+            Some(other) => {
+                return Err(not_supported(
+                    &format!("runtime.mixed_precision_dtype = {other:?}"),
+                    "leave it unset or use float32",
+                ))
+            }
+        }
+        match self.distribution_strategy.as_str() {
+            "one_device" | "off" => {}
+            other => {
+                return Err(not_supported(
+                    &format!("runtime.distribution_strategy = {other:?}"),
+                    "use one_device",
+                ))
+            }
+        }
+        Ok(())
+    }
+}

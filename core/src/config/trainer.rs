@@ -1,0 +1,160 @@
+//! `trainer:` — how long to train and at which cadence to log, evaluate and checkpoint.
+
+use serde::{Deserialize, Serialize};
+
+use super::optimization::OptimizationConfig;
+use crate::error::{Error, Result};
+
+/// Which direction of `best_checkpoint_eval_metric` is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricComparison {
+    /// A larger value is better (accuracy).
+    #[default]
+    Higher,
+    /// A smaller value is better (loss).
+    Lower,
+}
+
+/// Model Garden's `TrainerConfig`: the keys and defaults of `official/core/config_definitions.py`.
+/// All step counts are global (absolute) steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainerConfig {
+    /// Optimizer, learning-rate schedule and warmup.
+    pub optimizer_config: OptimizationConfig,
+    /// The global step at which training ends.
+    pub train_steps: u64,
+    /// Steps per inner loop; values are read back to the host once per loop.
+    pub steps_per_loop: u64,
+    /// Train summaries are written at loop ends where `global_step % summary_interval == 0`.
+    pub summary_interval: u64,
+    /// Checkpoints are written at loop ends where `global_step % checkpoint_interval == 0`
+    /// (and at `train_steps`); 0 disables checkpointing.
+    pub checkpoint_interval: u64,
+    /// How many regular checkpoints are kept (oldest removed first).
+    pub max_to_keep: u64,
+    /// Batches per evaluation; -1 evaluates the whole validation set.
+    pub validation_steps: i64,
+    /// Evaluations happen at loop ends where `global_step % validation_interval == 0` (and at the end).
+    pub validation_interval: u64,
+    /// Sub-directory of model_dir receiving the best checkpoint ("" disables the export).
+    pub best_checkpoint_export_subdir: String,
+    /// Evaluation metric that decides the best checkpoint.
+    pub best_checkpoint_eval_metric: String,
+    /// Whether a higher or lower `best_checkpoint_eval_metric` is better.
+    pub best_checkpoint_metric_comp: MetricComparison,
+    /// A loop-mean training loss above this bound counts as a blow-up.
+    pub loss_upper_bound: f64,
+    /// Blow-ups before this global step are not checked against `loss_upper_bound`.
+    pub recovery_begin_steps: u64,
+    /// Blow-up recovery: -1 no checking, 0 fail on the first NaN or bound violation,
+    /// k > 0 restore the latest checkpoint up to k times.
+    pub recovery_max_trials: i64,
+    /// Seconds `continuous_eval` waits for a new checkpoint.
+    pub continuous_eval_timeout: u64,
+    /// Sub-directory of model_dir receiving validation summaries.
+    pub validation_summary_subdir: String,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        TrainerConfig {
+            optimizer_config: OptimizationConfig::default(),
+            train_steps: 0,
+            steps_per_loop: 1000,
+            summary_interval: 1000,
+            checkpoint_interval: 1000,
+            max_to_keep: 5,
+            validation_steps: -1,
+            validation_interval: 1000,
+            best_checkpoint_export_subdir: String::new(),
+            best_checkpoint_eval_metric: String::new(),
+            best_checkpoint_metric_comp: MetricComparison::Higher,
+            loss_upper_bound: 1e6,
+            recovery_begin_steps: 0,
+            recovery_max_trials: 0,
+            continuous_eval_timeout: 3600,
+            validation_summary_subdir: "validation".to_string(),
+        }
+    }
+}
+
+impl TrainerConfig {
+    /// Checks values and cross-field rules, and rejects settings whose behaviour is not built yet.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer_config.validate()?;
+        positive("trainer.steps_per_loop", self.steps_per_loop)?;
+        positive("trainer.summary_interval", self.summary_interval)?;
+        positive("trainer.validation_interval", self.validation_interval)?;
+        positive("trainer.max_to_keep", self.max_to_keep)?;
+        for (key, interval) in [
+            ("trainer.summary_interval", self.summary_interval),
+            ("trainer.checkpoint_interval", self.checkpoint_interval),
+            ("trainer.validation_interval", self.validation_interval),
+        ] {
+            if interval % self.steps_per_loop != 0 {
+                return Err(Error::Config(format!(
+                    "{key} = {interval} is not a multiple of trainer.steps_per_loop = {}: \
+                     cadences act at loop ends only; set {key} to a multiple of steps_per_loop",
+                    self.steps_per_loop
+                )));
+            }
+        }
+        if self.validation_steps == 0 || self.validation_steps < -1 {
+            return Err(Error::Config(format!(
+                "trainer.validation_steps = {} is invalid: use a positive number of batches, \
+                 or -1 for the whole validation set",
+                self.validation_steps
+            )));
+        }
+        if self.recovery_max_trials < -1 {
+            return Err(Error::Config(format!(
+                "trainer.recovery_max_trials = {} is invalid: use -1 (off), 0 (fail on the \
+                 first blow-up) or a positive count",
+                self.recovery_max_trials
+            )));
+        }
+        if self.recovery_max_trials > 0 {
+            return Err(not_supported(
+                "trainer.recovery_max_trials > 0 (restoring after a blow-up)",
+                "use 0 to fail on the first NaN or bound violation, or -1 to turn checks off",
+            ));
+        }
+        if self.loss_upper_bound.is_nan() {
+            return Err(Error::Config(
+                "trainer.loss_upper_bound is NaN: give a number (e.g. 1e6)".to_string(),
+            ));
+        }
+        if !self.best_checkpoint_export_subdir.is_empty()
+            || !self.best_checkpoint_eval_metric.is_empty()
+        {
+            return Err(not_supported(
+                "trainer.best_checkpoint_export_subdir / best_checkpoint_eval_metric",
+                "leave both empty",
+            ));
+        }
+        if self.validation_summary_subdir.is_empty() || self.validation_summary_subdir == "train" {
+            return Err(Error::Config(format!(
+                "trainer.validation_summary_subdir = {:?} is invalid: give a directory name \
+                 other than \"train\", e.g. \"validation\"",
+                self.validation_summary_subdir
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<()> {
+    if value == 0 {
+        return Err(Error::Config(format!(
+            "{key} = 0 is invalid: it must be a positive number of steps"
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a config value whose behaviour is not built yet.
+pub(crate) fn not_supported(what: &str, fix: &str) -> Error {
+    Error::Config(format!("{what} is not supported yet: {fix}"))
+}

@@ -1,0 +1,23 @@
+//! grove-core: everything a Task author needs, and nothing about loops or files of a run.
+//!
+//! It owns the config system ([`config`]: typed configs with Model Garden's key names, layering
+//! and strict checking), the registries ([`registry`]), the [`task::Task`] trait, optimization
+//! ([`optimization`]: optimizers, learning-rate schedules, warmup, clipping), streaming
+//! [`metrics`], the input pipeline ([`data`]), seeded random streams ([`rng`]), model variables
+//! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]) and the [`runtime`] device.
+//! It must not know about Orbit (controllers, checkpoint managers, summaries) or any concrete
+//! task.
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod init_checkpoint;
+pub mod metrics;
+pub mod optimization;
+pub mod registry;
+pub mod rng;
+pub mod runtime;
+pub mod task;
+pub mod vars;
+
+pub use error::{Error, Result};

@@ -1,0 +1,97 @@
+//! The optimizer interface: an update rule with named, checkpointable state.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+
+use crate::config::optimization::{OptimizerConfig, OptimizerType};
+use crate::error::Result;
+
+use super::adamw::AdamWeightDecay;
+use super::sgd::Sgd;
+
+/// A trainable variable and its name (module path, e.g.
+/// `encoder.layer.0.attention.query.weight`).
+#[derive(Debug, Clone)]
+pub struct NamedVar {
+    /// The variable's name; optimizer state and weight-decay patterns refer to it.
+    pub name: String,
+    /// The variable.
+    pub var: Var,
+}
+
+impl NamedVar {
+    /// Pairs a name with a variable.
+    pub fn new(name: impl Into<String>, var: Var) -> Self {
+        NamedVar {
+            name: name.into(),
+            var,
+        }
+    }
+}
+
+/// Every variable of `varmap` with its name, sorted by name (a `VarMap`'s own order is random).
+pub fn named_vars(varmap: &candle_nn::VarMap) -> Vec<NamedVar> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    let mut vars: Vec<NamedVar> = data
+        .iter()
+        .map(|(name, var)| NamedVar::new(name.clone(), var.clone()))
+        .collect();
+    vars.sort_by(|a, b| a.name.cmp(&b.name));
+    vars
+}
+
+/// An update rule with named state (Keras optimizer semantics).
+pub trait Optimizer: Send {
+    /// Applies one update to `params` from `grads` with learning rate `lr`; increments
+    /// iterations. Vars without a gradient are skipped.
+    fn apply(&mut self, params: &[NamedVar], grads: &GradStore, lr: f64) -> Result<()>;
+
+    /// Number of updates applied so far (Keras `optimizer.iterations`).
+    fn iterations(&self) -> u64;
+
+    /// Every state tensor, named `<var name>/<slot>` (e.g. `.../m`, `.../v`,
+    /// `.../momentum`), sorted by name.
+    fn state(&self) -> Vec<(String, Tensor)>;
+
+    /// Restores state saved by `state()` plus the iteration count. A slot name that this
+    /// optimizer would not create for `params`, or a shape that differs from its var, is an
+    /// `Error::Checkpoint` naming the tensor. On error the optimizer is left unchanged.
+    fn load_state(
+        &mut self,
+        params: &[NamedVar],
+        state: HashMap<String, Tensor>,
+        iterations: u64,
+    ) -> Result<()>;
+}
+
+/// Builds the optimizer selected by `cfg` (validating the selected branch first).
+pub fn build_optimizer(cfg: &OptimizerConfig) -> Result<Box<dyn Optimizer>> {
+    cfg.validate()?;
+    Ok(match cfg.kind {
+        OptimizerType::Sgd => Box::new(Sgd::new(&cfg.sgd())),
+        OptimizerType::Adamw => Box::new(AdamWeightDecay::new(&cfg.adamw())?),
+    })
+}
+
+/// The value of `param` (detached, so updates build no autograd graph) and its gradient in
+/// `grads`, both as f32; `None` when the var has no gradient.
+pub(crate) fn f32_value_and_grad(
+    param: &NamedVar,
+    grads: &GradStore,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let var = param.var.as_tensor();
+    let Some(g) = grads.get(var) else {
+        return Ok(None);
+    };
+    let w = var.detach().to_dtype(DType::F32)?;
+    Ok(Some((w, g.detach().to_dtype(DType::F32)?)))
+}
+
+/// Writes the f32 value `new` into `param`, converting it to the var's dtype.
+pub(crate) fn write(param: &NamedVar, new: &Tensor) -> Result<()> {
+    let new = new.to_dtype(param.var.dtype())?;
+    param.var.set(&new)?;
+    Ok(())
+}

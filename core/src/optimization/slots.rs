@@ -1,0 +1,128 @@
+//! Per-variable optimizer slots (moments, momentum), keyed by variable name, with the
+//! checks `Optimizer::load_state` needs.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Tensor};
+
+use super::optimizer::NamedVar;
+use crate::error::{Error, Result};
+
+/// The slots of every variable that has received an update. Every variable has the same slot
+/// names, in the order given at construction; slots are f32 tensors of the variable's shape.
+#[derive(Debug, Clone)]
+pub(crate) struct Slots {
+    names: &'static [&'static str],
+    by_var: HashMap<String, Vec<Tensor>>,
+}
+
+impl Slots {
+    /// Empty slots named `names` (no names: an optimizer without state).
+    pub(crate) fn new(names: &'static [&'static str]) -> Self {
+        Slots {
+            names,
+            by_var: HashMap::new(),
+        }
+    }
+
+    /// The slots of `param`, created as zeros on first use.
+    pub(crate) fn get_or_zeros(&mut self, param: &NamedVar) -> Result<&mut Vec<Tensor>> {
+        if !self.by_var.contains_key(&param.name) {
+            let t = param.var.as_tensor();
+            let zeros = Tensor::zeros(t.shape(), DType::F32, t.device())?;
+            let slots = vec![zeros; self.names.len()];
+            self.by_var.insert(param.name.clone(), slots);
+        }
+        Ok(self
+            .by_var
+            .get_mut(&param.name)
+            .expect("slots were inserted above"))
+    }
+
+    /// Every slot as `(<var name>/<slot>, tensor)`, sorted by the full name.
+    pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .by_var
+            .iter()
+            .flat_map(|(var, slots)| {
+                self.names
+                    .iter()
+                    .zip(slots)
+                    .map(move |(slot, t)| (format!("{var}/{slot}"), t.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Replaces all slots by `state` (named as in [`Slots::state`]). Each tensor must name a
+    /// variable of `params` and one of this optimizer's slots, have the variable's shape, and
+    /// every variable present must have all its slots; otherwise an [`Error::Checkpoint`]
+    /// naming the tensor, and nothing changes.
+    pub(crate) fn load(
+        &mut self,
+        params: &[NamedVar],
+        mut state: HashMap<String, Tensor>,
+    ) -> Result<()> {
+        let mut keys: Vec<String> = state.keys().cloned().collect();
+        keys.sort();
+        let params: HashMap<&str, &NamedVar> =
+            params.iter().map(|p| (p.name.as_str(), p)).collect();
+        let mut by_var: HashMap<String, Vec<Option<Tensor>>> = HashMap::new();
+        for key in keys {
+            let tensor = state.remove(&key).expect("key taken from the map");
+            let (var_name, slot) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+            let Some(index) = self.names.iter().position(|n| *n == slot) else {
+                return Err(unknown_slot(&key, slot, self.names));
+            };
+            let Some(param) = params.get(var_name) else {
+                return Err(Error::Checkpoint(format!(
+                    "optimizer state tensor `{key}`: there is no trainable variable named \
+                     `{var_name}`"
+                )));
+            };
+            let var = param.var.as_tensor();
+            if tensor.dims() != var.dims() {
+                return Err(Error::Checkpoint(format!(
+                    "optimizer state tensor `{key}`: shape {:?} differs from variable \
+                     `{var_name}` of shape {:?}",
+                    tensor.dims(),
+                    var.dims()
+                )));
+            }
+            let tensor = tensor.to_dtype(DType::F32)?.to_device(var.device())?;
+            let slots = by_var
+                .entry(var_name.to_string())
+                .or_insert_with(|| vec![None; self.names.len()]);
+            slots[index] = Some(tensor);
+        }
+        let mut complete = HashMap::with_capacity(by_var.len());
+        for (var_name, slots) in by_var {
+            let mut tensors = Vec::with_capacity(slots.len());
+            for (slot, tensor) in self.names.iter().zip(slots) {
+                let Some(tensor) = tensor else {
+                    return Err(Error::Checkpoint(format!(
+                        "optimizer state tensor `{var_name}/{slot}` is missing while other \
+                         slots of `{var_name}` are present"
+                    )));
+                };
+                tensors.push(tensor);
+            }
+            complete.insert(var_name, tensors);
+        }
+        self.by_var = complete;
+        Ok(())
+    }
+}
+
+fn unknown_slot(key: &str, slot: &str, names: &[&str]) -> Error {
+    let allowed = if names.is_empty() {
+        "this optimizer keeps no per-variable state".to_string()
+    } else {
+        format!("this optimizer's slots are {names:?}")
+    };
+    Error::Checkpoint(format!(
+        "optimizer state tensor `{key}`: unknown slot `{slot}` ({allowed}; was the checkpoint \
+         written with a different optimizer config?)"
+    ))
+}

@@ -1,0 +1,95 @@
+//! Registries: experiment name → config factory, task-config type → Task constructor.
+//!
+//! Registering is one call next to the definition; a binary calls each crate's `register()` once
+//! at start-up. Registering a name or a config type twice is an error.
+
+use std::any::TypeId;
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use once_cell::sync::Lazy;
+
+use crate::config::{closest, AnyTaskConfig, ExperimentConfig};
+use crate::error::{Error, Result};
+use crate::task::{DynTask, Task};
+
+/// Builds a fresh default config of one experiment.
+pub type ExperimentFactory = fn() -> ExperimentConfig;
+
+type TaskConstructor = fn(&dyn AnyTaskConfig) -> Result<Box<dyn DynTask>>;
+
+static EXPERIMENTS: Lazy<RwLock<BTreeMap<String, ExperimentFactory>>> =
+    Lazy::new(Default::default);
+static TASKS: Lazy<RwLock<BTreeMap<TypeId, TaskConstructor>>> = Lazy::new(Default::default);
+
+/// Registers an experiment factory under `name` (e.g. `bert/local`).
+pub fn register_experiment(name: &str, factory: ExperimentFactory) -> Result<()> {
+    let mut experiments = EXPERIMENTS.write().expect("experiment registry poisoned");
+    if experiments.contains_key(name) {
+        return Err(Error::Registry(format!(
+            "experiment `{name}` is registered twice; give the second one another name"
+        )));
+    }
+    experiments.insert(name.to_string(), factory);
+    Ok(())
+}
+
+/// A fresh default config of the experiment `name`. An unknown name is an error that lists the
+/// registered names and the closest one.
+pub fn get_experiment(name: &str) -> Result<ExperimentConfig> {
+    let experiments = EXPERIMENTS.read().expect("experiment registry poisoned");
+    match experiments.get(name) {
+        Some(factory) => Ok(factory()),
+        None => {
+            let names: Vec<&str> = experiments.keys().map(String::as_str).collect();
+            let hint = closest(name, &names)
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            Err(Error::Registry(format!(
+                "unknown experiment `{name}`; {hint}registered experiments: {}",
+                if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+            )))
+        }
+    }
+}
+
+/// The registered experiment names, sorted.
+pub fn experiment_names() -> Vec<String> {
+    let experiments = EXPERIMENTS.read().expect("experiment registry poisoned");
+    experiments.keys().cloned().collect()
+}
+
+/// Registers task `T` as the task of its config type `T::Config`.
+pub fn register_task<T: Task>() -> Result<()> {
+    let mut tasks = TASKS.write().expect("task registry poisoned");
+    let id = TypeId::of::<T::Config>();
+    if tasks.contains_key(&id) {
+        return Err(Error::Registry(format!(
+            "a task is registered twice for config type {}",
+            std::any::type_name::<T::Config>()
+        )));
+    }
+    tasks.insert(id, construct::<T>);
+    Ok(())
+}
+
+fn construct<T: Task>(config: &dyn AnyTaskConfig) -> Result<Box<dyn DynTask>> {
+    let config = config
+        .as_any()
+        .downcast_ref::<T::Config>()
+        .expect("the registry keys constructors by config type");
+    Ok(Box::new(T::from_config(config)?))
+}
+
+/// Builds the Task registered for the type of `config`.
+pub fn get_task(config: &dyn AnyTaskConfig) -> Result<Box<dyn DynTask>> {
+    let tasks = TASKS.read().expect("task registry poisoned");
+    let constructor = tasks.get(&config.as_any().type_id()).ok_or_else(|| {
+        Error::Registry(format!(
+            "no task is registered for config type {}; call `register_task::<YourTask>()` \
+             at start-up",
+            config.type_name()
+        ))
+    })?;
+    constructor(config)
+}

@@ -1,0 +1,48 @@
+//! The runtime a run executes on: the device and the number of compute threads.
+
+use candle_core::Device;
+
+use crate::config::{DeviceSpec, RuntimeConfig};
+use crate::error::{Error, Result};
+
+/// The candle device `runtime.device` names.
+pub fn device(runtime: &RuntimeConfig) -> Result<Device> {
+    match runtime.device_spec()? {
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Cuda(ordinal) => cuda_device(ordinal),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(ordinal: usize) -> Result<Device> {
+    Device::new_cuda(ordinal).map_err(|e| {
+        Error::Config(format!(
+            "runtime.device = cuda:{ordinal} cannot be opened ({e}); check the GPU and driver"
+        ))
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(ordinal: usize) -> Result<Device> {
+    Err(Error::Config(format!(
+        "runtime.device = cuda:{ordinal} needs a build with the `cuda` cargo feature \
+         (cargo build --release --features cuda); use runtime.device=cpu on this build"
+    )))
+}
+
+/// Applies `runtime.num_threads` to candle's compute threads. Must run before the first tensor
+/// operation of the process; 0 keeps candle's default (one thread per physical core).
+pub fn set_compute_threads(num_threads: usize) {
+    if num_threads == 0 {
+        return;
+    }
+    // SAFETY: called at start-up, before candle or rayon start any thread that reads the
+    // environment.
+    std::env::set_var("RAYON_NUM_THREADS", num_threads.to_string());
+    std::env::set_var("CANDLE_NUM_THREADS", num_threads.to_string());
+}
+
+/// The number of compute threads candle uses.
+pub fn compute_threads() -> usize {
+    candle_core::utils::get_num_threads()
+}

@@ -1,0 +1,253 @@
+//! The Task: all problem-specific code of an experiment (Model Garden's `base_task.Task`).
+//!
+//! A task builds its model and inputs, computes the loss and metric values of a step, and may
+//! aggregate validation outputs on the host. Trainers own everything else: backward pass,
+//! clipping, optimizer updates, loops, checkpoints. Unlike Model Garden's `train_step`, Grove's
+//! returns the loss instead of applying the optimizer, so the trainer can clip, fuse and
+//! accumulate updates the same way for every task.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use rand::rngs::StdRng;
+
+use crate::config::{DataSpec, TaskConfig};
+use crate::data::{Batch, Dataset};
+use crate::error::{Error, Result};
+use crate::init_checkpoint::load_init_checkpoint;
+use crate::metrics::Metric;
+use crate::vars::ModelVars;
+
+/// Host-side aggregate of validation outputs: named columns of numbers (e.g. predictions and
+/// labels for an F1 score).
+pub type Aggregate = BTreeMap<String, Vec<f64>>;
+
+/// What a train or validation step returns: the loss and named tensors that metrics and
+/// `aggregate_logs` read.
+#[derive(Debug, Clone, Default)]
+pub struct StepOutputs {
+    /// The scalar loss (required from `train_step`; `validation_loss` is logged when present).
+    pub loss: Option<Tensor>,
+    values: BTreeMap<String, Tensor>,
+}
+
+impl StepOutputs {
+    /// Outputs with this loss.
+    pub fn with_loss(loss: Tensor) -> Self {
+        StepOutputs {
+            loss: Some(loss),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a named output.
+    pub fn insert(&mut self, name: impl Into<String>, value: Tensor) {
+        self.values.insert(name.into(), value);
+    }
+
+    /// The output `name`; a missing one is an error naming it.
+    pub fn value(&self, name: &str) -> Result<&Tensor> {
+        self.values.get(name).ok_or_else(|| {
+            Error::Run(format!(
+                "the step produced no output `{name}` (it produced: {})",
+                self.values.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+}
+
+/// Per-step context handed to the task.
+pub struct StepContext {
+    /// The global step being computed (before it is incremented).
+    pub global_step: u64,
+    /// Dropout randomness for this step (`None` in evaluation: no dropout).
+    pub dropout: Option<StdRng>,
+}
+
+/// Seeds and other facts a task needs to build its inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct InputContext {
+    /// `runtime.seed`: the root of the data-order and data streams.
+    pub seed: u64,
+}
+
+/// A training problem. Only the methods without a default must be written.
+pub trait Task: Send + Sized + 'static {
+    /// The task's config type; the task registry maps it to this task.
+    type Config: TaskConfig;
+    /// The model type `build_model` returns.
+    type Model: Send + 'static;
+
+    /// Builds the task from its resolved config.
+    fn from_config(config: &Self::Config) -> Result<Self>;
+
+    /// The task's config.
+    fn config(&self) -> &Self::Config;
+
+    /// Builds the model; every variable must be created through `vb`.
+    fn build_model(&self, vb: VarBuilder) -> Result<Self::Model>;
+
+    /// Builds a dataset from one of the task's data configs.
+    fn build_inputs(
+        &self,
+        data: &<Self::Config as TaskConfig>::Data,
+        context: &InputContext,
+    ) -> Result<Dataset>;
+
+    /// Metrics updated from every step's outputs (`training` selects train or validation).
+    fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>> {
+        let _ = training;
+        Vec::new()
+    }
+
+    /// Forward pass and loss of one training batch.
+    fn train_step(
+        &self,
+        inputs: &Batch,
+        model: &Self::Model,
+        context: &mut StepContext,
+    ) -> Result<StepOutputs>;
+
+    /// Forward pass of one validation batch.
+    fn validation_step(
+        &self,
+        inputs: &Batch,
+        model: &Self::Model,
+        context: &mut StepContext,
+    ) -> Result<StepOutputs>;
+
+    /// Folds one validation step's outputs into host state (`None` before the first step).
+    /// Returning `None` disables `reduce_aggregated_logs`.
+    fn aggregate_logs(
+        &self,
+        state: Option<Aggregate>,
+        outputs: &StepOutputs,
+    ) -> Result<Option<Aggregate>> {
+        let _ = outputs;
+        Ok(state)
+    }
+
+    /// Extra validation metrics from the aggregated state.
+    fn reduce_aggregated_logs(
+        &self,
+        state: Aggregate,
+        global_step: u64,
+    ) -> Result<BTreeMap<String, f64>> {
+        let _ = (state, global_step);
+        Ok(BTreeMap::new())
+    }
+
+    /// Initialises a freshly built model, e.g. from `task.init_checkpoint`. Runs only when
+    /// model_dir has no checkpoint. The default loads every model variable from
+    /// `init_checkpoint` (all must be present; extra tensors there are ignored).
+    fn initialize(&self, model: &Self::Model, vars: &ModelVars) -> Result<()> {
+        let _ = model;
+        let path = self.config().init_checkpoint();
+        if path.is_empty() {
+            return Ok(());
+        }
+        load_init_checkpoint(path, vars, |name| Some(name.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The object-safe form of [`Task`] that trainers drive; implemented for every `Task`.
+pub trait DynTask: Send {
+    /// See [`Task::build_model`].
+    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send>>;
+    /// [`Task::build_inputs`] on `task.train_data`.
+    fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset>;
+    /// [`Task::build_inputs`] on `task.validation_data`.
+    fn build_validation_inputs(&self, context: &InputContext) -> Result<Dataset>;
+    /// See [`Task::build_metrics`].
+    fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>>;
+    /// See [`Task::train_step`].
+    fn train_step(
+        &self,
+        inputs: &Batch,
+        model: &(dyn Any + Send),
+        context: &mut StepContext,
+    ) -> Result<StepOutputs>;
+    /// See [`Task::validation_step`].
+    fn validation_step(
+        &self,
+        inputs: &Batch,
+        model: &(dyn Any + Send),
+        context: &mut StepContext,
+    ) -> Result<StepOutputs>;
+    /// See [`Task::aggregate_logs`].
+    fn aggregate_logs(
+        &self,
+        state: Option<Aggregate>,
+        outputs: &StepOutputs,
+    ) -> Result<Option<Aggregate>>;
+    /// See [`Task::reduce_aggregated_logs`].
+    fn reduce_aggregated_logs(
+        &self,
+        state: Aggregate,
+        global_step: u64,
+    ) -> Result<BTreeMap<String, f64>>;
+    /// See [`Task::initialize`].
+    fn initialize(&self, model: &(dyn Any + Send), vars: &ModelVars) -> Result<()>;
+    /// `task.train_data.global_batch_size` (for logs).
+    fn train_batch_size(&self) -> usize;
+}
+
+fn model_of<T: Task>(model: &(dyn Any + Send)) -> &T::Model {
+    model
+        .downcast_ref::<T::Model>()
+        .expect("a DynTask is only given models it built")
+}
+
+impl<T: Task> DynTask for T {
+    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send>> {
+        Ok(Box::new(Task::build_model(self, vb)?))
+    }
+    fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset> {
+        self.build_inputs(self.config().train_data(), context)
+    }
+    fn build_validation_inputs(&self, context: &InputContext) -> Result<Dataset> {
+        self.build_inputs(self.config().validation_data(), context)
+    }
+    fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>> {
+        Task::build_metrics(self, training)
+    }
+    fn train_step(
+        &self,
+        inputs: &Batch,
+        model: &(dyn Any + Send),
+        context: &mut StepContext,
+    ) -> Result<StepOutputs> {
+        Task::train_step(self, inputs, model_of::<T>(model), context)
+    }
+    fn validation_step(
+        &self,
+        inputs: &Batch,
+        model: &(dyn Any + Send),
+        context: &mut StepContext,
+    ) -> Result<StepOutputs> {
+        Task::validation_step(self, inputs, model_of::<T>(model), context)
+    }
+    fn aggregate_logs(
+        &self,
+        state: Option<Aggregate>,
+        outputs: &StepOutputs,
+    ) -> Result<Option<Aggregate>> {
+        Task::aggregate_logs(self, state, outputs)
+    }
+    fn reduce_aggregated_logs(
+        &self,
+        state: Aggregate,
+        global_step: u64,
+    ) -> Result<BTreeMap<String, f64>> {
+        Task::reduce_aggregated_logs(self, state, global_step)
+    }
+    fn initialize(&self, model: &(dyn Any + Send), vars: &ModelVars) -> Result<()> {
+        Task::initialize(self, model_of::<T>(model), vars)
+    }
+    fn train_batch_size(&self) -> usize {
+        self.config().train_data().global_batch_size()
+    }
+}

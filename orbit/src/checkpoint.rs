@@ -1,0 +1,293 @@
+//! CheckpointManager: numbered checkpoints in a model directory, an index naming the complete
+//! ones, retention, and restore-or-initialize.
+//!
+//! Layout: `<dir>/ckpt-<step>/` holds whatever the [`Checkpointable`] writes; `<dir>/checkpoint`
+//! is a JSON index `{"latest": "ckpt-20", "checkpoints": [{"name": "ckpt-10", "step": 10}, ...]}`.
+//! A checkpoint is written into `ckpt-<step>.tmp/`, fsynced, renamed to `ckpt-<step>/`, and
+//! only then entered in the index (itself replaced atomically), so the index never names a
+//! half-written checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OrbitError, Result, RunnerError};
+use crate::fs_atomic::{sync_parent, sync_tree, write_atomically};
+use crate::runner::Checkpointable;
+
+/// Name of the index file inside the checkpoint directory.
+pub const INDEX_FILE: &str = "checkpoint";
+
+/// Directory name of the checkpoint at `step`.
+pub fn checkpoint_name(step: u64) -> String {
+    format!("ckpt-{step}")
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct Index {
+    latest: Option<String>,
+    checkpoints: Vec<IndexEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct IndexEntry {
+    name: String,
+    step: u64,
+}
+
+/// Saves, retains and restores checkpoints of one directory (Orbit's use of
+/// `tf.train.CheckpointManager`).
+#[derive(Debug)]
+pub struct CheckpointManager {
+    directory: PathBuf,
+    max_to_keep: usize,
+    checkpoint_interval: u64,
+    index: Index,
+    last_saved_step: Option<u64>,
+}
+
+impl CheckpointManager {
+    /// A manager of `directory` that keeps the newest `max_to_keep` checkpoints and saves at
+    /// global steps that are multiples of `checkpoint_interval` (0 disables saving). Reads an
+    /// existing index; creates nothing on disk until the first save.
+    pub fn new(directory: &Path, max_to_keep: usize, checkpoint_interval: u64) -> Result<Self> {
+        if max_to_keep == 0 {
+            return Err(OrbitError::InvalidSetting(
+                "max_to_keep must be at least 1".to_string(),
+            ));
+        }
+        Ok(CheckpointManager {
+            directory: directory.to_path_buf(),
+            max_to_keep,
+            checkpoint_interval,
+            index: read_index(directory)?,
+            last_saved_step: None,
+        })
+    }
+
+    /// The directory checkpoints live in.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The saving interval in global steps (0: never saves).
+    pub fn checkpoint_interval(&self) -> u64 {
+        self.checkpoint_interval
+    }
+
+    /// The newest complete checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Option<PathBuf> {
+        self.index.latest.as_ref().map(|name| self.directory.join(name))
+    }
+
+    /// Steps of the retained checkpoints, oldest first.
+    pub fn checkpoint_steps(&self) -> Vec<u64> {
+        self.index.checkpoints.iter().map(|e| e.step).collect()
+    }
+
+    /// Restores the latest checkpoint into `state` and returns its path; with no checkpoint,
+    /// runs `init_fn` instead and returns `None`. `init_fn` never runs when a checkpoint exists.
+    pub fn restore_or_initialize<S: Checkpointable + ?Sized>(
+        &mut self,
+        state: &mut S,
+        init_fn: impl FnOnce(&mut S) -> std::result::Result<(), RunnerError>,
+    ) -> Result<Option<PathBuf>> {
+        match self.latest_checkpoint() {
+            Some(path) => {
+                if !path.is_dir() {
+                    return Err(OrbitError::BadCheckpoint {
+                        path: self.directory.join(INDEX_FILE),
+                        reason: format!(
+                            "names {} as the latest checkpoint, but it does not exist; \
+                             restore that directory or remove the index to start afresh",
+                            path.display()
+                        ),
+                    });
+                }
+                state.restore(&path).map_err(OrbitError::Runner)?;
+                self.last_saved_step = self.index.checkpoints.last().map(|e| e.step);
+                tracing::info!("restored from checkpoint: {}", path.display());
+                Ok(Some(path))
+            }
+            None => {
+                init_fn(state).map_err(OrbitError::Runner)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Saves `state` as the checkpoint of `step` and returns its path, unless saving is
+    /// disabled, `step` was saved already, or (with `check_interval`) `step` is not a multiple
+    /// of the interval. Removes the oldest checkpoints beyond `max_to_keep`.
+    pub fn save<S: Checkpointable + ?Sized>(
+        &mut self,
+        step: u64,
+        state: &S,
+        check_interval: bool,
+    ) -> Result<Option<PathBuf>> {
+        if self.checkpoint_interval == 0
+            || self.last_saved_step == Some(step)
+            || self.index.checkpoints.iter().any(|e| e.step == step)
+            || (check_interval && step % self.checkpoint_interval != 0)
+        {
+            return Ok(None);
+        }
+        let path = self.write(step, state)?;
+        self.last_saved_step = Some(step);
+        self.prune()?;
+        Ok(Some(path))
+    }
+
+    fn write<S: Checkpointable + ?Sized>(&mut self, step: u64, state: &S) -> Result<PathBuf> {
+        let name = checkpoint_name(step);
+        let final_dir = self.directory.join(&name);
+        let tmp_dir = self.directory.join(format!("{name}.tmp"));
+        std::fs::create_dir_all(&self.directory)
+            .map_err(|e| OrbitError::io("cannot create", &self.directory, e))?;
+        remove_dir_if_present(&tmp_dir)?;
+        std::fs::create_dir(&tmp_dir).map_err(|e| OrbitError::io("cannot create", &tmp_dir, e))?;
+        state.save(&tmp_dir).map_err(OrbitError::Runner)?;
+        sync_tree(&tmp_dir)?;
+        // A leftover from a crash between rename and index update is not in the index: replace it.
+        remove_dir_if_present(&final_dir)?;
+        std::fs::rename(&tmp_dir, &final_dir)
+            .map_err(|e| OrbitError::io("cannot rename into", &final_dir, e))?;
+        sync_parent(&final_dir)?;
+        self.index.checkpoints.push(IndexEntry {
+            name: name.clone(),
+            step,
+        });
+        self.index.latest = Some(name);
+        self.write_index()?;
+        tracing::info!("saved checkpoint: {}", final_dir.display());
+        Ok(final_dir)
+    }
+
+    fn prune(&mut self) -> Result<()> {
+        while self.index.checkpoints.len() > self.max_to_keep {
+            let oldest = self.index.checkpoints.remove(0);
+            self.write_index()?;
+            remove_dir_if_present(&self.directory.join(&oldest.name))?;
+        }
+        Ok(())
+    }
+
+    fn write_index(&self) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&self.index).expect("the index serializes");
+        write_atomically(&self.directory.join(INDEX_FILE), &json)
+    }
+}
+
+fn read_index(directory: &Path) -> Result<Index> {
+    let path = directory.join(INDEX_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Index::default()),
+        Err(e) => return Err(OrbitError::io("cannot read", &path, e)),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| OrbitError::BadCheckpoint {
+        path: path.clone(),
+        reason: format!(
+            "the checkpoint index is not valid JSON ({e}); restore it, or remove it to start \
+             from the newest ckpt-<step> directory by hand"
+        ),
+    })
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(OrbitError::io("cannot remove", dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// State that is one number, written to `value.txt`.
+    #[derive(Default)]
+    struct Counter {
+        value: u64,
+        inits: u32,
+    }
+
+    impl Checkpointable for Counter {
+        fn save(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
+            std::fs::write(dir.join("value.txt"), self.value.to_string())?;
+            Ok(())
+        }
+        fn restore(&mut self, dir: &Path) -> std::result::Result<(), RunnerError> {
+            self.value = std::fs::read_to_string(dir.join("value.txt"))?.parse()?;
+            Ok(())
+        }
+    }
+
+    fn init(counter: &mut Counter) -> std::result::Result<(), RunnerError> {
+        counter.inits += 1;
+        Ok(())
+    }
+
+    #[test]
+    fn saves_on_interval_multiples_only_once_per_step_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manager = CheckpointManager::new(dir.path(), 2, 5).unwrap();
+        let mut state = Counter::default();
+        for step in 1..=20 {
+            state.value = step;
+            manager.save(step, &state, true).unwrap();
+        }
+        assert_eq!(manager.checkpoint_steps(), vec![15, 20]);
+        assert!(manager.save(20, &state, false).unwrap().is_none());
+        assert!(manager.save(22, &state, false).unwrap().is_some());
+        assert_eq!(manager.checkpoint_steps(), vec![20, 22]);
+        assert!(!dir.path().join("ckpt-15").exists());
+        assert!(!dir.path().join("ckpt-22.tmp").exists());
+    }
+
+    #[test]
+    fn interval_zero_never_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manager = CheckpointManager::new(dir.path(), 2, 0).unwrap();
+        assert!(manager.save(10, &Counter::default(), false).unwrap().is_none());
+        assert!(!dir.path().join(INDEX_FILE).exists());
+    }
+
+    #[test]
+    fn restore_or_initialize_runs_init_only_without_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = Counter::default();
+        let mut manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
+        assert!(manager.restore_or_initialize(&mut state, init).unwrap().is_none());
+        assert_eq!(state.inits, 1);
+        state.value = 7;
+        manager.save(7, &state, true).unwrap();
+
+        let mut fresh = Counter::default();
+        let mut manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
+        let path = manager.restore_or_initialize(&mut fresh, init).unwrap();
+        assert_eq!(path, Some(dir.path().join("ckpt-7")));
+        assert_eq!((fresh.value, fresh.inits), (7, 0));
+        assert!(manager.save(7, &fresh, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_half_written_checkpoint_is_never_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
+        manager.save(1, &Counter { value: 1, inits: 0 }, true).unwrap();
+        std::fs::create_dir(dir.path().join("ckpt-2.tmp")).unwrap();
+        std::fs::create_dir(dir.path().join("ckpt-2")).unwrap();
+        let manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
+        assert_eq!(manager.latest_checkpoint(), Some(dir.path().join("ckpt-1")));
+    }
+
+    #[test]
+    fn a_corrupt_index_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(INDEX_FILE), "{not json").unwrap();
+        let err = CheckpointManager::new(dir.path(), 3, 1).unwrap_err().to_string();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+}

@@ -1,0 +1,273 @@
+//! The Controller: the outer loop of a run (Orbit's `controller.py`).
+//!
+//! Every step count given to the Controller is an absolute global step, and every cadence is
+//! aligned to absolute steps, so a resumed run logs, evaluates and saves at the same steps as an
+//! uninterrupted one:
+//! - inner train loops end at multiples of `steps_per_loop` (and at the target);
+//! - train summaries are written at loop ends where `global_step % summary_interval == 0` and at
+//!   the end of training, each holding the step-weighted means since the previous one;
+//! - checkpoints are saved at loop ends where `global_step % checkpoint_interval == 0`, and when
+//!   training completes;
+//! - `train_and_evaluate` evaluates where `global_step % eval_interval == 0` and at the end.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::checkpoint::CheckpointManager;
+use crate::error::{OrbitError, Result, RunnerError};
+use crate::logs::Logs;
+use crate::loop_means::LoopMeans;
+use crate::loss_guard::LossGuard;
+use crate::progress::Progress;
+use crate::runner::{Checkpointable, Evaluator, Trainer};
+use crate::summary::SummaryManager;
+
+/// How a [`Controller`] runs.
+#[derive(Debug)]
+pub struct ControllerOptions {
+    /// Steps per inner train loop; must be positive.
+    pub steps_per_loop: u64,
+    /// Train summary cadence in steps; a positive multiple of `steps_per_loop`.
+    pub summary_interval: u64,
+    /// Saves and restores checkpoints; `None` never checkpoints.
+    pub checkpoint_manager: Option<CheckpointManager>,
+    /// Where train summaries go.
+    pub train_summaries: SummaryManager,
+    /// Where evaluation summaries go.
+    pub eval_summaries: SummaryManager,
+    /// Checked after every train loop; `None` checks nothing.
+    pub loss_guard: Option<LossGuard>,
+}
+
+/// Drives a runner that trains, evaluates and checkpoints.
+pub struct Controller<R> {
+    runner: R,
+    options: ControllerOptions,
+    pending: LoopMeans,
+    progress: Option<Progress>,
+}
+
+impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
+    /// A controller of `runner`. Fails if `steps_per_loop` is 0, or `summary_interval` or the
+    /// checkpoint interval is not a multiple of `steps_per_loop` (cadences act at loop ends).
+    pub fn new(runner: R, options: ControllerOptions) -> Result<Self> {
+        let spl = options.steps_per_loop;
+        if spl == 0 {
+            return Err(OrbitError::InvalidSetting(
+                "steps_per_loop must be positive".to_string(),
+            ));
+        }
+        if options.summary_interval == 0 || options.summary_interval % spl != 0 {
+            return Err(OrbitError::InvalidSetting(format!(
+                "summary_interval = {} must be a positive multiple of steps_per_loop = {spl}",
+                options.summary_interval
+            )));
+        }
+        if let Some(manager) = &options.checkpoint_manager {
+            if manager.checkpoint_interval() % spl != 0 {
+                return Err(OrbitError::InvalidSetting(format!(
+                    "checkpoint_interval = {} must be a multiple of steps_per_loop = {spl}",
+                    manager.checkpoint_interval()
+                )));
+            }
+        }
+        Ok(Controller {
+            runner,
+            options,
+            pending: LoopMeans::default(),
+            progress: None,
+        })
+    }
+
+    /// The runner.
+    pub fn runner(&self) -> &R {
+        &self.runner
+    }
+
+    /// The runner, mutably.
+    pub fn runner_mut(&mut self) -> &mut R {
+        &mut self.runner
+    }
+
+    /// The checkpoint manager, if any.
+    pub fn checkpoint_manager(&self) -> Option<&CheckpointManager> {
+        self.options.checkpoint_manager.as_ref()
+    }
+
+    /// Restores the latest checkpoint, or runs `init_fn` when there is none (never both).
+    /// Returns the restored path.
+    pub fn restore_or_initialize(
+        &mut self,
+        init_fn: impl FnOnce(&mut R) -> std::result::Result<(), RunnerError>,
+    ) -> Result<Option<PathBuf>> {
+        match self.options.checkpoint_manager.as_mut() {
+            Some(manager) => manager.restore_or_initialize(&mut self.runner, init_fn),
+            None => init_fn(&mut self.runner).map(|()| None).map_err(OrbitError::Runner),
+        }
+    }
+
+    /// Trains until the global step reaches `steps` (absolute), then saves a checkpoint. Does
+    /// nothing, and saves nothing, when the global step is there already.
+    pub fn train(&mut self, steps: u64) -> Result<()> {
+        if self.runner.global_step() >= steps {
+            tracing::info!(
+                "global step {} has reached the target {steps}: nothing to train",
+                self.runner.global_step()
+            );
+            return Ok(());
+        }
+        self.start_progress(steps);
+        self.train_to(steps, steps)?;
+        self.finish_progress();
+        self.save_checkpoint().map(|_| ())
+    }
+
+    /// Evaluates `steps` batches (-1: the whole evaluation set), logs and writes the results at
+    /// the current global step, and returns them. `steps_per_second` is added when `steps > 0`.
+    pub fn evaluate(&mut self, steps: i64) -> Result<Logs> {
+        if steps == 0 || steps < -1 {
+            return Err(OrbitError::InvalidSetting(format!(
+                "evaluation steps = {steps}: use a positive number, or -1 for the whole set"
+            )));
+        }
+        let started = Instant::now();
+        let mut logs = self.runner.evaluate(steps).map_err(OrbitError::Runner)?;
+        if steps > 0 {
+            logs.insert(
+                "steps_per_second".to_string(),
+                steps as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            );
+        }
+        let step = self.runner.global_step();
+        self.log_line("eval", step, &logs);
+        self.options.eval_summaries.write(step, &logs)?;
+        Ok(logs)
+    }
+
+    /// Trains to `train_steps`, evaluating `eval_steps` batches wherever the global step is a
+    /// multiple of `eval_interval` and at `train_steps`, then saves a checkpoint. Returns the
+    /// last evaluation, or `None` (no evaluation, no checkpoint) if training was complete.
+    pub fn train_and_evaluate(
+        &mut self,
+        train_steps: u64,
+        eval_steps: i64,
+        eval_interval: u64,
+    ) -> Result<Option<Logs>> {
+        if eval_interval == 0 || eval_interval % self.options.steps_per_loop != 0 {
+            return Err(OrbitError::InvalidSetting(format!(
+                "eval_interval = {eval_interval} must be a positive multiple of steps_per_loop \
+                 = {}",
+                self.options.steps_per_loop
+            )));
+        }
+        if self.runner.global_step() >= train_steps {
+            return Ok(None);
+        }
+        self.start_progress(train_steps);
+        let mut last = None;
+        while self.runner.global_step() < train_steps {
+            let step = self.runner.global_step();
+            let next_eval = ((step / eval_interval + 1) * eval_interval).min(train_steps);
+            self.train_to(next_eval, train_steps)?;
+            let logs = self.with_progress_suspended(|c| c.evaluate(eval_steps))?;
+            last = Some(logs);
+        }
+        self.finish_progress();
+        self.save_checkpoint()?;
+        Ok(last)
+    }
+
+    /// Saves a checkpoint at the current global step (unless one exists for it or
+    /// checkpointing is disabled) and returns its path.
+    pub fn save_checkpoint(&mut self) -> Result<Option<PathBuf>> {
+        let step = self.runner.global_step();
+        match self.options.checkpoint_manager.as_mut() {
+            Some(manager) => manager.save(step, &self.runner, false),
+            None => Ok(None),
+        }
+    }
+
+    fn train_to(&mut self, target: u64, final_step: u64) -> Result<()> {
+        let spl = self.options.steps_per_loop;
+        while self.runner.global_step() < target {
+            let step = self.runner.global_step();
+            let steps = (target - step).min(spl - step % spl);
+            self.train_loop(steps, final_step)?;
+            let step = self.runner.global_step();
+            if let Some(manager) = self.options.checkpoint_manager.as_mut() {
+                manager.save(step, &self.runner, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn train_loop(&mut self, steps: u64, final_step: u64) -> Result<()> {
+        let before = self.runner.global_step();
+        let started = Instant::now();
+        let mut logs = self.runner.train(steps).map_err(OrbitError::Runner)?;
+        let step = self.runner.global_step();
+        if step != before + steps {
+            tracing::warn!(
+                "the trainer advanced the global step from {before} to {step}, not by {steps}"
+            );
+        }
+        logs.insert(
+            "steps_per_second".to_string(),
+            steps as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        );
+        if let Some(guard) = &self.options.loss_guard {
+            guard.check(step, &logs)?;
+        }
+        self.log_line("train", step, &logs);
+        self.pending.add(&logs, steps);
+        if step % self.options.summary_interval == 0 || step >= final_step {
+            let means = self.pending.take();
+            self.options.train_summaries.write(step, &means)?;
+        }
+        if let Some(progress) = &self.progress {
+            progress.update(step, &logs);
+        }
+        Ok(())
+    }
+
+    fn log_line(&self, split: &str, step: u64, logs: &Logs) {
+        let line = format_logs(split, step, logs);
+        match &self.progress {
+            Some(progress) => progress.suspend(|| tracing::info!("{line}")),
+            None => tracing::info!("{line}"),
+        }
+    }
+
+    fn start_progress(&mut self, target: u64) {
+        self.progress = Some(Progress::new(target, self.runner.global_step()));
+    }
+
+    fn finish_progress(&mut self) {
+        if let Some(progress) = self.progress.take() {
+            progress.finish();
+        }
+    }
+
+    fn with_progress_suspended<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        match self.progress.take() {
+            Some(progress) => {
+                let result = progress.suspend(|| f(self));
+                self.progress = Some(progress);
+                result
+            }
+            None => f(self),
+        }
+    }
+}
+
+/// `train | step: 120 | steps/sec: 25.3 | training_loss: 1.23456 | ...`
+fn format_logs(split: &str, step: u64, logs: &Logs) -> String {
+    let mut line = format!("{split} | step: {step}");
+    if let Some(rate) = logs.get("steps_per_second") {
+        line.push_str(&format!(" | steps/sec: {rate:.1}"));
+    }
+    for (name, value) in logs.iter().filter(|(name, _)| *name != "steps_per_second") {
+        line.push_str(&format!(" | {name}: {value:.6}"));
+    }
+    line
+}

@@ -1,0 +1,27 @@
+//! grove-orbit: the outer loop of training, independent of what is trained.
+//!
+//! It owns the [`Controller`] (train / evaluate / train-and-evaluate at absolute-step cadences),
+//! the runner traits it drives ([`Trainer`], [`Evaluator`], [`Checkpointable`]), the
+//! [`CheckpointManager`] (numbered, atomic, retained checkpoints with restore-or-initialize),
+//! summaries ([`summary`]: TensorBoard event files and `metrics.jsonl`), the blow-up check
+//! ([`LossGuard`]) and the progress display. It knows nothing of tasks, models, tensors or
+//! configs: runners report plain [`Logs`] and save themselves into a directory.
+
+pub mod checkpoint;
+pub mod controller;
+pub mod error;
+mod fs_atomic;
+pub mod logs;
+mod loop_means;
+pub mod loss_guard;
+pub mod progress;
+pub mod runner;
+pub mod summary;
+
+pub use checkpoint::{checkpoint_name, CheckpointManager, INDEX_FILE};
+pub use controller::{Controller, ControllerOptions};
+pub use error::{OrbitError, Result, RunnerError};
+pub use fs_atomic::write_atomically;
+pub use logs::Logs;
+pub use loss_guard::LossGuard;
+pub use runner::{Checkpointable, Evaluator, Trainer};

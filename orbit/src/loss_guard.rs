@@ -1,0 +1,61 @@
+//! The blow-up check run after every train loop (Model Garden's recovery action with
+//! `recovery_max_trials` 0): a NaN loop-mean loss, or one above the bound, ends the run.
+
+use crate::error::{OrbitError, Result};
+use crate::logs::Logs;
+
+/// Checks the loop-mean `training_loss`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossGuard {
+    /// A loss above this bound is a blow-up.
+    pub loss_upper_bound: f64,
+    /// Bound violations before this global step are ignored (NaN never is).
+    pub recovery_begin_steps: u64,
+}
+
+impl LossGuard {
+    /// Fails when `logs` hold a NaN `training_loss`, or one above the bound at or after
+    /// `recovery_begin_steps`.
+    pub fn check(&self, global_step: u64, logs: &Logs) -> Result<()> {
+        let Some(&loss) = logs.get("training_loss") else {
+            return Ok(());
+        };
+        if loss.is_nan() {
+            return Err(OrbitError::Diverged(format!(
+                "the training loss is NaN in the loop ending at step {global_step}; lower the \
+                 learning rate or check the data, then rerun (the run resumes from the last \
+                 checkpoint)"
+            )));
+        }
+        if loss > self.loss_upper_bound && global_step >= self.recovery_begin_steps {
+            return Err(OrbitError::Diverged(format!(
+                "the training loss {loss} exceeds trainer.loss_upper_bound = {} in the loop \
+                 ending at step {global_step}",
+                self.loss_upper_bound
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logs(loss: f64) -> Logs {
+        Logs::from([("training_loss".to_string(), loss)])
+    }
+
+    #[test]
+    fn nan_always_fails_and_the_bound_applies_from_begin_steps() {
+        let guard = LossGuard {
+            loss_upper_bound: 10.0,
+            recovery_begin_steps: 5,
+        };
+        assert!(guard.check(1, &logs(f64::NAN)).is_err());
+        assert!(guard.check(1, &logs(100.0)).is_ok());
+        assert!(guard.check(5, &logs(100.0)).is_err());
+        assert!(guard.check(5, &logs(9.0)).is_ok());
+        assert!(guard.check(5, &Logs::new()).is_ok());
+    }
+}

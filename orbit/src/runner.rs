@@ -1,0 +1,31 @@
+//! What the Controller drives: a trainer, an evaluator, and state it can checkpoint.
+
+use std::path::Path;
+
+use crate::error::RunnerError;
+use crate::logs::Logs;
+
+/// Runs training steps (Orbit's `AbstractTrainer`).
+pub trait Trainer {
+    /// Runs exactly `num_steps` steps, advancing [`Trainer::global_step`] by `num_steps`, and
+    /// returns the loop's logs (means over the loop, e.g. `training_loss`; `learning_rate` at the
+    /// new global step).
+    fn train(&mut self, num_steps: u64) -> Result<Logs, RunnerError>;
+    /// Steps trained so far over the whole run, restored from checkpoints.
+    fn global_step(&self) -> u64;
+}
+
+/// Runs evaluation (Orbit's `AbstractEvaluator`).
+pub trait Evaluator {
+    /// Evaluates `num_steps` batches, or the whole evaluation set when `num_steps` is -1, from
+    /// the start of the set, and returns the metrics.
+    fn evaluate(&mut self, num_steps: i64) -> Result<Logs, RunnerError>;
+}
+
+/// State that a [`crate::CheckpointManager`] saves and restores.
+pub trait Checkpointable {
+    /// Writes the complete state into `dir`, an existing empty directory.
+    fn save(&self, dir: &Path) -> Result<(), RunnerError>;
+    /// Replaces the current state with the one saved in `dir`.
+    fn restore(&mut self, dir: &Path) -> Result<(), RunnerError>;
+}

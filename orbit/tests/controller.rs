@@ -1,0 +1,177 @@
+//! Controller behaviour with a counting fake runner: loop sizes, cadences, resume.
+
+use std::path::Path;
+
+use grove_orbit::summary::{read_scalars, SummaryManager};
+use grove_orbit::{
+    Checkpointable, Controller, ControllerOptions, CheckpointManager, Evaluator, Logs,
+    RunnerError, Trainer,
+};
+
+/// Counts steps; its "loss" is 100 / (step + 1) so means are checkable.
+#[derive(Default)]
+struct Counting {
+    step: u64,
+    loops: Vec<u64>,
+    evals_at: Vec<u64>,
+}
+
+impl Trainer for Counting {
+    fn train(&mut self, num_steps: u64) -> Result<Logs, RunnerError> {
+        self.loops.push(num_steps);
+        self.step += num_steps;
+        Ok(Logs::from([
+            ("training_loss".to_string(), self.step as f64),
+            ("learning_rate".to_string(), self.step as f64 / 1000.0),
+        ]))
+    }
+    fn global_step(&self) -> u64 {
+        self.step
+    }
+}
+
+impl Evaluator for Counting {
+    fn evaluate(&mut self, _num_steps: i64) -> Result<Logs, RunnerError> {
+        self.evals_at.push(self.step);
+        Ok(Logs::from([("validation_loss".to_string(), 1.0)]))
+    }
+}
+
+impl Checkpointable for Counting {
+    fn save(&self, dir: &Path) -> Result<(), RunnerError> {
+        std::fs::write(dir.join("step"), self.step.to_string())?;
+        Ok(())
+    }
+    fn restore(&mut self, dir: &Path) -> Result<(), RunnerError> {
+        self.step = std::fs::read_to_string(dir.join("step"))?.parse()?;
+        Ok(())
+    }
+}
+
+fn options(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> ControllerOptions {
+    ControllerOptions {
+        steps_per_loop: spl,
+        summary_interval: summary,
+        checkpoint_manager: Some(CheckpointManager::new(dir, keep, ckpt).unwrap()),
+        train_summaries: SummaryManager::new(dir, "train").unwrap(),
+        eval_summaries: SummaryManager::new(dir, "validation").unwrap(),
+        loss_guard: None,
+    }
+}
+
+fn controller(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> Controller<Counting> {
+    let mut c = Controller::new(Counting::default(), options(dir, spl, summary, ckpt, keep)).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    c
+}
+
+fn train_scalars(dir: &Path, tag: &str) -> Vec<(u64, f32)> {
+    let files = grove_orbit::summary::event_files(&dir.join("train")).unwrap();
+    files
+        .iter()
+        .flat_map(|f| read_scalars(f).unwrap())
+        .filter(|(_, t, _)| t == tag)
+        .map(|(s, _, v)| (s, v))
+        .collect()
+}
+
+#[test]
+fn train_to_ten_with_steps_per_loop_four_runs_loops_of_4_4_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 4, 4, 4, 5);
+    c.train(10).unwrap();
+    assert_eq!(c.runner().loops, vec![4, 4, 2]);
+    assert_eq!(c.runner().step, 10);
+    let steps = c.checkpoint_manager().unwrap().checkpoint_steps();
+    assert_eq!(steps, vec![4, 8, 10]);
+}
+
+#[test]
+fn summary_interval_not_a_multiple_of_steps_per_loop_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Controller::new(Counting::default(), options(dir.path(), 4, 6, 4, 5))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("summary_interval = 6"), "{err}");
+    let err = Controller::new(Counting::default(), options(dir.path(), 4, 4, 6, 5))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("checkpoint_interval = 6"), "{err}");
+}
+
+#[test]
+fn train_and_evaluate_evaluates_and_checkpoints_at_interval_multiples() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 5, 5, 5, 5);
+    let last = c.train_and_evaluate(10, 2, 5).unwrap();
+    assert!(last.is_some());
+    assert_eq!(c.runner().evals_at, vec![5, 10]);
+    assert_eq!(c.checkpoint_manager().unwrap().checkpoint_steps(), vec![5, 10]);
+}
+
+#[test]
+fn max_to_keep_keeps_only_the_newest_and_interval_zero_disables_saving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 1, 1, 1, 2);
+    c.train(6).unwrap();
+    assert_eq!(c.checkpoint_manager().unwrap().checkpoint_steps(), vec![5, 6]);
+    let other = tempfile::tempdir().unwrap();
+    let mut c = controller(other.path(), 1, 1, 0, 2);
+    c.train(3).unwrap();
+    assert!(!other.path().join("checkpoint").exists());
+}
+
+#[test]
+fn resumed_runs_keep_absolute_cadences_and_finished_runs_do_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 3, 6, 3, 10);
+    c.train(7).unwrap(); // loops 3, 3, 1; checkpoints 3, 6, 7
+    assert_eq!(c.runner().loops, vec![3, 3, 1]);
+
+    let mut resumed = controller(dir.path(), 3, 6, 3, 10);
+    assert_eq!(resumed.runner().step, 7);
+    resumed.train_and_evaluate(13, 1, 6).unwrap();
+    // From 7 the first loop ends at the multiple 9, evaluations at 12 and 13.
+    assert_eq!(resumed.runner().loops, vec![2, 3, 1]);
+    assert_eq!(resumed.runner().evals_at, vec![12, 13]);
+    assert_eq!(
+        resumed.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![3, 6, 7, 9, 12, 13]
+    );
+
+    let mut finished = controller(dir.path(), 3, 6, 3, 10);
+    assert!(finished.train_and_evaluate(13, 1, 6).unwrap().is_none());
+    finished.train(13).unwrap();
+    assert!(finished.runner().loops.is_empty());
+    assert_eq!(finished.checkpoint_manager().unwrap().checkpoint_steps().len(), 6);
+}
+
+#[test]
+fn train_summaries_are_step_weighted_means_at_interval_multiples_and_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 2, 4, 4, 5);
+    c.train(10).unwrap(); // loops end at 2, 4, 6, 8, 10 with losses 2, 4, 6, 8, 10
+    assert_eq!(
+        train_scalars(dir.path(), "training_loss"),
+        vec![(4, 3.0), (8, 7.0), (10, 10.0)]
+    );
+    assert_eq!(
+        train_scalars(dir.path(), "learning_rate"),
+        vec![(4, 0.004), (8, 0.008), (10, 0.01)]
+    );
+    let jsonl = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 3);
+    let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["split"], "train");
+    assert_eq!(first["step"], 4);
+}
+
+#[test]
+fn evaluate_rejects_zero_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), 1, 1, 1, 1);
+    assert!(c.evaluate(0).is_err());
+    assert!(c.evaluate(-1).is_ok());
+}
