@@ -160,7 +160,10 @@ mod tests {
 
     #[test]
     fn dropping_an_unfinished_dataset_stops_its_thread() {
-        let mut data = Dataset::prefetch(Counter { next: 0, end: u32::MAX });
+        let mut data = Dataset::prefetch(Counter {
+            next: 0,
+            end: u32::MAX,
+        });
         data.next_batch().unwrap().unwrap();
         drop(data);
     }

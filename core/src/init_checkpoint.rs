@@ -143,7 +143,12 @@ mod tests {
     fn write(path: &Path, names: &[&str]) {
         let tensors: HashMap<String, Tensor> = names
             .iter()
-            .map(|n| (n.to_string(), Tensor::ones(2, DType::F32, &Device::Cpu).unwrap()))
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Tensor::ones(2, DType::F32, &Device::Cpu).unwrap(),
+                )
+            })
             .collect();
         candle_core::safetensors::save(&tensors, path).unwrap();
     }
@@ -158,14 +163,22 @@ mod tests {
         }
         std::fs::create_dir(dir.path().join("ckpt-30.tmp")).unwrap();
         let newest = dir.path().join("ckpt-20").join(MODEL_WEIGHTS_FILE);
-        assert_eq!(resolve_weights_file(dir.path().to_str().unwrap()).unwrap(), newest);
+        assert_eq!(
+            resolve_weights_file(dir.path().to_str().unwrap()).unwrap(),
+            newest
+        );
         let ckpt = dir.path().join("ckpt-5");
         assert_eq!(
             resolve_weights_file(ckpt.to_str().unwrap()).unwrap(),
             ckpt.join(MODEL_WEIGHTS_FILE)
         );
-        assert_eq!(resolve_weights_file(newest.to_str().unwrap()).unwrap(), newest);
-        let err = resolve_weights_file("/no/such/place").unwrap_err().to_string();
+        assert_eq!(
+            resolve_weights_file(newest.to_str().unwrap()).unwrap(),
+            newest
+        );
+        let err = resolve_weights_file("/no/such/place")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no such file or directory"), "{err}");
     }
 
@@ -180,11 +193,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!((report.loaded, report.unused), (1, 1));
-        assert_eq!(vars.tensors()[0].1.to_vec1::<f32>().unwrap(), vec![1.0, 1.0]);
+        assert_eq!(
+            vars.tensors()[0].1.to_vec1::<f32>().unwrap(),
+            vec![1.0, 1.0]
+        );
         let err = load_init_checkpoint(file.to_str().unwrap(), &vars, |n| Some(n.to_string()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("lacks tensors the model needs: other"), "{err}");
+        assert!(
+            err.contains("lacks tensors the model needs: other"),
+            "{err}"
+        );
     }
 
     #[test]

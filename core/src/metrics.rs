@@ -66,15 +66,24 @@ impl Metric for WeightedMean {
     }
 
     fn update(&mut self, outputs: &StepOutputs) -> Result<()> {
-        let values = outputs.value(&self.value_key)?.detach().to_dtype(candle_core::DType::F32)?;
+        let values = outputs
+            .value(&self.value_key)?
+            .detach()
+            .to_dtype(candle_core::DType::F32)?;
         let (total, weight) = match &self.weight_key {
             Some(key) => {
-                let weights = outputs.value(key)?.detach().to_dtype(candle_core::DType::F32)?;
+                let weights = outputs
+                    .value(key)?
+                    .detach()
+                    .to_dtype(candle_core::DType::F32)?;
                 ((values * &weights)?.sum_all()?, weights.sum_all()?)
             }
             None => {
                 let count = values.elem_count() as f64;
-                (values.sum_all()?, Tensor::new(count as f32, values.device())?)
+                (
+                    values.sum_all()?,
+                    Tensor::new(count as f32, values.device())?,
+                )
             }
         };
         accumulate(&mut self.total, total)?;
@@ -125,8 +134,10 @@ mod tests {
     #[test]
     fn weighted_mean_accumulates_over_steps_and_resets() {
         let mut m = WeightedMean::weighted("acc", "v", "w");
-        m.update(&outputs(&[1.0, 0.0, 1.0], &[1.0, 1.0, 0.0])).unwrap();
-        m.update(&outputs(&[1.0, 1.0, 1.0], &[1.0, 1.0, 0.0])).unwrap();
+        m.update(&outputs(&[1.0, 0.0, 1.0], &[1.0, 1.0, 0.0]))
+            .unwrap();
+        m.update(&outputs(&[1.0, 1.0, 1.0], &[1.0, 1.0, 0.0]))
+            .unwrap();
         assert!((m.result().unwrap() - 0.75).abs() < 1e-6);
         let mut all: Vec<Box<dyn Metric>> = vec![Box::new(m)];
         let values = collect_and_reset(&mut all).unwrap();

@@ -18,8 +18,7 @@ pub type ExperimentFactory = fn() -> ExperimentConfig;
 
 type TaskConstructor = fn(&dyn AnyTaskConfig) -> Result<Box<dyn DynTask>>;
 
-static EXPERIMENTS: Lazy<RwLock<BTreeMap<String, ExperimentFactory>>> =
-    Lazy::new(Default::default);
+static EXPERIMENTS: Lazy<RwLock<BTreeMap<String, ExperimentFactory>>> = Lazy::new(Default::default);
 static TASKS: Lazy<RwLock<BTreeMap<TypeId, TaskConstructor>>> = Lazy::new(Default::default);
 
 /// Registers an experiment factory under `name` (e.g. `bert/local`).
@@ -47,7 +46,11 @@ pub fn get_experiment(name: &str) -> Result<ExperimentConfig> {
                 .unwrap_or_default();
             Err(Error::Registry(format!(
                 "unknown experiment `{name}`; {hint}registered experiments: {}",
-                if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
             )))
         }
     }

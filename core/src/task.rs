@@ -66,11 +66,15 @@ pub struct StepContext {
     pub dropout: Option<StdRng>,
 }
 
-/// Seeds and other facts a task needs to build its inputs.
+/// Seeds and position a task needs to build its inputs.
 #[derive(Debug, Clone, Copy)]
 pub struct InputContext {
     /// `runtime.seed`: the root of the data-order and data streams.
     pub seed: u64,
+    /// Batches of this input already consumed by the run (the global step, for training
+    /// inputs): a source that can seek starts after them, so a resumed run sees the batches
+    /// an uninterrupted one would.
+    pub start_batch: u64,
 }
 
 /// A training problem. Only the methods without a default must be written.

@@ -111,7 +111,12 @@ pub fn set_checked(var: &NamedVar, tensor: &Tensor, origin: &str) -> Result<()> 
 /// Joins names for a message, at most ten of them.
 pub(crate) fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.collect();
-    let shown = names.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+    let shown = names
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > 10 {
         format!("{shown}, … ({} in all)", names.len())
     } else {
@@ -168,14 +173,16 @@ impl SimpleBackend for SeededBackend {
 
 fn initial_values(init: &Init, shape: &Shape, rng: &mut impl Rng) -> candle_core::Result<Vec<f32>> {
     let n = shape.elem_count();
-    let normal = |mean: f64, std: f64, rng: &mut dyn rand::RngCore| -> candle_core::Result<Vec<f32>> {
-        let dist = Normal::new(mean, std).map_err(candle_core::Error::wrap)?;
-        Ok((0..n).map(|_| dist.sample(rng) as f32).collect())
-    };
-    let uniform = |lo: f64, up: f64, rng: &mut dyn rand::RngCore| -> candle_core::Result<Vec<f32>> {
-        let dist = Uniform::new(lo, up).map_err(candle_core::Error::wrap)?;
-        Ok((0..n).map(|_| dist.sample(rng) as f32).collect())
-    };
+    let normal =
+        |mean: f64, std: f64, rng: &mut dyn rand::RngCore| -> candle_core::Result<Vec<f32>> {
+            let dist = Normal::new(mean, std).map_err(candle_core::Error::wrap)?;
+            Ok((0..n).map(|_| dist.sample(rng) as f32).collect())
+        };
+    let uniform =
+        |lo: f64, up: f64, rng: &mut dyn rand::RngCore| -> candle_core::Result<Vec<f32>> {
+            let dist = Uniform::new(lo, up).map_err(candle_core::Error::wrap)?;
+            Ok((0..n).map(|_| dist.sample(rng) as f32).collect())
+        };
     match *init {
         Init::Const(value) => Ok(vec![value as f32; n]),
         Init::Randn { mean, stdev } => normal(mean, stdev, rng),
@@ -205,8 +212,15 @@ mod tests {
         let vars = ModelVars::new();
         let vb = vars.var_builder(seed, DType::F32, &Device::Cpu);
         for name in order {
-            vb.get_with_hints((3, 4), name, Init::Randn { mean: 0.0, stdev: 1.0 })
-                .unwrap();
+            vb.get_with_hints(
+                (3, 4),
+                name,
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 1.0,
+                },
+            )
+            .unwrap();
         }
         vars
     }
@@ -232,16 +246,28 @@ mod tests {
     #[test]
     fn load_exact_reports_missing_unexpected_and_mismatched_tensors() {
         let vars = build(1, &["x"]);
-        let good = HashMap::from([("x".to_string(), Tensor::ones((3, 4), DType::F32, &Device::Cpu).unwrap())]);
+        let good = HashMap::from([(
+            "x".to_string(),
+            Tensor::ones((3, 4), DType::F32, &Device::Cpu).unwrap(),
+        )]);
         vars.load_exact(&good, "f").unwrap();
         assert_eq!(values(&vars)[0], vec![1.0; 12]);
-        let err = vars.load_exact(&HashMap::new(), "f").unwrap_err().to_string();
+        let err = vars
+            .load_exact(&HashMap::new(), "f")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`x` is missing"), "{err}");
-        let wrong = HashMap::from([("x".to_string(), Tensor::ones((4, 3), DType::F32, &Device::Cpu).unwrap())]);
+        let wrong = HashMap::from([(
+            "x".to_string(),
+            Tensor::ones((4, 3), DType::F32, &Device::Cpu).unwrap(),
+        )]);
         let err = vars.load_exact(&wrong, "f").unwrap_err().to_string();
         assert!(err.contains("shape [4, 3]"), "{err}");
         let mut extra = good.clone();
-        extra.insert("z".to_string(), Tensor::ones(1, DType::F32, &Device::Cpu).unwrap());
+        extra.insert(
+            "z".to_string(),
+            Tensor::ones(1, DType::F32, &Device::Cpu).unwrap(),
+        );
         let err = vars.load_exact(&extra, "f").unwrap_err().to_string();
         assert!(err.contains("does not have: z"), "{err}");
     }

@@ -1,1 +1,28 @@
-//! placeholder
+//! grove-experiments: the experiments Grove ships and the `train` command line.
+//!
+//! [`register`] puts Grove's tasks and named experiments (`bert/local`, `bert/pretraining`) in
+//! grove-core's registries; [`cli`] is the `train` binary's whole logic, reusable by a user's
+//! own binary after it registers its own experiments.
+
+pub mod bert;
+pub mod cli;
+mod logging;
+
+use std::sync::OnceLock;
+
+use grove_core::registry::register_experiment;
+
+/// Registers Grove's tasks and experiments. Safe to call more than once.
+pub fn register() -> grove_core::Result<()> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| register_all().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(grove_core::Error::Registry)
+}
+
+fn register_all() -> grove_core::Result<()> {
+    grove_tasks::register()?;
+    register_experiment("bert/local", bert::bert_local)?;
+    register_experiment("bert/pretraining", bert::bert_pretraining)?;
+    Ok(())
+}

@@ -77,7 +77,10 @@ impl CheckpointManager {
 
     /// The newest complete checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Option<PathBuf> {
-        self.index.latest.as_ref().map(|name| self.directory.join(name))
+        self.index
+            .latest
+            .as_ref()
+            .map(|name| self.directory.join(name))
     }
 
     /// Steps of the retained checkpoints, oldest first.
@@ -128,7 +131,7 @@ impl CheckpointManager {
         if self.checkpoint_interval == 0
             || self.last_saved_step == Some(step)
             || self.index.checkpoints.iter().any(|e| e.step == step)
-            || (check_interval && step % self.checkpoint_interval != 0)
+            || (check_interval && !step.is_multiple_of(self.checkpoint_interval))
         {
             return Ok(None);
         }
@@ -250,7 +253,10 @@ mod tests {
     fn interval_zero_never_saves() {
         let dir = tempfile::tempdir().unwrap();
         let mut manager = CheckpointManager::new(dir.path(), 2, 0).unwrap();
-        assert!(manager.save(10, &Counter::default(), false).unwrap().is_none());
+        assert!(manager
+            .save(10, &Counter::default(), false)
+            .unwrap()
+            .is_none());
         assert!(!dir.path().join(INDEX_FILE).exists());
     }
 
@@ -259,7 +265,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut state = Counter::default();
         let mut manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
-        assert!(manager.restore_or_initialize(&mut state, init).unwrap().is_none());
+        assert!(manager
+            .restore_or_initialize(&mut state, init)
+            .unwrap()
+            .is_none());
         assert_eq!(state.inits, 1);
         state.value = 7;
         manager.save(7, &state, true).unwrap();
@@ -276,7 +285,9 @@ mod tests {
     fn a_half_written_checkpoint_is_never_the_latest() {
         let dir = tempfile::tempdir().unwrap();
         let mut manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
-        manager.save(1, &Counter { value: 1, inits: 0 }, true).unwrap();
+        manager
+            .save(1, &Counter { value: 1, inits: 0 }, true)
+            .unwrap();
         std::fs::create_dir(dir.path().join("ckpt-2.tmp")).unwrap();
         std::fs::create_dir(dir.path().join("ckpt-2")).unwrap();
         let manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
@@ -287,7 +298,9 @@ mod tests {
     fn a_corrupt_index_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(INDEX_FILE), "{not json").unwrap();
-        let err = CheckpointManager::new(dir.path(), 3, 1).unwrap_err().to_string();
+        let err = CheckpointManager::new(dir.path(), 3, 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
     }
 }

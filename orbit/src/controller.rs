@@ -57,7 +57,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 "steps_per_loop must be positive".to_string(),
             ));
         }
-        if options.summary_interval == 0 || options.summary_interval % spl != 0 {
+        if options.summary_interval == 0 || !options.summary_interval.is_multiple_of(spl) {
             return Err(OrbitError::InvalidSetting(format!(
                 "summary_interval = {} must be a positive multiple of steps_per_loop = {spl}",
                 options.summary_interval
@@ -102,7 +102,9 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     ) -> Result<Option<PathBuf>> {
         match self.options.checkpoint_manager.as_mut() {
             Some(manager) => manager.restore_or_initialize(&mut self.runner, init_fn),
-            None => init_fn(&mut self.runner).map(|()| None).map_err(OrbitError::Runner),
+            None => init_fn(&mut self.runner)
+                .map(|()| None)
+                .map_err(OrbitError::Runner),
         }
     }
 
@@ -153,7 +155,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         eval_steps: i64,
         eval_interval: u64,
     ) -> Result<Option<Logs>> {
-        if eval_interval == 0 || eval_interval % self.options.steps_per_loop != 0 {
+        if eval_interval == 0 || !eval_interval.is_multiple_of(self.options.steps_per_loop) {
             return Err(OrbitError::InvalidSetting(format!(
                 "eval_interval = {eval_interval} must be a positive multiple of steps_per_loop \
                  = {}",
@@ -220,7 +222,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         }
         self.log_line("train", step, &logs);
         self.pending.add(&logs, steps);
-        if step % self.options.summary_interval == 0 || step >= final_step {
+        if step.is_multiple_of(self.options.summary_interval) || step >= final_step {
             let means = self.pending.take();
             self.options.train_summaries.write(step, &means)?;
         }

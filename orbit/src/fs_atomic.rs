@@ -23,7 +23,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn sync_tree(dir: &Path) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| OrbitError::io("cannot list", dir, e))?;
     for entry in entries {
-        let path = entry.map_err(|e| OrbitError::io("cannot list", dir, e))?.path();
+        let path = entry
+            .map_err(|e| OrbitError::io("cannot list", dir, e))?
+            .path();
         if path.is_file() {
             sync_path(&path)?;
         }

@@ -47,8 +47,14 @@ mod tests {
     #[test]
     fn means_weight_loops_by_steps_and_keep_the_latest_learning_rate() {
         let mut means = LoopMeans::default();
-        means.add(&Logs::from([("training_loss".into(), 4.0), ("learning_rate".into(), 0.1)]), 3);
-        means.add(&Logs::from([("training_loss".into(), 2.0), ("learning_rate".into(), 0.2)]), 1);
+        means.add(
+            &Logs::from([("training_loss".into(), 4.0), ("learning_rate".into(), 0.1)]),
+            3,
+        );
+        means.add(
+            &Logs::from([("training_loss".into(), 2.0), ("learning_rate".into(), 0.2)]),
+            1,
+        );
         let logs = means.take();
         assert_eq!(logs["training_loss"], 3.5);
         assert_eq!(logs["learning_rate"], 0.2);

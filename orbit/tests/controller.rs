@@ -4,8 +4,8 @@ use std::path::Path;
 
 use grove_orbit::summary::{read_scalars, SummaryManager};
 use grove_orbit::{
-    Checkpointable, Controller, ControllerOptions, CheckpointManager, Evaluator, Logs,
-    RunnerError, Trainer,
+    CheckpointManager, Checkpointable, Controller, ControllerOptions, Evaluator, Logs, RunnerError,
+    Trainer,
 };
 
 /// Counts steps; its "loss" is 100 / (step + 1) so means are checkable.
@@ -60,7 +60,8 @@ fn options(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> Contro
 }
 
 fn controller(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> Controller<Counting> {
-    let mut c = Controller::new(Counting::default(), options(dir, spl, summary, ckpt, keep)).unwrap();
+    let mut c =
+        Controller::new(Counting::default(), options(dir, spl, summary, ckpt, keep)).unwrap();
     c.restore_or_initialize(|_| Ok(())).unwrap();
     c
 }
@@ -108,7 +109,10 @@ fn train_and_evaluate_evaluates_and_checkpoints_at_interval_multiples() {
     let last = c.train_and_evaluate(10, 2, 5).unwrap();
     assert!(last.is_some());
     assert_eq!(c.runner().evals_at, vec![5, 10]);
-    assert_eq!(c.checkpoint_manager().unwrap().checkpoint_steps(), vec![5, 10]);
+    assert_eq!(
+        c.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![5, 10]
+    );
 }
 
 #[test]
@@ -116,7 +120,10 @@ fn max_to_keep_keeps_only_the_newest_and_interval_zero_disables_saving() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = controller(dir.path(), 1, 1, 1, 2);
     c.train(6).unwrap();
-    assert_eq!(c.checkpoint_manager().unwrap().checkpoint_steps(), vec![5, 6]);
+    assert_eq!(
+        c.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![5, 6]
+    );
     let other = tempfile::tempdir().unwrap();
     let mut c = controller(other.path(), 1, 1, 0, 2);
     c.train(3).unwrap();
@@ -145,7 +152,14 @@ fn resumed_runs_keep_absolute_cadences_and_finished_runs_do_nothing() {
     assert!(finished.train_and_evaluate(13, 1, 6).unwrap().is_none());
     finished.train(13).unwrap();
     assert!(finished.runner().loops.is_empty());
-    assert_eq!(finished.checkpoint_manager().unwrap().checkpoint_steps().len(), 6);
+    assert_eq!(
+        finished
+            .checkpoint_manager()
+            .unwrap()
+            .checkpoint_steps()
+            .len(),
+        6
+    );
 }
 
 #[test]

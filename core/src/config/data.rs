@@ -13,8 +13,10 @@ pub trait DataSpec {
     fn is_training(&self) -> Option<bool>;
 }
 
-/// Model Garden's base `DataConfig` (the keys Grove acts on).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Model Garden's base `DataConfig`, reduced to the keys every Grove input acts on. A task whose
+/// inputs honour more of Model Garden's keys (`drop_remainder`, `shuffle_buffer_size`, ...)
+/// defines its own data config with them, as masked LM does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// A file, directory, or a task-defined keyword such as `synthetic`.
@@ -23,25 +25,8 @@ pub struct DataConfig {
     pub global_batch_size: usize,
     /// Training split (shuffled, repeated) or evaluation split; must be set.
     pub is_training: Option<bool>,
-    /// Drop a last batch smaller than `global_batch_size`.
-    pub drop_remainder: bool,
-    /// Examples held when shuffling.
-    pub shuffle_buffer_size: usize,
     /// Seed of this input's order; unset derives it from `runtime.seed`.
     pub seed: Option<u64>,
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        DataConfig {
-            input_path: String::new(),
-            global_batch_size: 0,
-            is_training: None,
-            drop_remainder: true,
-            shuffle_buffer_size: 100,
-            seed: None,
-        }
-    }
 }
 
 impl DataSpec for DataConfig {

@@ -26,16 +26,17 @@ fn describe_one(error: &figment::Error) -> String {
             )
         }
         Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
-            format!("{layer}: `{key}` expects {expected}, found {actual}; give a value of that type")
+            format!(
+                "{layer}: `{key}` expects {expected}, found {actual}; give a value of that type"
+            )
         }
         Kind::UnknownVariant(value, expected) => format!(
             "{layer}: `{key}` = {value:?} is not one of: {}",
             expected.join(", ")
         ),
-        Kind::MissingField(field) => format!(
-            "{layer}: `{}` is missing; set it",
-            join_key(&key, field)
-        ),
+        Kind::MissingField(field) => {
+            format!("{layer}: `{}` is missing; set it", join_key(&key, field))
+        }
         other => format!("{layer}: `{key}`: {other}"),
     }
 }

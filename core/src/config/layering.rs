@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Format, Yaml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::describe::describe_figment_error;
 use super::experiment::ExperimentConfig;
 use super::overrides::parse_override;
+use super::trainer::TrainerConfig;
 use crate::error::{Error, Result};
 
 /// Where the layers above the factory defaults come from, lowest priority first within each kind:
@@ -38,7 +40,7 @@ pub fn resolve(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<E
             .map_err(|e| Error::Config(format!("--params_override {text:?}: {e}")))?;
         figment = figment.merge(Layer::new(&format!("--params_override {text:?}"), value)?);
     }
-    let config = extract(&figment, defaults).map_err(describe_figment_error)?;
+    let config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
     config.validate()?;
     Ok(config)
 }
@@ -67,15 +69,43 @@ struct TopLevelKeys {
 fn extract(
     figment: &Figment,
     defaults: &ExperimentConfig,
-) -> std::result::Result<ExperimentConfig, figment::Error> {
+) -> std::result::Result<ExperimentConfig, Box<figment::Error>> {
     figment.extract::<TopLevelKeys>()?;
-    let mut trainer: super::TrainerConfig = figment.extract_inner("trainer")?;
+    let mut trainer: TrainerConfig = section(figment, "trainer")?;
     trainer.optimizer_config = trainer.optimizer_config.normalized();
+    let task = defaults
+        .task
+        .extract_same_type(&figment.focus("task"))
+        .map_err(|e| prefix_paths(e, "task"))?;
     Ok(ExperimentConfig {
-        task: defaults.task.extract_same_type(figment, "task")?,
+        task,
         trainer,
-        runtime: figment.extract_inner("runtime")?,
+        runtime: section(figment, "runtime")?,
     })
+}
+
+/// Extracts one top-level section, with error paths starting at the section's key.
+fn section<T: DeserializeOwned>(
+    figment: &Figment,
+    key: &str,
+) -> std::result::Result<T, Box<figment::Error>> {
+    figment
+        .focus(key)
+        .extract()
+        .map_err(|e| prefix_paths(Box::new(e), key))
+}
+
+/// Puts `key` in front of the path of every error in the chain.
+fn prefix_paths(error: Box<figment::Error>, key: &str) -> Box<figment::Error> {
+    let prefixed = error.into_iter().map(|mut e| {
+        e.path.insert(0, key.to_string());
+        e
+    });
+    Box::new(
+        prefixed
+            .reduce(|chain, e| chain.chain(e))
+            .expect("an error holds at least one error"),
+    )
 }
 
 /// One named layer of values (defaults or an override), so errors can say where a value came from.
@@ -91,7 +121,9 @@ impl Layer {
                 metadata: Metadata::named(name.to_string()),
                 dict,
             }),
-            _ => Err(Error::Config(format!("{name}: expected a mapping of keys to values"))),
+            _ => Err(Error::Config(format!(
+                "{name}: expected a mapping of keys to values"
+            ))),
         }
     }
 }

@@ -19,7 +19,10 @@ pub fn parse_override(text: &str) -> Result<Mapping> {
         let (key, value) = pair.split_once('=').ok_or_else(|| {
             error(
                 text,
-                &format!("`{}` at character {start} is not of the form key=value", pair.trim()),
+                &format!(
+                    "`{}` at character {start} is not of the form key=value",
+                    pair.trim()
+                ),
             )
         })?;
         let key = key.trim();
@@ -31,8 +34,12 @@ pub fn parse_override(text: &str) -> Result<Mapping> {
                 ),
             ));
         }
-        insert_dotted(&mut root, key, parse_value(value.trim()).map_err(|e| error(text, &e))?)
-            .map_err(|e| error(text, &e))?;
+        insert_dotted(
+            &mut root,
+            key,
+            parse_value(value.trim()).map_err(|e| error(text, &e))?,
+        )
+        .map_err(|e| error(text, &e))?;
     }
     Ok(root)
 }
@@ -150,7 +157,10 @@ mod tests {
     #[test]
     fn malformed_strings_say_what_is_wrong() {
         let err = parse_override("a.b=1,c").unwrap_err().to_string();
-        assert!(err.contains("`c` at character 6 is not of the form key=value"), "{err}");
+        assert!(
+            err.contains("`c` at character 6 is not of the form key=value"),
+            "{err}"
+        );
         let err = parse_override("a=[1,2").unwrap_err().to_string();
         assert!(err.contains("unclosed"), "{err}");
         let err = parse_override("a..b=1").unwrap_err().to_string();

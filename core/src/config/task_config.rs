@@ -42,12 +42,11 @@ pub trait AnyTaskConfig: Debug + Send + Sync {
     fn clone_box(&self) -> Box<dyn AnyTaskConfig>;
     /// The config as a YAML value.
     fn to_yaml(&self) -> serde_yaml::Value;
-    /// Extracts the value at `key` of `figment` as the same concrete type as `self`.
+    /// Extracts `figment` (focused on the `task` section) as the same concrete type as `self`.
     fn extract_same_type(
         &self,
         figment: &Figment,
-        key: &str,
-    ) -> std::result::Result<Box<dyn AnyTaskConfig>, figment::Error>;
+    ) -> std::result::Result<Box<dyn AnyTaskConfig>, Box<figment::Error>>;
     /// Runs [`TaskConfig::validate`].
     fn validate(&self) -> Result<()>;
     /// Equality with another erased config (false when the types differ).
@@ -70,9 +69,8 @@ impl<T: TaskConfig> AnyTaskConfig for T {
     fn extract_same_type(
         &self,
         figment: &Figment,
-        key: &str,
-    ) -> std::result::Result<Box<dyn AnyTaskConfig>, figment::Error> {
-        Ok(Box::new(figment.extract_inner::<T>(key)?))
+    ) -> std::result::Result<Box<dyn AnyTaskConfig>, Box<figment::Error>> {
+        Ok(Box::new(figment.extract::<T>().map_err(Box::new)?))
     }
     fn validate(&self) -> Result<()> {
         TaskConfig::validate(self)

@@ -1,1 +1,3 @@
+//! Host-side data sources of the shipped tasks.
+
 pub mod synthetic_corpus;

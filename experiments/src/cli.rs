@@ -1,0 +1,151 @@
+//! The `train` command line: parse flags, resolve the experiment's config, run it, and map the
+//! outcome to an exit code. A user's own binary registers its tasks and experiments, then calls
+//! [`main`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, ValueEnum};
+use grove_core::config::{resolve, ConfigSources};
+use grove_core::registry::{experiment_names, get_experiment};
+use grove_core::runtime::set_compute_threads;
+use grove_trainers::{is_user_error, run_experiment, Mode};
+
+/// Exit code of a successful run.
+pub const EXIT_OK: u8 = 0;
+/// Exit code of a run that failed on its own (e.g. a NaN loss, a full disk).
+pub const EXIT_RUN_FAILED: u8 = 1;
+/// Exit code of input the user can fix: flags, config, data or checkpoint files.
+pub const EXIT_USER_ERROR: u8 = 2;
+
+/// Train, evaluate and checkpoint a registered Grove experiment.
+#[derive(Debug, Parser)]
+#[command(name = "train", rename_all = "snake_case", version)]
+pub struct Cli {
+    /// Registered experiment name, e.g. bert/local (see --list_experiments).
+    #[arg(long, required_unless_present = "list_experiments")]
+    pub experiment: Option<String>,
+    /// What to run.
+    #[arg(long, value_enum, required_unless_present = "list_experiments")]
+    pub mode: Option<ModeArg>,
+    /// Directory of checkpoints, summaries and params.yaml.
+    #[arg(long, required_unless_present = "list_experiments")]
+    pub model_dir: Option<PathBuf>,
+    /// YAML file overriding the experiment's defaults; repeatable, applied in order.
+    #[arg(long, action = ArgAction::Append)]
+    pub config_file: Vec<PathBuf>,
+    /// Overrides applied after the config files: `a.b=1,c.d=[1,2]` or a YAML mapping;
+    /// repeatable, applied in order.
+    #[arg(long, action = ArgAction::Append)]
+    pub params_override: Vec<String>,
+    /// Print the registered experiment names and exit.
+    #[arg(long)]
+    pub list_experiments: bool,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ModeArg {
+    /// Train to trainer.train_steps.
+    Train,
+    /// Evaluate the latest checkpoint of --model_dir once.
+    Eval,
+    /// Train, evaluating every trainer.validation_interval steps and at the end.
+    TrainAndEval,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Mode {
+        match mode {
+            ModeArg::Train => Mode::Train,
+            ModeArg::Eval => Mode::Eval,
+            ModeArg::TrainAndEval => Mode::TrainAndEval,
+        }
+    }
+}
+
+/// Runs the command line of this process: registers Grove's own tasks and experiments
+/// (once), parses `std::env::args`, runs, and returns the exit code.
+pub fn main() -> ExitCode {
+    run(std::env::args_os())
+}
+
+/// Like [`main`] with explicit arguments (the first is the program name).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                EXIT_USER_ERROR
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    crate::logging::init();
+    if let Err(e) = crate::register() {
+        return report(&anyhow::Error::from(e));
+    }
+    match execute(&cli) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => report(&e),
+    }
+}
+
+fn execute(cli: &Cli) -> anyhow::Result<()> {
+    if cli.list_experiments {
+        for name in experiment_names() {
+            println!("{name}");
+        }
+        return Ok(());
+    }
+    let (Some(name), Some(mode), Some(model_dir)) = (&cli.experiment, cli.mode, &cli.model_dir)
+    else {
+        unreachable!("clap requires these flags unless --list_experiments is given");
+    };
+    let defaults = get_experiment(name)?;
+    let sources = ConfigSources {
+        config_files: cli.config_file.clone(),
+        params_overrides: cli.params_override.clone(),
+    };
+    let config = resolve(&defaults, &sources)?;
+    set_compute_threads(config.runtime.num_threads);
+    tracing::info!(
+        "experiment {name} | mode {:?} | model_dir {}",
+        mode,
+        model_dir.display()
+    );
+    let logs = run_experiment(&config, mode.into(), model_dir)?;
+    if !logs.is_empty() {
+        tracing::info!("final evaluation: {logs:?}");
+    }
+    Ok(())
+}
+
+/// Prints the error (first line of each cause) and returns the exit code for it.
+fn report(error: &anyhow::Error) -> ExitCode {
+    let mut message = String::from("error:");
+    for (depth, cause) in error.chain().enumerate() {
+        let text = cause.to_string();
+        // candle appends a backtrace to its messages when RUST_BACKTRACE is set.
+        let text = text.split("\n   0:").next().unwrap_or(&text).trim_end();
+        if depth > 0 && message.contains(text) {
+            continue;
+        }
+        message.push_str(if depth == 0 { " " } else { "\n  caused by: " });
+        message.push_str(text);
+    }
+    eprintln!("{message}");
+    let user_error = error.chain().any(is_user_error);
+    ExitCode::from(if user_error {
+        EXIT_USER_ERROR
+    } else {
+        EXIT_RUN_FAILED
+    })
+}

@@ -1,0 +1,158 @@
+//! Config of the masked LM task, with Model Garden's keys (`MaskedLMConfig`,
+//! `BertPretrainDataConfig`).
+
+use grove_core::config::{DataSpec, TaskConfig};
+use grove_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::models::BertPretrainerConfig;
+
+/// `input_path` keyword: Model Garden's endless zero batches.
+pub const DUMMY_INPUT: &str = "dummy";
+/// `input_path` keyword: Grove's seeded synthetic corpus with learnable structure.
+pub const SYNTHETIC_INPUT: &str = "synthetic";
+
+/// `task.train_data` / `task.validation_data` of masked LM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaskedLmDataConfig {
+    /// `synthetic` or `dummy` (files come with a later reader).
+    pub input_path: String,
+    /// Sequences per batch.
+    pub global_batch_size: usize,
+    /// Training (shuffled per epoch, repeated) or evaluation (one pass in order); must be set.
+    pub is_training: Option<bool>,
+    /// Drop a last evaluation batch smaller than `global_batch_size`.
+    pub drop_remainder: bool,
+    /// Seed of the example order; unset uses `runtime.seed`.
+    pub seed: Option<u64>,
+    /// Tokens per sequence.
+    pub seq_length: usize,
+    /// Masked positions per sequence.
+    pub max_predictions_per_seq: usize,
+    /// Whether batches carry `next_sentence_labels` (trains the `next_sentence` head).
+    pub use_next_sentence_label: bool,
+    /// Examples in the synthetic corpus of this split.
+    pub num_examples: usize,
+}
+
+impl Default for MaskedLmDataConfig {
+    fn default() -> Self {
+        MaskedLmDataConfig {
+            input_path: String::new(),
+            global_batch_size: 512,
+            is_training: None,
+            drop_remainder: true,
+            seed: None,
+            seq_length: 512,
+            max_predictions_per_seq: 76,
+            use_next_sentence_label: true,
+            num_examples: 10_000,
+        }
+    }
+}
+
+impl DataSpec for MaskedLmDataConfig {
+    fn input_path(&self) -> &str {
+        &self.input_path
+    }
+    fn global_batch_size(&self) -> usize {
+        self.global_batch_size
+    }
+    fn is_training(&self) -> Option<bool> {
+        self.is_training
+    }
+}
+
+/// `task:` of masked LM pretraining (Model Garden's `MaskedLMConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaskedLmConfig {
+    /// Weights to start from when model_dir has no checkpoint ("" for none).
+    pub init_checkpoint: String,
+    /// The BERT pretrainer: encoder, MLM head, classification heads.
+    pub model: BertPretrainerConfig,
+    /// Training inputs.
+    pub train_data: MaskedLmDataConfig,
+    /// Validation inputs.
+    pub validation_data: MaskedLmDataConfig,
+}
+
+impl TaskConfig for MaskedLmConfig {
+    type Data = MaskedLmDataConfig;
+
+    fn train_data(&self) -> &MaskedLmDataConfig {
+        &self.train_data
+    }
+    fn validation_data(&self) -> &MaskedLmDataConfig {
+        &self.validation_data
+    }
+    fn init_checkpoint(&self) -> &str {
+        &self.init_checkpoint
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.model.validate("task.model").map_err(Error::Config)?;
+        let max_positions = self.model.encoder.bert.max_position_embeddings;
+        for (key, data) in [
+            ("task.train_data", &self.train_data),
+            ("task.validation_data", &self.validation_data),
+        ] {
+            validate_data(key, data, max_positions)?;
+            if data.use_next_sentence_label
+                && !self
+                    .model
+                    .cls_heads
+                    .iter()
+                    .any(|h| h.name == "next_sentence")
+            {
+                return Err(Error::Config(format!(
+                    "{key}.use_next_sentence_label is true but task.model.cls_heads has no head \
+                     named next_sentence; add one or set use_next_sentence_label: false"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> Result<()> {
+    let fail = |message: String| Err(Error::Config(format!("{key}.{message}")));
+    match data.input_path.as_str() {
+        SYNTHETIC_INPUT | DUMMY_INPUT => {}
+        "" => {
+            return fail(format!(
+                "input_path is empty: use {SYNTHETIC_INPUT} or {DUMMY_INPUT}"
+            ))
+        }
+        other => {
+            return fail(format!(
+                "input_path = {other:?}: reading data files is not supported yet; use \
+                 {SYNTHETIC_INPUT} or {DUMMY_INPUT}"
+            ))
+        }
+    }
+    if data.is_training.is_none() {
+        return fail("is_training is not set: set it to true or false".to_string());
+    }
+    if data.global_batch_size == 0 {
+        return fail("global_batch_size = 0: it must be positive".to_string());
+    }
+    if data.seq_length < 5 || data.seq_length > max_positions {
+        return fail(format!(
+            "seq_length = {} must be between 5 and \
+             task.model.encoder.bert.max_position_embeddings = {max_positions}",
+            data.seq_length
+        ));
+    }
+    if data.max_predictions_per_seq == 0 || data.max_predictions_per_seq > data.seq_length {
+        return fail(format!(
+            "max_predictions_per_seq = {} must be between 1 and seq_length = {}",
+            data.max_predictions_per_seq, data.seq_length
+        ));
+    }
+    if data.input_path == SYNTHETIC_INPUT && data.num_examples == 0 {
+        return fail("num_examples = 0: the synthetic corpus needs examples".to_string());
+    }
+    Ok(())
+}

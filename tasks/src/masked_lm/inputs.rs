@@ -1,0 +1,183 @@
+//! Batches for masked LM: the synthetic corpus (shuffled and repeated for training, one pass in
+//! order for evaluation) and Model Garden's `dummy` zero batches.
+
+use candle_core::{Device, Tensor};
+use grove_core::data::{Batch, BatchSource};
+use grove_core::rng::{stream_rng, Stream};
+use grove_core::Result;
+use rand::seq::SliceRandom;
+
+use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus};
+
+use super::config::MaskedLmDataConfig;
+
+/// Which examples of the corpus a source reads, and in what order.
+pub enum Order {
+    /// Training: an endless stream of epochs, each a fresh permutation of the corpus drawn from
+    /// the data-order stream of `seed` indexed by epoch; starts at stream position `position`.
+    Shuffled {
+        /// Seed of the per-epoch permutations.
+        seed: u64,
+        /// Index into the endless example stream of the next example.
+        position: u64,
+    },
+    /// Evaluation: examples `first..first + count` once, in order.
+    Sequential {
+        /// Corpus index of the first example.
+        first: usize,
+        /// Number of examples.
+        count: usize,
+    },
+}
+
+/// Batches from the synthetic corpus.
+pub struct SyntheticSource {
+    corpus: SyntheticCorpus,
+    order: Order,
+    batch_size: usize,
+    drop_remainder: bool,
+    with_nsp_labels: bool,
+    epoch: Option<(u64, Vec<usize>)>,
+    emitted: usize,
+}
+
+impl SyntheticSource {
+    /// A source over `corpus` in `order`.
+    pub fn new(corpus: SyntheticCorpus, order: Order, data: &MaskedLmDataConfig) -> Self {
+        SyntheticSource {
+            corpus,
+            order,
+            batch_size: data.global_batch_size,
+            drop_remainder: data.drop_remainder,
+            with_nsp_labels: data.use_next_sentence_label,
+            epoch: None,
+            emitted: 0,
+        }
+    }
+
+    fn shuffled_index(&mut self, seed: u64, position: u64) -> usize {
+        let n = self.corpus.len() as u64;
+        let epoch = position / n;
+        if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            let mut permutation: Vec<usize> = (0..self.corpus.len()).collect();
+            permutation.shuffle(&mut stream_rng(seed, Stream::DataOrder, epoch));
+            self.epoch = Some((epoch, permutation));
+        }
+        let (_, permutation) = self.epoch.as_ref().expect("set above");
+        permutation[(position % n) as usize]
+    }
+
+    fn next_indices(&mut self) -> Vec<usize> {
+        match self.order {
+            Order::Shuffled { seed, position } => {
+                let indices = (0..self.batch_size as u64)
+                    .map(|i| self.shuffled_index(seed, position + i))
+                    .collect();
+                self.order = Order::Shuffled {
+                    seed,
+                    position: position + self.batch_size as u64,
+                };
+                indices
+            }
+            Order::Sequential { first, count } => {
+                let remaining = count - self.emitted.min(count);
+                let take = remaining.min(self.batch_size);
+                if take == 0 || (take < self.batch_size && self.drop_remainder) {
+                    return Vec::new();
+                }
+                let start = first + self.emitted;
+                self.emitted += take;
+                (start..start + take).collect()
+            }
+        }
+    }
+}
+
+impl BatchSource for SyntheticSource {
+    fn next_batch(&mut self) -> Option<Result<Batch>> {
+        let indices = self.next_indices();
+        if indices.is_empty() {
+            return None;
+        }
+        let examples: Vec<MlmExample> = indices.iter().map(|&i| self.corpus.example(i)).collect();
+        Some(to_batch(&examples, self.with_nsp_labels))
+    }
+
+    fn is_endless(&self) -> bool {
+        matches!(self.order, Order::Shuffled { .. })
+    }
+}
+
+/// Model Garden's `dummy` input: endless batches of zeros (mask and weights ones).
+pub struct DummySource {
+    batch: Batch,
+}
+
+impl DummySource {
+    /// Zero batches shaped by `data`.
+    pub fn new(data: &MaskedLmDataConfig) -> Result<Self> {
+        let example = MlmExample {
+            input_word_ids: vec![0; data.seq_length],
+            input_mask: vec![1; data.seq_length],
+            input_type_ids: vec![0; data.seq_length],
+            masked_lm_positions: vec![0; data.max_predictions_per_seq],
+            masked_lm_ids: vec![0; data.max_predictions_per_seq],
+            masked_lm_weights: vec![1.0; data.max_predictions_per_seq],
+            next_sentence_label: 0,
+        };
+        let examples = vec![example; data.global_batch_size];
+        Ok(DummySource {
+            batch: to_batch(&examples, data.use_next_sentence_label)?,
+        })
+    }
+}
+
+impl BatchSource for DummySource {
+    fn next_batch(&mut self) -> Option<Result<Batch>> {
+        Some(Ok(self.batch.clone()))
+    }
+
+    fn is_endless(&self) -> bool {
+        true
+    }
+}
+
+/// Stacks examples into the features of Model Garden's BERT pretraining input.
+fn to_batch(examples: &[MlmExample], with_nsp_labels: bool) -> Result<Batch> {
+    let rows = examples.len();
+    let device = Device::Cpu;
+    let stack_u32 = |field: fn(&MlmExample) -> &Vec<u32>| -> Result<Tensor> {
+        let width = field(&examples[0]).len();
+        let flat: Vec<u32> = examples
+            .iter()
+            .flat_map(|e| field(e).iter().copied())
+            .collect();
+        Ok(Tensor::from_vec(flat, (rows, width), &device)?)
+    };
+    let mut batch = Batch::new();
+    batch.insert("input_word_ids", stack_u32(|e| &e.input_word_ids)?);
+    batch.insert("input_mask", stack_u32(|e| &e.input_mask)?);
+    batch.insert("input_type_ids", stack_u32(|e| &e.input_type_ids)?);
+    batch.insert(
+        "masked_lm_positions",
+        stack_u32(|e| &e.masked_lm_positions)?,
+    );
+    batch.insert("masked_lm_ids", stack_u32(|e| &e.masked_lm_ids)?);
+    let width = examples[0].masked_lm_weights.len();
+    let weights: Vec<f32> = examples
+        .iter()
+        .flat_map(|e| e.masked_lm_weights.iter().copied())
+        .collect();
+    batch.insert(
+        "masked_lm_weights",
+        Tensor::from_vec(weights, (rows, width), &device)?,
+    );
+    if with_nsp_labels {
+        let labels: Vec<u32> = examples.iter().map(|e| e.next_sentence_label).collect();
+        batch.insert(
+            "next_sentence_labels",
+            Tensor::from_vec(labels, rows, &device)?,
+        );
+    }
+    Ok(batch)
+}

@@ -1,0 +1,186 @@
+//! The masked LM task (Model Garden's `MaskedLMTask`): BERT pretraining on masked tokens and,
+//! optionally, next-sentence prediction.
+
+use candle_core::{DType, Tensor, D};
+use candle_nn::VarBuilder;
+use grove_core::data::{Batch, Dataset};
+use grove_core::metrics::{Metric, WeightedMean};
+use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
+use grove_core::{Error, Result};
+
+use super::config::{MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT};
+use super::inputs::{DummySource, Order, SyntheticSource};
+use crate::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
+use crate::models::{BertPretrainer, PretrainerInputs};
+
+/// Name of the classification head trained on `next_sentence_labels`.
+const NEXT_SENTENCE_HEAD: &str = "next_sentence";
+
+/// Masked language modelling with a BERT pretrainer.
+pub struct MaskedLmTask {
+    config: MaskedLmConfig,
+}
+
+impl Task for MaskedLmTask {
+    type Config = MaskedLmConfig;
+    type Model = BertPretrainer;
+
+    fn from_config(config: &MaskedLmConfig) -> Result<Self> {
+        Ok(MaskedLmTask {
+            config: config.clone(),
+        })
+    }
+
+    fn config(&self) -> &MaskedLmConfig {
+        &self.config
+    }
+
+    fn build_model(&self, vb: VarBuilder) -> Result<BertPretrainer> {
+        Ok(BertPretrainer::new(&self.config.model, vb)?)
+    }
+
+    fn build_inputs(&self, data: &MaskedLmDataConfig, context: &InputContext) -> Result<Dataset> {
+        if data.input_path == DUMMY_INPUT {
+            return Ok(Dataset::prefetch(DummySource::new(data)?));
+        }
+        let training = data.is_training == Some(true);
+        // Training examples are corpus indices 0..n; validation examples follow them, so the
+        // two splits share the corpus' language but never an example.
+        let first = if training {
+            0
+        } else {
+            self.config.train_data.num_examples
+        };
+        let corpus = SyntheticCorpus::new(SyntheticCorpusSpec {
+            seed: context.seed,
+            num_examples: first + data.num_examples,
+            seq_length: data.seq_length,
+            max_predictions_per_seq: data.max_predictions_per_seq,
+            vocab_size: self.config.model.encoder.bert.vocab_size,
+            use_next_sentence_label: data.use_next_sentence_label,
+        })
+        .map_err(|e| Error::Config(format!("task synthetic data: {e}")))?;
+        let order = if training {
+            Order::Shuffled {
+                seed: data.seed.unwrap_or(context.seed),
+                position: context.start_batch * data.global_batch_size as u64,
+            }
+        } else {
+            Order::Sequential {
+                first,
+                count: data.num_examples,
+            }
+        };
+        Ok(Dataset::prefetch(SyntheticSource::new(corpus, order, data)))
+    }
+
+    fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>> {
+        let data = if training {
+            &self.config.train_data
+        } else {
+            &self.config.validation_data
+        };
+        let mut metrics: Vec<Box<dyn Metric>> = vec![
+            Box::new(WeightedMean::weighted(
+                "masked_lm_accuracy",
+                "masked_lm_correct",
+                "masked_lm_weights",
+            )),
+            Box::new(WeightedMean::new("lm_example_loss", "lm_example_loss")),
+        ];
+        if data.use_next_sentence_label {
+            metrics.push(Box::new(WeightedMean::new(
+                "next_sentence_accuracy",
+                "next_sentence_correct",
+            )));
+            metrics.push(Box::new(WeightedMean::new(
+                "next_sentence_loss",
+                "next_sentence_loss",
+            )));
+        }
+        metrics
+    }
+
+    fn train_step(
+        &self,
+        inputs: &Batch,
+        model: &BertPretrainer,
+        context: &mut StepContext,
+    ) -> Result<StepOutputs> {
+        self.forward_and_loss(inputs, model, context)
+    }
+
+    fn validation_step(
+        &self,
+        inputs: &Batch,
+        model: &BertPretrainer,
+        context: &mut StepContext,
+    ) -> Result<StepOutputs> {
+        self.forward_and_loss(inputs, model, context)
+    }
+}
+
+impl MaskedLmTask {
+    /// Model Garden's masked LM loss: weighted mean cross-entropy over the masked positions,
+    /// plus the mean next-sentence cross-entropy when labels are present.
+    fn forward_and_loss(
+        &self,
+        inputs: &Batch,
+        model: &BertPretrainer,
+        context: &mut StepContext,
+    ) -> Result<StepOutputs> {
+        let model_inputs = PretrainerInputs {
+            input_word_ids: inputs.get("input_word_ids")?.clone(),
+            input_mask: inputs.get("input_mask")?.clone(),
+            input_type_ids: inputs.get("input_type_ids")?.clone(),
+            masked_lm_positions: inputs.get("masked_lm_positions")?.clone(),
+        };
+        let outputs = model.forward(&model_inputs, context.dropout.as_mut())?;
+        let labels = inputs.get("masked_lm_ids")?.flatten_all()?;
+        let weights = inputs.get("masked_lm_weights")?.flatten_all()?;
+        let (per_position, correct) = cross_entropy(&outputs.mlm_logits, &labels)?;
+        let weight_sum = weights.sum_all()?;
+        let lm_loss = (per_position * &weights)?
+            .sum_all()?
+            .broadcast_div(&weight_sum.maximum(1e-12)?)?;
+        let mut loss = lm_loss.clone();
+        let mut step = StepOutputs::default();
+        step.insert("masked_lm_correct", correct);
+        step.insert("masked_lm_weights", weights);
+        step.insert("lm_example_loss", lm_loss.detach());
+        if let Ok(nsp_labels) = inputs.get("next_sentence_labels") {
+            let logits = outputs
+                .cls_logits
+                .iter()
+                .find(|(name, _)| name == NEXT_SENTENCE_HEAD)
+                .map(|(_, logits)| logits)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "batches carry next_sentence_labels but the model has no \
+                         `{NEXT_SENTENCE_HEAD}` head"
+                    ))
+                })?;
+            let (per_example, correct) = cross_entropy(logits, nsp_labels)?;
+            let nsp_loss = per_example.mean_all()?;
+            loss = (loss + &nsp_loss)?;
+            step.insert("next_sentence_correct", correct);
+            step.insert("next_sentence_loss", nsp_loss.detach());
+        }
+        step.loss = Some(loss);
+        Ok(step)
+    }
+}
+
+/// Per-row cross-entropy of `logits (N, C)` against `labels (N,)`, and per-row correctness
+/// (1.0 where the arg-max is the label).
+fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor)> {
+    let labels = labels.to_dtype(DType::U32)?;
+    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let picked = log_probs.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let correct = logits
+        .detach()
+        .argmax(D::Minus1)?
+        .eq(&labels)?
+        .to_dtype(DType::F32)?;
+    Ok((picked.neg()?, correct))
+}

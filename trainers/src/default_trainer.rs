@@ -1,0 +1,294 @@
+//! DefaultTrainer: drives any Task as an Orbit trainer, evaluator and checkpointable state.
+
+use std::any::Any;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use grove_core::config::ExperimentConfig;
+use grove_core::data::Dataset;
+use grove_core::init_checkpoint::MODEL_WEIGHTS_FILE;
+use grove_core::metrics::{collect_and_reset, Metric};
+use grove_core::optimization::{build_optimizer, build_schedule, LearningRateSchedule, Optimizer};
+use grove_core::rng::{stream_rng, Stream};
+use grove_core::task::{DynTask, InputContext, StepContext, StepOutputs};
+use grove_core::vars::ModelVars;
+use grove_core::{Error, Result};
+use grove_orbit::{Checkpointable, Evaluator, Logs, RunnerError, Trainer};
+
+use crate::checkpoint_files::{
+    read_model, read_optimizer, read_state, write_state, write_tensors, TrainState, FORMAT_VERSION,
+    OPTIMIZER_FILE,
+};
+
+/// Which halves of the trainer a run needs (their inputs are opened at construction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Build the training inputs.
+    pub train: bool,
+    /// Build the validation inputs.
+    pub evaluate: bool,
+}
+
+/// Trains and evaluates one Task: model, optimizer, schedule, inputs and metrics.
+pub struct DefaultTrainer {
+    task: Box<dyn DynTask>,
+    model: Box<dyn Any + Send>,
+    vars: ModelVars,
+    optimizer: Box<dyn Optimizer>,
+    schedule: Box<dyn LearningRateSchedule>,
+    device: Device,
+    seed: u64,
+    global_step: u64,
+    train_data: Option<Dataset>,
+    fresh_validation_data: Option<Dataset>,
+    train_metrics: Vec<Box<dyn Metric>>,
+    validation_metrics: Vec<Box<dyn Metric>>,
+    validation_steps_must_be_bounded: bool,
+}
+
+impl DefaultTrainer {
+    /// Builds the model (seeded from `runtime.seed`), optimizer, schedule and metrics of
+    /// `task`, and opens the inputs `roles` asks for, so bad data is reported before a run
+    /// writes anything.
+    pub fn new(
+        task: Box<dyn DynTask>,
+        config: &ExperimentConfig,
+        device: Device,
+        roles: Roles,
+    ) -> Result<Self> {
+        let seed = config.runtime.seed;
+        let vars = ModelVars::new();
+        let model = task.build_model(vars.var_builder(seed, DType::F32, &device))?;
+        let optimization = &config.trainer.optimizer_config;
+        let context = InputContext {
+            seed,
+            start_batch: 0,
+        };
+        let train_data = roles
+            .train
+            .then(|| task.build_train_inputs(&context))
+            .transpose()?;
+        let fresh_validation_data = roles
+            .evaluate
+            .then(|| task.build_validation_inputs(&context))
+            .transpose()?;
+        let validation_steps_must_be_bounded = fresh_validation_data
+            .as_ref()
+            .is_some_and(Dataset::is_endless);
+        if validation_steps_must_be_bounded && config.trainer.validation_steps < 0 {
+            return Err(Error::Config(
+                "trainer.validation_steps = -1 evaluates the whole validation set, but \
+                 task.validation_data never ends (e.g. input_path: dummy); set \
+                 trainer.validation_steps to a positive number"
+                    .to_string(),
+            ));
+        }
+        Ok(DefaultTrainer {
+            train_metrics: task.build_metrics(true),
+            validation_metrics: task.build_metrics(false),
+            task,
+            model,
+            vars,
+            optimizer: build_optimizer(&optimization.optimizer)?,
+            schedule: build_schedule(optimization),
+            device,
+            seed,
+            global_step: 0,
+            train_data,
+            fresh_validation_data,
+            validation_steps_must_be_bounded,
+        })
+    }
+
+    /// The model's variables.
+    pub fn vars(&self) -> &ModelVars {
+        &self.vars
+    }
+
+    /// Runs the task's `initialize` (e.g. loading `task.init_checkpoint`).
+    pub fn initialize(&mut self) -> Result<()> {
+        self.task.initialize(self.model.as_ref(), &self.vars)
+    }
+
+    /// The learning rate the schedule gives at the optimizer's current iteration.
+    pub fn learning_rate(&self) -> f64 {
+        self.schedule.learning_rate(self.optimizer.iterations())
+    }
+
+    fn train_steps(&mut self, num_steps: u64) -> Result<Logs> {
+        let params = self.vars.named_vars();
+        let mut loss_sum: Option<Tensor> = None;
+        for _ in 0..num_steps {
+            let batch = self.next_train_batch()?.to_device(&self.device)?;
+            let mut context = StepContext {
+                global_step: self.global_step,
+                dropout: Some(stream_rng(self.seed, Stream::Dropout, self.global_step)),
+            };
+            let outputs = self
+                .task
+                .train_step(&batch, self.model.as_ref(), &mut context)?;
+            let loss = outputs
+                .loss
+                .clone()
+                .ok_or_else(|| Error::Run("the task's train_step returned no loss".to_string()))?;
+            let grads = loss.backward()?;
+            let lr = self.learning_rate();
+            self.optimizer.apply(&params, &grads, lr)?;
+            for metric in &mut self.train_metrics {
+                metric.update(&outputs)?;
+            }
+            let loss = loss.detach();
+            loss_sum = Some(match loss_sum {
+                Some(sum) => (sum + loss)?,
+                None => loss,
+            });
+            self.global_step += 1;
+        }
+        let mut logs: Logs = collect_and_reset(&mut self.train_metrics)?
+            .into_iter()
+            .collect();
+        if let Some(sum) = loss_sum {
+            let mean = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?) / num_steps as f64;
+            logs.insert("training_loss".to_string(), mean);
+        }
+        logs.insert("learning_rate".to_string(), self.learning_rate());
+        Ok(logs)
+    }
+
+    fn next_train_batch(&mut self) -> Result<grove_core::data::Batch> {
+        let data = self.train_data.as_mut().ok_or_else(|| {
+            Error::Run("this trainer was built without training inputs".to_string())
+        })?;
+        data.next_batch().unwrap_or_else(|| {
+            Err(Error::Data(format!(
+                "task.train_data ran out of batches at step {}; training inputs must repeat",
+                self.global_step
+            )))
+        })
+    }
+
+    fn evaluate_steps(&mut self, num_steps: i64) -> Result<Logs> {
+        if num_steps < 0 && self.validation_steps_must_be_bounded {
+            return Err(Error::Config(
+                "evaluating the whole validation set, but it never ends; give a positive \
+                 number of evaluation steps"
+                    .to_string(),
+            ));
+        }
+        let mut data = match self.fresh_validation_data.take() {
+            Some(data) => data,
+            None => self.task.build_validation_inputs(&InputContext {
+                seed: self.seed,
+                start_batch: 0,
+            })?,
+        };
+        let mut loss_sum: Option<Tensor> = None;
+        let mut batches = 0u64;
+        let mut aggregate = None;
+        while num_steps < 0 || batches < num_steps as u64 {
+            let Some(batch) = data.next_batch() else {
+                if num_steps > 0 {
+                    tracing::info!("the validation set was exhausted after {batches} steps");
+                }
+                break;
+            };
+            let batch = batch?.to_device(&self.device)?;
+            let outputs = self.validation_step(&batch)?;
+            for metric in &mut self.validation_metrics {
+                metric.update(&outputs)?;
+            }
+            if let Some(loss) = &outputs.loss {
+                let loss = loss.detach();
+                loss_sum = Some(match loss_sum {
+                    Some(sum) => (sum + loss)?,
+                    None => loss,
+                });
+            }
+            aggregate = self.task.aggregate_logs(aggregate, &outputs)?;
+            batches += 1;
+        }
+        let mut logs: Logs = collect_and_reset(&mut self.validation_metrics)?
+            .into_iter()
+            .collect();
+        if let (Some(sum), true) = (loss_sum, batches > 0) {
+            let mean = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?) / batches as f64;
+            logs.insert("validation_loss".to_string(), mean);
+        }
+        if let Some(state) = aggregate {
+            logs.extend(self.task.reduce_aggregated_logs(state, self.global_step)?);
+        }
+        Ok(logs)
+    }
+
+    fn validation_step(&self, batch: &grove_core::data::Batch) -> Result<StepOutputs> {
+        let mut context = StepContext {
+            global_step: self.global_step,
+            dropout: None,
+        };
+        self.task
+            .validation_step(batch, self.model.as_ref(), &mut context)
+    }
+
+    fn save_to(&self, dir: &Path) -> Result<()> {
+        write_tensors(&dir.join(MODEL_WEIGHTS_FILE), self.vars.tensors())?;
+        write_tensors(&dir.join(OPTIMIZER_FILE), self.optimizer.state())?;
+        write_state(
+            dir,
+            &TrainState {
+                format_version: FORMAT_VERSION,
+                global_step: self.global_step,
+                optimizer_iterations: self.optimizer.iterations(),
+            },
+        )
+    }
+
+    fn restore_from(&mut self, dir: &Path) -> Result<()> {
+        let state = read_state(dir)?;
+        let origin = dir.join(MODEL_WEIGHTS_FILE).display().to_string();
+        self.vars.load_exact(&read_model(dir)?, &origin)?;
+        self.optimizer.load_state(
+            &self.vars.named_vars(),
+            read_optimizer(dir)?,
+            state.optimizer_iterations,
+        )?;
+        self.global_step = state.global_step;
+        if self.train_data.is_some() {
+            // Continue the input stream where the checkpointed run stood.
+            self.train_data = Some(self.task.build_train_inputs(&InputContext {
+                seed: self.seed,
+                start_batch: self.global_step,
+            })?);
+        }
+        Ok(())
+    }
+}
+
+fn boxed(error: Error) -> RunnerError {
+    Box::new(error)
+}
+
+impl Trainer for DefaultTrainer {
+    fn train(&mut self, num_steps: u64) -> std::result::Result<Logs, RunnerError> {
+        self.train_steps(num_steps).map_err(boxed)
+    }
+
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+}
+
+impl Evaluator for DefaultTrainer {
+    fn evaluate(&mut self, num_steps: i64) -> std::result::Result<Logs, RunnerError> {
+        self.evaluate_steps(num_steps).map_err(boxed)
+    }
+}
+
+impl Checkpointable for DefaultTrainer {
+    fn save(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
+        self.save_to(dir).map_err(boxed)
+    }
+
+    fn restore(&mut self, dir: &Path) -> std::result::Result<(), RunnerError> {
+        self.restore_from(dir).map_err(boxed)
+    }
+}

@@ -1,0 +1,120 @@
+//! `run_experiment`: one run of a resolved experiment in one mode (Model Garden's
+//! `train_lib.run_experiment`).
+
+use std::path::Path;
+
+use grove_core::config::ExperimentConfig;
+use grove_core::registry::get_task;
+use grove_core::runtime::{compute_threads, device};
+use grove_orbit::summary::SummaryManager;
+use grove_orbit::{
+    write_atomically, CheckpointManager, Controller, ControllerOptions, Logs, LossGuard,
+};
+
+use crate::default_trainer::{DefaultTrainer, Roles};
+use crate::error::Result;
+
+/// File of the resolved config inside model_dir.
+pub const PARAMS_FILE: &str = "params.yaml";
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Train to `trainer.train_steps`.
+    Train,
+    /// Evaluate the latest checkpoint of model_dir once.
+    Eval,
+    /// Train to `trainer.train_steps`, evaluating every `trainer.validation_interval` steps.
+    TrainAndEval,
+}
+
+impl Mode {
+    fn roles(self) -> Roles {
+        Roles {
+            train: self != Mode::Eval,
+            evaluate: self != Mode::Train,
+        }
+    }
+}
+
+/// Runs `config` in `mode` on `model_dir` and returns the last evaluation's logs (empty when
+/// the mode did not evaluate).
+///
+/// Order of work: the task, model, optimizer and inputs are built (opening data files), the
+/// latest checkpoint is restored or, without one, the task initializes the model (e.g. from
+/// `task.init_checkpoint`); only then does a training mode create model_dir and write
+/// `params.yaml`, so bad input leaves no model_dir behind.
+pub fn run_experiment(config: &ExperimentConfig, mode: Mode, model_dir: &Path) -> Result<Logs> {
+    config.validate()?;
+    let device = device(&config.runtime)?;
+    let task = get_task(config.task.as_ref())?;
+    let trainer = DefaultTrainer::new(task, config, device.clone(), mode.roles())?;
+    tracing::info!(
+        "task {} | device {:?} | {} compute threads | {} parameters",
+        config.task.type_name(),
+        device,
+        compute_threads(),
+        trainer.vars().parameter_count()
+    );
+    let mut controller = Controller::new(trainer, controller_options(config, model_dir)?)?;
+    let restored = controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
+
+    let t = &config.trainer;
+    match mode {
+        Mode::Train => {
+            write_params(config, model_dir)?;
+            controller.train(t.train_steps)?;
+            Ok(Logs::new())
+        }
+        Mode::TrainAndEval => {
+            write_params(config, model_dir)?;
+            let logs = controller.train_and_evaluate(
+                t.train_steps,
+                t.validation_steps,
+                t.validation_interval,
+            )?;
+            Ok(logs.unwrap_or_default())
+        }
+        Mode::Eval => {
+            if restored.is_none() {
+                return Err(grove_core::Error::Checkpoint(format!(
+                    "--mode=eval needs a checkpoint, and {} has none; train first or point \
+                     --model_dir at a trained run",
+                    model_dir.display()
+                ))
+                .into());
+            }
+            Ok(controller.evaluate(t.validation_steps)?)
+        }
+    }
+}
+
+fn controller_options(config: &ExperimentConfig, model_dir: &Path) -> Result<ControllerOptions> {
+    let t = &config.trainer;
+    Ok(ControllerOptions {
+        steps_per_loop: t.steps_per_loop,
+        summary_interval: t.summary_interval,
+        checkpoint_manager: Some(CheckpointManager::new(
+            model_dir,
+            t.max_to_keep as usize,
+            t.checkpoint_interval,
+        )?),
+        train_summaries: SummaryManager::new(model_dir, "train")?,
+        eval_summaries: SummaryManager::new(model_dir, &t.validation_summary_subdir)?,
+        loss_guard: (t.recovery_max_trials >= 0).then_some(LossGuard {
+            loss_upper_bound: t.loss_upper_bound,
+            recovery_begin_steps: t.recovery_begin_steps,
+        }),
+    })
+}
+
+/// Writes the resolved config to `model_dir/params.yaml` (creating model_dir).
+fn write_params(config: &ExperimentConfig, model_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(model_dir)
+        .map_err(|e| grove_core::Error::io("cannot create", model_dir, e))?;
+    write_atomically(
+        &model_dir.join(PARAMS_FILE),
+        config.to_yaml_string().as_bytes(),
+    )?;
+    Ok(())
+}
