@@ -19,24 +19,40 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// True when `error` (or any error in its source chain) is one the user caused and can fix
 /// (config, flags, data, checkpoint files, registry names).
 pub fn is_user_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(core) = e.downcast_ref::<grove_core::Error>() {
-            if core.is_user_error() {
-                return true;
-            }
-        }
-        if let Some(orbit) = e.downcast_ref::<OrbitError>() {
-            match orbit {
-                OrbitError::BadCheckpoint { .. } | OrbitError::InvalidSetting(_) => return true,
-                OrbitError::Runner(inner) => {
-                    current = Some(inner.as_ref());
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        current = e.source();
+    if let Some(core) = error.downcast_ref::<grove_core::Error>() {
+        return core.is_user_error();
     }
-    false
+    if let Some(run) = error.downcast_ref::<Error>() {
+        return match run {
+            Error::Core(core) => core.is_user_error(),
+            Error::Orbit(orbit) => is_user_error(orbit),
+        };
+    }
+    if let Some(orbit) = error.downcast_ref::<OrbitError>() {
+        return match orbit {
+            OrbitError::BadCheckpoint { .. } | OrbitError::InvalidSetting(_) => true,
+            OrbitError::Runner(inner) => is_user_error(inner.as_ref()),
+            _ => false,
+        };
+    }
+    error.source().is_some_and(is_user_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_user_errors_are_recognised() {
+        let config = || grove_core::Error::Config("bad".to_string());
+        assert!(is_user_error(&config()));
+        assert!(is_user_error(&Error::Core(config())));
+        assert!(is_user_error(&Error::Orbit(OrbitError::Runner(Box::new(
+            config()
+        )))));
+        assert!(!is_user_error(&Error::Core(grove_core::Error::Run(
+            "nan".to_string()
+        ))));
+        assert!(!is_user_error(&OrbitError::Diverged("nan".to_string())));
+    }
 }

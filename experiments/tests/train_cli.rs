@@ -1,0 +1,400 @@
+//! End-to-end runs of the `train` binary: files of a run, resume, init_checkpoint, errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use grove_orbit::summary::{event_files, read_scalars};
+
+/// A small bert/local: 8 sequences of 32 tokens per batch, loops of 10 steps.
+const SMALL: &str = "trainer.steps_per_loop=10,trainer.summary_interval=10,\
+    trainer.checkpoint_interval=20,trainer.validation_interval=20,\
+    task.train_data.global_batch_size=8,task.validation_data.global_batch_size=8,\
+    task.train_data.seq_length=32,task.validation_data.seq_length=32,\
+    task.train_data.max_predictions_per_seq=5,task.validation_data.max_predictions_per_seq=5,\
+    task.train_data.num_examples=256,task.validation_data.num_examples=24";
+
+fn train(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_train"));
+    command
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .env("GROVE_LOG", "info");
+    command
+}
+
+fn run_small(model_dir: &Path, mode: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--experiment=bert/local".to_string(),
+        format!("--mode={mode}"),
+        format!("--model_dir={}", model_dir.display()),
+        format!("--params_override={SMALL}"),
+    ];
+    args.extend(extra.iter().map(|a| format!("--params_override={a}")));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    train(&refs).output().unwrap()
+}
+
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every tensor of a safetensors file, as raw bytes by name.
+fn tensors(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect()
+}
+
+/// `(step, value)` of `name` in the `split` lines of metrics.jsonl.
+fn metric(model_dir: &Path, split: &str, name: &str) -> Vec<(u64, f64)> {
+    let text = std::fs::read_to_string(model_dir.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == split)
+        .filter_map(|v| Some((v["step"].as_u64()?, v[name].as_f64()?)))
+        .collect()
+}
+
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = walk(dir);
+    entries.sort();
+    entries
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            let path = e.unwrap().path();
+            let mut below = if path.is_dir() {
+                walk(&path)
+            } else {
+                Vec::new()
+            };
+            below.push(path);
+            below
+        })
+        .collect()
+}
+
+#[test]
+fn train_and_eval_writes_every_file_of_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(
+        &model_dir,
+        "train_and_eval",
+        &["trainer.train_steps=40"],
+    ));
+    for file in ["params.yaml", "checkpoint", "metrics.jsonl"] {
+        assert!(model_dir.join(file).is_file(), "{file}");
+    }
+    for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+        assert!(model_dir.join("ckpt-40").join(file).is_file(), "{file}");
+    }
+    let model = tensors(&model_dir.join("ckpt-40/model.safetensors"));
+    assert!(model.contains_key("encoder.layer.0.attention.query.weight"));
+    let optimizer = tensors(&model_dir.join("ckpt-40/optimizer.safetensors"));
+    assert!(optimizer.contains_key("encoder.layer.0.attention.query.weight/m"));
+
+    let train_events = event_files(&model_dir.join("train")).unwrap();
+    let scalars = read_scalars(&train_events[0]).unwrap();
+    for tag in [
+        "training_loss",
+        "learning_rate",
+        "steps_per_second",
+        "masked_lm_accuracy",
+    ] {
+        assert!(
+            scalars.iter().any(|(s, t, _)| t == tag && *s == 40),
+            "{tag}"
+        );
+    }
+    let validation_events = event_files(&model_dir.join("validation")).unwrap();
+    let scalars = read_scalars(&validation_events[0]).unwrap();
+    assert!(scalars
+        .iter()
+        .any(|(s, t, _)| t == "validation_loss" && *s == 20));
+    assert_eq!(
+        metric(&model_dir, "validation", "validation_loss")
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>(),
+        vec![20, 40]
+    );
+    assert_eq!(metric(&model_dir, "train", "training_loss").len(), 4);
+    let params = std::fs::read_to_string(model_dir.join("params.yaml")).unwrap();
+    assert!(params.contains("train_steps: 40"), "{params}");
+}
+
+#[test]
+fn rerunning_a_finished_run_trains_nothing_and_writes_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(
+        &model_dir,
+        "train_and_eval",
+        &["trainer.train_steps=20"],
+    ));
+    let before = listing(&model_dir);
+    let index = std::fs::read(model_dir.join("checkpoint")).unwrap();
+    let metrics = std::fs::read(model_dir.join("metrics.jsonl")).unwrap();
+    let again = run_small(&model_dir, "train_and_eval", &["trainer.train_steps=20"]);
+    assert_ok(&again);
+    assert!(
+        stderr(&again).contains("restored from checkpoint"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(listing(&model_dir), before);
+    assert_eq!(std::fs::read(model_dir.join("checkpoint")).unwrap(), index);
+    assert_eq!(
+        std::fs::read(model_dir.join("metrics.jsonl")).unwrap(),
+        metrics
+    );
+}
+
+#[test]
+fn a_killed_run_resumes_where_it_stood_and_ends_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let resumed = dir.path().join("resumed");
+    let steps = "trainer.train_steps=200";
+    assert_ok(&run_small(&straight, "train", &[steps]));
+
+    // Start the same run, kill -9 it once a checkpoint exists, then run the same command again.
+    let mut child = train(&[
+        "--experiment=bert/local",
+        "--mode=train",
+        &format!("--model_dir={}", resumed.display()),
+        &format!("--params_override={SMALL}"),
+        &format!("--params_override={steps}"),
+    ])
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    while !resumed.join("checkpoint").exists() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let index = std::fs::read_to_string(resumed.join("checkpoint")).unwrap();
+    assert!(
+        !index.contains("ckpt-200"),
+        "the run ended before the kill: {index}"
+    );
+
+    let again = run_small(&resumed, "train", &[steps]);
+    assert_ok(&again);
+    assert!(stderr(&again).contains("restored from checkpoint"));
+    for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+        let a = straight.join("ckpt-200").join(file);
+        let b = resumed.join("ckpt-200").join(file);
+        if file == "state.json" {
+            assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+        } else {
+            assert_eq!(tensors(&a), tensors(&b), "{file} differs");
+        }
+    }
+    // The losses logged after the resume point match the uninterrupted run's.
+    let straight_losses = metric(&straight, "train", "training_loss");
+    let resumed_losses = metric(&resumed, "train", "training_loss");
+    let last_resumed = resumed_losses.last().unwrap();
+    assert_eq!(straight_losses.last().unwrap(), last_resumed);
+    for (step, loss) in resumed_losses.iter().rev().take(5) {
+        assert!(straight_losses.contains(&(*step, *loss)), "step {step}");
+    }
+}
+
+#[test]
+fn init_checkpoint_is_loaded_only_when_model_dir_has_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pretrained = dir.path().join("pretrained");
+    assert_ok(&run_small(
+        &pretrained,
+        "train",
+        &["trainer.train_steps=20"],
+    ));
+
+    // Fresh model_dir: the weights come from init_checkpoint (learning rate 0 keeps them).
+    let finetuned = dir.path().join("finetuned");
+    let frozen = "trainer.optimizer_config.learning_rate={type: constant, constant: \
+                  {learning_rate: 0.0}},trainer.optimizer_config.warmup.type=null";
+    let init = format!("task.init_checkpoint={}", pretrained.display());
+    let first = run_small(
+        &finetuned,
+        "train",
+        &[frozen, &init, "trainer.train_steps=10"],
+    );
+    assert_ok(&first);
+    assert!(stderr(&first).contains("initialized"), "{}", stderr(&first));
+    assert_eq!(
+        tensors(&finetuned.join("ckpt-10/model.safetensors")),
+        tensors(&pretrained.join("ckpt-20/model.safetensors"))
+    );
+
+    // With a checkpoint in model_dir, init_checkpoint is not even opened.
+    let missing = "task.init_checkpoint=/no/such/checkpoint";
+    let second = run_small(
+        &finetuned,
+        "train",
+        &[frozen, missing, "trainer.train_steps=20"],
+    );
+    assert_ok(&second);
+    assert!(!stderr(&second).contains("initialized"));
+
+    // Without one, a bad init_checkpoint is an input error and creates no model_dir.
+    let fresh = dir.path().join("fresh");
+    let third = run_small(&fresh, "train", &[missing]);
+    assert_eq!(third.status.code(), Some(2), "{}", stderr(&third));
+    assert!(stderr(&third).contains("/no/such/checkpoint"));
+    assert!(!fresh.exists());
+}
+
+#[test]
+fn config_errors_exit_2_and_leave_model_dir_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=10"]));
+    let before: Vec<(PathBuf, Vec<u8>)> = listing(&model_dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = if p.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            (p, bytes)
+        })
+        .collect();
+
+    let bad_file = dir.path().join("bad.yaml");
+    std::fs::write(&bad_file, "trainer:\n  train_stepz: 5\n").unwrap();
+    let typo = train(&[
+        "--experiment=bert/local",
+        "--mode=train",
+        &format!("--model_dir={}", model_dir.display()),
+        &format!("--config_file={}", bad_file.display()),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    let message = stderr(&typo);
+    assert!(
+        message.contains("bad.yaml") && message.contains("trainer.train_stepz"),
+        "{message}"
+    );
+    assert!(
+        message.contains("did you mean `trainer.train_steps`"),
+        "{message}"
+    );
+
+    let wrong_type = run_small(&model_dir, "train", &["trainer.train_steps=many"]);
+    assert_eq!(wrong_type.status.code(), Some(2));
+    let message = stderr(&wrong_type);
+    assert!(message.contains("--params_override") && message.contains("trainer.train_steps"));
+
+    let after: Vec<(PathBuf, Vec<u8>)> = listing(&model_dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = if p.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            (p, bytes)
+        })
+        .collect();
+    assert_eq!(before, after);
+
+    let fresh = dir.path().join("fresh");
+    let unknown = run_small(&fresh, "train", &["task.model.encoder.bert.num_layer=1"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("task.model.encoder.bert.num_layer"));
+    assert!(!fresh.exists());
+}
+
+#[test]
+fn flag_and_name_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = format!("--model_dir={}", dir.path().join("m").display());
+    let unknown = train(&["--experiment=bert/locl", "--mode=train", &model_dir])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    let message = stderr(&unknown);
+    assert!(message.contains("did you mean `bert/local`"), "{message}");
+    assert!(message.contains("bert/pretraining"), "{message}");
+
+    let bad_mode = train(&["--experiment=bert/local", "--mode=fly", &model_dir])
+        .output()
+        .unwrap();
+    assert_eq!(bad_mode.status.code(), Some(2));
+
+    let eval = train(&["--experiment=bert/local", "--mode=eval", &model_dir])
+        .output()
+        .unwrap();
+    assert_eq!(eval.status.code(), Some(2));
+    assert!(
+        stderr(&eval).contains("needs a checkpoint"),
+        "{}",
+        stderr(&eval)
+    );
+}
+
+#[test]
+fn list_experiments_prints_the_registered_names() {
+    let output = train(&["--list_experiments"]).output().unwrap();
+    assert_ok(&output);
+    let names = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        vec!["bert/local", "bert/pretraining"]
+    );
+}
+
+#[test]
+fn eval_mode_evaluates_the_latest_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=20"]));
+    let eval = run_small(&model_dir, "eval", &["trainer.train_steps=20"]);
+    assert_ok(&eval);
+    assert!(
+        stderr(&eval).contains("eval | step: 20"),
+        "{}",
+        stderr(&eval)
+    );
+    assert_eq!(metric(&model_dir, "validation", "validation_loss").len(), 1);
+}
+
+#[test]
+fn dummy_input_needs_bounded_validation_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let dummy = "task.validation_data.input_path=dummy";
+    let unbounded = run_small(&model_dir, "train_and_eval", &[dummy]);
+    assert_eq!(unbounded.status.code(), Some(2));
+    assert!(stderr(&unbounded).contains("trainer.validation_steps"));
+    assert!(!model_dir.exists());
+    let bounded = run_small(
+        &model_dir,
+        "train_and_eval",
+        &[dummy, "trainer.validation_steps=2,trainer.train_steps=20"],
+    );
+    assert_ok(&bounded);
+}
