@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use grove_orbit::summary::{event_files, read_scalars};
 
-/// A small bert/local: 8 sequences of 32 tokens per batch, loops of 10 steps.
-const SMALL: &str = "trainer.steps_per_loop=10,trainer.summary_interval=10,\
+/// A small bert/local: 8 sequences of 32 tokens per batch, loops of 10 steps, with dropout (so
+/// resume tests cover the dropout stream).
+const SMALL: &str = "task.model.encoder.bert.dropout_rate=0.1,trainer.steps_per_loop=10,trainer.summary_interval=10,\
     trainer.checkpoint_interval=20,trainer.validation_interval=20,\
     task.train_data.global_batch_size=8,task.validation_data.global_batch_size=8,\
     task.train_data.seq_length=32,task.validation_data.seq_length=32,\
@@ -73,6 +74,21 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = walk(dir);
     entries.sort();
     entries
+}
+
+/// Every path below `dir` with the bytes of the files.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    listing(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = if p.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            (p, bytes)
+        })
+        .collect()
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -270,17 +286,7 @@ fn config_errors_exit_2_and_leave_model_dir_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("run");
     assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=10"]));
-    let before: Vec<(PathBuf, Vec<u8>)> = listing(&model_dir)
-        .into_iter()
-        .map(|p| {
-            let bytes = if p.is_file() {
-                std::fs::read(&p).unwrap()
-            } else {
-                Vec::new()
-            };
-            (p, bytes)
-        })
-        .collect();
+    let before = snapshot(&model_dir);
 
     let bad_file = dir.path().join("bad.yaml");
     std::fs::write(&bad_file, "trainer:\n  train_stepz: 5\n").unwrap();
@@ -308,18 +314,7 @@ fn config_errors_exit_2_and_leave_model_dir_untouched() {
     let message = stderr(&wrong_type);
     assert!(message.contains("--params_override") && message.contains("trainer.train_steps"));
 
-    let after: Vec<(PathBuf, Vec<u8>)> = listing(&model_dir)
-        .into_iter()
-        .map(|p| {
-            let bytes = if p.is_file() {
-                std::fs::read(&p).unwrap()
-            } else {
-                Vec::new()
-            };
-            (p, bytes)
-        })
-        .collect();
-    assert_eq!(before, after);
+    assert_eq!(before, snapshot(&model_dir));
 
     let fresh = dir.path().join("fresh");
     let unknown = run_small(&fresh, "train", &["task.model.encoder.bert.num_layer=1"]);
@@ -397,4 +392,22 @@ fn dummy_input_needs_bounded_validation_steps() {
         &[dummy, "trainer.validation_steps=2,trainer.train_steps=20"],
     );
     assert_ok(&bounded);
+}
+
+#[test]
+fn bert_local_as_the_readme_runs_it_halves_its_training_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = train(&[
+        "--experiment=bert/local",
+        "--mode=train_and_eval",
+        &format!("--model_dir={}", model_dir.display()),
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let losses = metric(&model_dir, "train", "training_loss");
+    let (first, last) = (losses[0].1, losses.last().unwrap().1);
+    assert!(last <= first / 2.0, "first {first}, last {last}");
+    assert_eq!(metric(&model_dir, "validation", "validation_loss").len(), 4);
 }

@@ -1,9 +1,13 @@
 //! A seeded, finite, random-access synthetic masked-LM corpus with learnable structure.
 //!
-//! The "language" is a first-order Markov chain over the regular tokens: the transition table,
-//! derived from the seed alone, gives each token [`NUM_SUCCESSORS`] likely successors, so a model
-//! can predict a masked token from its neighbours and the MLM loss can fall far below
-//! `ln(vocab_size)`. Each example is `[CLS] A [SEP] B [SEP]` (then `[PAD]`s) and is masked the
+//! The "language" is a first-order Markov chain over the regular tokens. The regular tokens are
+//! split into topics of [`TOPIC_SIZE`]; the transition table, derived from the seed alone, gives
+//! each token [`NUM_SUCCESSORS`] likely successors within its topic, so a chain never leaves the
+//! topic it starts in. A model first learns the topic from the bag of words around a masked
+//! token (the loss falls from `ln(vocab_size)` towards `ln(TOPIC_SIZE)` within a few hundred
+//! steps of a tiny model), then the transitions from its neighbours; and a random segment B
+//! (next-sentence label 1) usually comes from another topic than A, so next-sentence prediction
+//! is learnable too. Each example is `[CLS] A [SEP] B [SEP]` (then `[PAD]`s) and is masked the
 //! way Google BERT's `create_pretraining_data.py` does. Example `i` depends only on
 //! `(seed, i)`, so the corpus can be read in any order or resumed at any index. Everything is
 //! host data (`Vec<u32>` / `Vec<f32>`); batching into tensors is the input pipeline's job.
@@ -24,8 +28,10 @@ pub const MASK_ID: u32 = 3;
 pub const FIRST_REGULAR_ID: u32 = 4;
 /// Number of likely successors of each token in the Markov chain.
 pub const NUM_SUCCESSORS: usize = 3;
+/// Regular tokens per topic (the last topic also takes the remainder).
+pub const TOPIC_SIZE: usize = 16;
 /// Probabilities of the likely successors, most likely first; the remaining mass
-/// (`1 - sum`) goes to a uniformly random regular token.
+/// (`1 - sum`) goes to a uniformly random token of the same topic.
 const SUCCESSOR_PROBS: [f64; NUM_SUCCESSORS] = [0.6, 0.25, 0.1];
 /// Fraction of eligible positions chosen for prediction (BERT's `masked_lm_prob`).
 const MASKED_LM_PROB: f64 = 0.15;
@@ -98,6 +104,19 @@ pub struct SyntheticCorpus {
     successors: Vec<[u32; NUM_SUCCESSORS]>,
 }
 
+/// The regular-token indices (0-based, before `FIRST_REGULAR_ID`) of the topic holding `index`.
+fn topic_of(index: usize, num_regular: usize) -> std::ops::Range<usize> {
+    let num_topics = (num_regular / TOPIC_SIZE).max(1);
+    let topic = (index / TOPIC_SIZE).min(num_topics - 1);
+    let start = topic * TOPIC_SIZE;
+    let end = if topic + 1 == num_topics {
+        num_regular
+    } else {
+        start + TOPIC_SIZE
+    };
+    start..end
+}
+
 /// SplitMix64's finaliser: a bijective 64-bit mix.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -129,11 +148,12 @@ impl SyntheticCorpus {
         let num_regular = spec.vocab_size - FIRST_REGULAR_ID as usize;
         let mut rng = StdRng::seed_from_u64(mix(spec.seed, TABLE_STREAM, 0));
         let successors = (0..num_regular)
-            .map(|_| {
-                let picks = sample(&mut rng, num_regular, NUM_SUCCESSORS);
+            .map(|index| {
+                let topic = topic_of(index, num_regular);
+                let picks = sample(&mut rng, topic.len(), NUM_SUCCESSORS);
                 let mut row = [0u32; NUM_SUCCESSORS];
                 for (slot, pick) in row.iter_mut().zip(picks) {
-                    *slot = FIRST_REGULAR_ID + pick as u32;
+                    *slot = FIRST_REGULAR_ID + (topic.start + pick) as u32;
                 }
                 row
             })
@@ -158,7 +178,7 @@ impl SyntheticCorpus {
 
     /// The likely successors of regular token `token`, most likely first (`None` for special
     /// or out-of-range ids). Their probabilities are 0.6, 0.25 and 0.1; the remaining 0.05 goes
-    /// to a uniformly random regular token.
+    /// to a uniformly random token of the same topic.
     pub fn likely_successors(&self, token: u32) -> Option<&[u32; NUM_SUCCESSORS]> {
         let idx = token.checked_sub(FIRST_REGULAR_ID)?;
         self.successors.get(idx as usize)
@@ -194,7 +214,8 @@ impl SyntheticCorpus {
             }
             r -= p;
         }
-        self.random_token(rng)
+        let topic = topic_of((prev - FIRST_REGULAR_ID) as usize, self.successors.len());
+        FIRST_REGULAR_ID + rng.random_range(topic.start as u32..topic.end as u32)
     }
 
     /// Appends `len` tokens of the chain continuing from `prev` (or from a random start).
@@ -325,6 +346,22 @@ mod tests {
     }
 
     #[test]
+    fn chains_stay_in_the_topic_they_start_in() {
+        let c = corpus(3);
+        let num_regular = 100 - FIRST_REGULAR_ID as usize;
+        for token in FIRST_REGULAR_ID..100 {
+            let topic = topic_of((token - FIRST_REGULAR_ID) as usize, num_regular);
+            let successors = c.likely_successors(token).unwrap();
+            assert!(successors
+                .iter()
+                .all(|s| topic.contains(&((s - FIRST_REGULAR_ID) as usize))));
+        }
+        // 96 regular tokens make 6 topics of 16; 9 tokens (vocab 13) make a single topic.
+        assert_eq!(topic_of(95, 96), 80..96);
+        assert_eq!(topic_of(8, 9), 0..9);
+    }
+
+    #[test]
     fn examples_are_deterministic_per_index_and_order_free() {
         let a = corpus(1);
         let b = corpus(1);
@@ -385,7 +422,7 @@ mod tests {
             for (&p, &id) in positions.iter().zip(&ex.masked_lm_ids) {
                 let p = p as usize;
                 assert!(p > 0 && p < real && !seps.contains(&p));
-                assert!(id >= FIRST_REGULAR_ID && id < 100);
+                assert!((FIRST_REGULAR_ID..100).contains(&id));
             }
         }
         assert!(padded >= c.len() / PADDED_EVERY, "padded {padded}");

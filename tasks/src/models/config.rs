@@ -115,7 +115,7 @@ impl BertEncoderConfig {
         check_positive(p, "intermediate_size", self.intermediate_size)?;
         check_positive(p, "max_position_embeddings", self.max_position_embeddings)?;
         check_positive(p, "type_vocab_size", self.type_vocab_size)?;
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "{} ({}) must be divisible by {} ({})",
                 key(p, "hidden_size"),
@@ -345,8 +345,10 @@ mod tests {
 
     #[test]
     fn validate_checks_cls_heads() {
-        let mut cfg = BertPretrainerConfig::default();
-        cfg.cls_heads = vec![ClsHeadConfig::default(), ClsHeadConfig::default()];
+        let mut cfg = BertPretrainerConfig {
+            cls_heads: vec![ClsHeadConfig::default(), ClsHeadConfig::default()],
+            ..BertPretrainerConfig::default()
+        };
         let err = cfg.validate("task.model").unwrap_err();
         assert!(err.contains("task.model.cls_heads[1].name"), "{err}");
         assert!(err.contains("task.model.cls_heads[0].name"), "{err}");
