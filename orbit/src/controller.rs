@@ -269,7 +269,34 @@ fn format_logs(split: &str, step: u64, logs: &Logs) -> String {
         line.push_str(&format!(" | steps/sec: {rate:.1}"));
     }
     for (name, value) in logs.iter().filter(|(name, _)| *name != "steps_per_second") {
-        line.push_str(&format!(" | {name}: {value:.6}"));
+        line.push_str(&format!(" | {name}: {}", format_value(*value)));
     }
     line
+}
+
+/// Six decimals, or scientific notation for magnitudes below 0.001 (learning rates in warmup).
+fn format_value(value: f64) -> String {
+    if value != 0.0 && value.abs() < 1e-3 {
+        format!("{value:.4e}")
+    } else {
+        format!("{value:.6}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_read_like_orbits() {
+        let logs = Logs::from([
+            ("training_loss".to_string(), 2.5),
+            ("learning_rate".to_string(), 1e-8),
+            ("steps_per_second".to_string(), 12.345),
+        ]);
+        assert_eq!(
+            format_logs("train", 20, &logs),
+            "train | step: 20 | steps/sec: 12.3 | learning_rate: 1.0000e-8 | training_loss: 2.500000"
+        );
+    }
 }
