@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use grove_core::config::{resolve, ConfigSources, DataConfig, ExperimentConfig, TaskConfig};
+use grove_core::config::{
+    explain, resolve, resolve_explained, unflatten, ConfigSources, DataConfig, ExperimentConfig,
+    TaskConfig,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +64,132 @@ fn sources(files: Vec<PathBuf>, overrides: &[&str]) -> ConfigSources {
     ConfigSources {
         config_files: files,
         params_overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        ..ConfigSources::default()
     }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn every_layer_stacks_in_order_and_each_value_knows_its_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("device")).unwrap();
+    write(
+        &dir,
+        "device/box.yaml",
+        "runtime: {num_threads: 3, seed: 1}\ntask: {name: profile}\n",
+    );
+    let file = write(
+        &dir,
+        "exp.yaml",
+        "runtime: {seed: 2}\ntrainer: {max_to_keep: 9}\n",
+    );
+    let all = ConfigSources {
+        config_files: vec![file.clone()],
+        params_overrides: strings(&["trainer.train_steps=300,task.hidden=64"]),
+        trailing_overrides: strings(&["task.hidden=128"]),
+        environment: vec![
+            ("GROVE_DEVICE".to_string(), "box".to_string()),
+            (
+                "GROVE_CONFIG_DIR".to_string(),
+                dir.path().display().to_string(),
+            ),
+            ("GROVE_TRAINER__TRAIN_STEPS".to_string(), "200".to_string()),
+            ("GROVE_TRAINER__MAX_TO_KEEP".to_string(), "4".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ],
+    };
+    let resolved = resolve_explained(&defaults(), &all).unwrap();
+    let config = &resolved.config;
+    let task = config.task_as::<ToyTask>().unwrap();
+    assert_eq!(config.runtime.num_threads, 3); // profile over defaults
+    assert_eq!(task.name, "profile");
+    assert_eq!(config.runtime.seed, 2); // file over profile
+    assert_eq!(config.trainer.max_to_keep, 4); // environment over file
+    assert_eq!(config.trainer.train_steps, 300); // --params_override over environment
+    assert_eq!(task.hidden, 128); // trailing argument over --params_override
+    let layer = |key: &str| resolved.provenance[key].clone();
+    assert_eq!(
+        layer("runtime.num_threads"),
+        dir.path().join("device/box.yaml").display().to_string()
+    );
+    assert_eq!(layer("runtime.seed"), file.display().to_string());
+    assert_eq!(
+        layer("trainer.max_to_keep"),
+        "environment GROVE_TRAINER__MAX_TO_KEEP"
+    );
+    assert!(layer("trainer.train_steps").starts_with("--params_override"));
+    assert_eq!(layer("task.hidden"), "argument \"task.hidden=128\"");
+    assert_eq!(layer("trainer.steps_per_loop"), "experiment defaults");
+    let printed = explain(&resolved);
+    assert!(
+        printed.contains("  hidden: 128  # argument \"task.hidden=128\"\n"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn an_environment_typo_names_the_variable() {
+    let environment = vec![("GROVE_TRAINER__TRAIN_STEP".to_string(), "5".to_string())];
+    let err = resolve(
+        &defaults(),
+        &ConfigSources {
+            environment,
+            ..ConfigSources::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("environment GROVE_TRAINER__TRAIN_STEP"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `trainer.train_steps`"), "{err}");
+}
+
+#[test]
+fn trailing_arguments_must_be_key_value_pairs() {
+    let trailing = ConfigSources {
+        trailing_overrides: strings(&["train_steps"]),
+        ..ConfigSources::default()
+    };
+    let err = resolve(&defaults(), &trailing).unwrap_err().to_string();
+    assert!(err.contains("must be key=value"), "{err}");
+}
+
+#[test]
+fn an_override_may_name_a_yaml_file_or_index_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "o.yaml", "trainer: {train_steps: 77}\n");
+    let config = resolve(
+        &defaults(),
+        &sources(
+            vec![],
+            &[
+                file.to_str().unwrap(),
+                "trainer.optimizer_config.optimizer.type=adamw",
+                "trainer.optimizer_config.optimizer.adamw.exclude_from_weight_decay[1]=norm,\
+                 trainer.optimizer_config.optimizer.adamw.exclude_from_weight_decay[0]=bias",
+            ],
+        ),
+    )
+    .unwrap();
+    assert_eq!(config.trainer.train_steps, 77);
+    let adamw = config.trainer.optimizer_config.optimizer.adamw();
+    assert_eq!(
+        adamw.exclude_from_weight_decay,
+        Some(strings(&["bias", "norm"]))
+    );
+}
+
+#[test]
+fn the_flat_form_round_trips() {
+    let config = resolve(&defaults(), &sources(vec![], &[])).unwrap();
+    let flat = config.to_flat();
+    assert_eq!(flat["trainer.train_steps"], serde_yaml::Value::from(100));
+    assert_eq!(unflatten(&flat).unwrap(), config.to_yaml_value());
 }
 
 #[test]

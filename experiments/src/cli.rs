@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, ValueEnum};
-use grove_core::config::{resolve, ConfigSources};
+use grove_core::config::{explain, resolve_explained, ConfigSources};
 use grove_core::registry::{experiment_names, get_experiment};
 use grove_core::runtime::set_compute_threads;
-use grove_trainers::{is_user_error, run_experiment, Mode};
+use grove_trainers::{is_user_error, run_experiment, Mode, RunOptions};
 
 /// Exit code of a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -26,10 +26,10 @@ pub struct Cli {
     #[arg(long, required_unless_present = "list_experiments")]
     pub experiment: Option<String>,
     /// What to run.
-    #[arg(long, value_enum, required_unless_present = "list_experiments")]
+    #[arg(long, value_enum, required_unless_present_any = ["list_experiments", "print_config"])]
     pub mode: Option<ModeArg>,
     /// Directory of checkpoints, summaries and params.yaml.
-    #[arg(long, required_unless_present = "list_experiments")]
+    #[arg(long, required_unless_present_any = ["list_experiments", "print_config"])]
     pub model_dir: Option<PathBuf>,
     /// YAML file overriding the experiment's defaults; repeatable, applied in order.
     #[arg(long, action = ArgAction::Append)]
@@ -41,6 +41,15 @@ pub struct Cli {
     /// Print the registered experiment names and exit.
     #[arg(long)]
     pub list_experiments: bool,
+    /// Print the resolved config, each value with the layer that set it, and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Continue a model_dir whose params.yaml differs from this config in more than cadences.
+    #[arg(long)]
+    pub allow_config_change: bool,
+    /// Trailing `key=value` overrides, applied after every --params_override.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// `--mode` values.
@@ -105,23 +114,35 @@ fn execute(cli: &Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let (Some(name), Some(mode), Some(model_dir)) = (&cli.experiment, cli.mode, &cli.model_dir)
-    else {
-        unreachable!("clap requires these flags unless --list_experiments is given");
+    let Some(name) = &cli.experiment else {
+        unreachable!("clap requires --experiment unless --list_experiments is given");
     };
     let defaults = get_experiment(name)?;
     let sources = ConfigSources {
         config_files: cli.config_file.clone(),
         params_overrides: cli.params_override.clone(),
+        trailing_overrides: cli.overrides.clone(),
+        environment: std::env::vars().collect(),
     };
-    let config = resolve(&defaults, &sources)?;
+    let resolved = resolve_explained(&defaults, &sources)?;
+    if cli.print_config {
+        print!("{}", explain(&resolved));
+        return Ok(());
+    }
+    let (Some(mode), Some(model_dir)) = (cli.mode, &cli.model_dir) else {
+        unreachable!("clap requires --mode and --model_dir unless --print_config is given");
+    };
+    let config = resolved.config;
     set_compute_threads(config.runtime.num_threads);
     tracing::info!(
         "experiment {name} | mode {:?} | model_dir {}",
         mode,
         model_dir.display()
     );
-    let logs = run_experiment(&config, mode.into(), model_dir)?;
+    let options = RunOptions {
+        allow_config_change: cli.allow_config_change,
+    };
+    let logs = run_experiment(&config, mode.into(), model_dir, options)?;
     if !logs.is_empty() {
         tracing::info!("final evaluation: {logs:?}");
     }

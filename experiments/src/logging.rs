@@ -4,7 +4,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber once; later calls do nothing.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("GROVE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env(grove_core::config::LOG_VARIABLE)
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

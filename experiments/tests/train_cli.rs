@@ -25,14 +25,25 @@ fn train(args: &[&str]) -> Command {
     command
 }
 
-fn run_small(model_dir: &Path, mode: &str, extra: &[&str]) -> Output {
+fn run_small(model_dir: &Path, mode: &str, overrides: &[&str]) -> Output {
+    run_small_with_flags(model_dir, mode, &[], overrides)
+}
+
+/// bert/local with [`SMALL`], extra `flags`, then each of `overrides` as a --params_override.
+fn run_small_with_flags(
+    model_dir: &Path,
+    mode: &str,
+    flags: &[&str],
+    overrides: &[&str],
+) -> Output {
     let mut args = vec![
         "--experiment=bert/local".to_string(),
         format!("--mode={mode}"),
         format!("--model_dir={}", model_dir.display()),
         format!("--params_override={SMALL}"),
     ];
-    args.extend(extra.iter().map(|a| format!("--params_override={a}")));
+    args.extend(flags.iter().map(|f| f.to_string()));
+    args.extend(overrides.iter().map(|a| format!("--params_override={a}")));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     train(&refs).output().unwrap()
 }
@@ -410,4 +421,90 @@ fn bert_local_as_the_readme_runs_it_halves_its_training_loss() {
     let (first, last) = (losses[0].1, losses.last().unwrap().1);
     assert!(last <= first / 2.0, "first {first}, last {last}");
     assert_eq!(metric(&model_dir, "validation", "validation_loss").len(), 4);
+}
+
+#[test]
+fn print_config_shows_each_values_layer_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = train(&[
+        "--experiment=bert/local",
+        "--print_config",
+        &format!("--model_dir={}", model_dir.display()),
+        "--params_override=trainer.train_steps=7",
+        "runtime.seed=5",
+    ])
+    .env("GROVE_TRAINER__MAX_TO_KEEP", "2")
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("  train_steps: 7  # --params_override \"trainer.train_steps=7\""));
+    assert!(
+        printed.contains("  seed: 5  # argument \"runtime.seed=5\""),
+        "{printed}"
+    );
+    assert!(printed.contains("  max_to_keep: 2  # environment GROVE_TRAINER__MAX_TO_KEEP"));
+    assert!(printed.contains("  steps_per_loop: 20  # experiment defaults"));
+    assert!(!model_dir.exists());
+}
+
+#[test]
+fn a_resumed_run_with_a_changed_config_stops_unless_the_change_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=10"]));
+    let before = snapshot(&model_dir);
+
+    // A cadence change (train_steps) is fine; a change of what is trained is not.
+    let changed = [
+        "trainer.train_steps=20",
+        "task.model.encoder.bert.dropout_rate=0.2",
+    ];
+    let refused = run_small(&model_dir, "train", &changed);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("task.model.encoder.bert.dropout_rate: 0.1 -> 0.2"),
+        "{message}"
+    );
+    let error = message.split("error:").nth(1).unwrap();
+    assert!(!error.contains("trainer.train_steps"), "{message}");
+    assert!(message.contains("config change on resume: trainer.train_steps: 10 -> 20"));
+    assert_eq!(before, snapshot(&model_dir));
+
+    let allowed = run_small_with_flags(&model_dir, "train", &["--allow_config_change"], &changed);
+    assert_ok(&allowed);
+    let record = std::fs::read_to_string(model_dir.join("config_changes.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+    assert_eq!(line["global_step"], 10);
+    assert_eq!(
+        line["changes"]["task.model.encoder.bert.dropout_rate"]["new"],
+        0.2
+    );
+    assert!(model_dir.join("ckpt-20").is_dir());
+}
+
+#[test]
+fn trailing_key_value_arguments_override_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = run_small(&model_dir, "train", &["trainer.train_steps=30"]);
+    assert_ok(&output);
+    let trailing = train(&[
+        "--experiment=bert/local",
+        "--mode=train",
+        &format!("--model_dir={}", model_dir.display()),
+        &format!("--params_override={SMALL}"),
+        "--params_override=trainer.train_steps=40",
+        "trainer.train_steps=10",
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&trailing);
+    assert!(
+        stderr(&trailing).contains("nothing to train"),
+        "{}",
+        stderr(&trailing)
+    );
 }

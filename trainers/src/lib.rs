@@ -2,15 +2,16 @@
 //!
 //! It owns the [`DefaultTrainer`] (model, optimizer, schedule, inputs and metrics of one Task,
 //! exposed to Orbit as trainer, evaluator and checkpointable state), the checkpoint directory
-//! contents ([`checkpoint_files`]) and [`train_lib::run_experiment`], which wires a resolved
+//! contents ([`checkpoint_files`]), config drift on resume ([`config_drift`]) and [`train_lib::run_experiment`], which wires a resolved
 //! config, the task registry and Orbit's Controller together for one mode. It knows no concrete
 //! task and nothing of the command line.
 
 pub mod checkpoint_files;
+pub mod config_drift;
 pub mod default_trainer;
 pub mod error;
 pub mod train_lib;
 
 pub use default_trainer::{DefaultTrainer, Roles};
 pub use error::{is_user_error, Error, Result};
-pub use train_lib::{run_experiment, Mode, PARAMS_FILE};
+pub use train_lib::{run_experiment, Mode, RunOptions, PARAMS_FILE};

@@ -8,9 +8,10 @@ use grove_core::registry::get_task;
 use grove_core::runtime::{compute_threads, device};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
-    write_atomically, CheckpointManager, Controller, ControllerOptions, Logs, LossGuard,
+    write_atomically, CheckpointManager, Controller, ControllerOptions, Logs, LossGuard, Trainer,
 };
 
+use crate::config_drift::{check_drift, record_changes, Change};
 use crate::default_trainer::{DefaultTrainer, Roles};
 use crate::error::Result;
 
@@ -37,15 +38,38 @@ impl Mode {
     }
 }
 
+/// Choices of a run beyond its config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Continue a model_dir whose `params.yaml` differs from the config in keys other than
+    /// cadences (the accepted changes are recorded in `config_changes.jsonl`).
+    pub allow_config_change: bool,
+}
+
 /// Runs `config` in `mode` on `model_dir` and returns the last evaluation's logs (empty when
 /// the mode did not evaluate).
 ///
-/// Order of work: the task, model, optimizer and inputs are built (opening data files), the
-/// latest checkpoint is restored or, without one, the task initializes the model (e.g. from
-/// `task.init_checkpoint`); only then does a training mode create model_dir and write
-/// `params.yaml`, so bad input leaves no model_dir behind.
-pub fn run_experiment(config: &ExperimentConfig, mode: Mode, model_dir: &Path) -> Result<Logs> {
+/// Order of work: a training mode first compares the config with the model_dir's
+/// `params.yaml` (see [`check_drift`]); the task, model, optimizer and inputs are built
+/// (opening data files), the latest checkpoint is restored or, without one, the task
+/// initializes the model (e.g. from `task.init_checkpoint`); only then does a training mode
+/// create model_dir and write `params.yaml`, so bad input leaves no model_dir behind.
+pub fn run_experiment(
+    config: &ExperimentConfig,
+    mode: Mode,
+    model_dir: &Path,
+    options: RunOptions,
+) -> Result<Logs> {
     config.validate()?;
+    let accepted_changes = if mode.roles().train {
+        check_drift(
+            config,
+            &model_dir.join(PARAMS_FILE),
+            options.allow_config_change,
+        )?
+    } else {
+        Vec::new()
+    };
     let device = device(&config.runtime)?;
     let task = get_task(config.task.as_ref())?;
     let trainer = DefaultTrainer::new(task, config, device.clone(), mode.roles())?;
@@ -59,15 +83,17 @@ pub fn run_experiment(config: &ExperimentConfig, mode: Mode, model_dir: &Path) -
     let mut controller = Controller::new(trainer, controller_options(config, model_dir)?)?;
     let restored = controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
 
+    if mode.roles().train {
+        let step = controller.runner().global_step();
+        write_params(config, model_dir, step, &accepted_changes)?;
+    }
     let t = &config.trainer;
     match mode {
         Mode::Train => {
-            write_params(config, model_dir)?;
             controller.train(t.train_steps)?;
             Ok(Logs::new())
         }
         Mode::TrainAndEval => {
-            write_params(config, model_dir)?;
             let logs = controller.train_and_evaluate(
                 t.train_steps,
                 t.validation_steps,
@@ -108,13 +134,19 @@ fn controller_options(config: &ExperimentConfig, model_dir: &Path) -> Result<Con
     })
 }
 
-/// Writes the resolved config to `model_dir/params.yaml` (creating model_dir).
-fn write_params(config: &ExperimentConfig, model_dir: &Path) -> Result<()> {
+/// Writes the resolved config to `model_dir/params.yaml` (creating model_dir), and records
+/// config changes accepted at `global_step`.
+fn write_params(
+    config: &ExperimentConfig,
+    model_dir: &Path,
+    global_step: u64,
+    accepted_changes: &[Change],
+) -> Result<()> {
     std::fs::create_dir_all(model_dir)
         .map_err(|e| grove_core::Error::io("cannot create", model_dir, e))?;
     write_atomically(
         &model_dir.join(PARAMS_FILE),
         config.to_yaml_string().as_bytes(),
     )?;
-    Ok(())
+    Ok(record_changes(model_dir, global_step, accepted_changes)?)
 }

@@ -2,7 +2,7 @@
 //! fix it.
 
 use figment::error::Kind;
-use figment::Source;
+use figment::{Metadata, Source};
 
 use crate::error::Error;
 
@@ -14,7 +14,11 @@ pub fn describe_figment_error(error: figment::Error) -> Error {
 
 fn describe_one(error: &figment::Error) -> String {
     let key = error.path.join(".");
-    let layer = layer_name(error);
+    let layer = error
+        .metadata
+        .as_ref()
+        .map(layer_name)
+        .unwrap_or_else(|| "config".to_string());
     match &error.kind {
         Kind::UnknownField(field, expected) => {
             let suggestion = closest(field, expected)
@@ -42,13 +46,10 @@ fn describe_one(error: &figment::Error) -> String {
 }
 
 /// The layer a value came from: a file path, or the layer's name (defaults, an override).
-fn layer_name(error: &figment::Error) -> String {
-    match &error.metadata {
-        Some(metadata) => match &metadata.source {
-            Some(Source::File(path)) => path.display().to_string(),
-            _ => metadata.name.to_string(),
-        },
-        None => "config".to_string(),
+pub(crate) fn layer_name(metadata: &Metadata) -> String {
+    match &metadata.source {
+        Some(Source::File(path)) => path.display().to_string(),
+        _ => metadata.name.to_string(),
     }
 }
 

@@ -47,6 +47,16 @@ impl ExperimentConfig {
     pub fn to_yaml_string(&self) -> String {
         serde_yaml::to_string(self).expect("a config serializes to YAML")
     }
+
+    /// The config as a nested YAML value.
+    pub fn to_yaml_value(&self) -> serde_yaml::Value {
+        serde_yaml::to_value(self).expect("a config serializes to YAML")
+    }
+
+    /// The config as a flat map of dotted keys (see [`super::flatten`]).
+    pub fn to_flat(&self) -> std::collections::BTreeMap<String, serde_yaml::Value> {
+        super::flatten(&self.to_yaml_value())
+    }
 }
 
 impl PartialEq for ExperimentConfig {

@@ -1,6 +1,10 @@
-//! Resolving an experiment: factory defaults, then each `--config_file`, then each
-//! `--params_override`, strictly typed, with errors that name the key, the layer and the fix.
+//! Resolving an experiment from its layers, lowest priority first: the experiment factory's
+//! defaults, the machine profile (`GROVE_DEVICE`), each `--config_file`, the `GROVE_<PATH>`
+//! environment variables, each `--params_override`, then trailing `key=value` arguments: what
+//! is typed on the command line wins. Every layer is strictly typed; errors name the key, the
+//! layer and the fix, and every resolved leaf remembers the layer that set it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Yaml};
@@ -8,41 +12,106 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_yaml::Mapping;
 
-use super::describe::describe_figment_error;
+use super::describe::{describe_figment_error, layer_name};
+use super::environment::{device_profile, environment_overrides};
 use super::experiment::ExperimentConfig;
-use super::overrides::parse_override;
+use super::flat::flatten;
+use super::overrides::{parse_override, Override};
 use super::trainer::TrainerConfig;
 use crate::error::{Error, Result};
 
-/// Where the layers above the factory defaults come from, lowest priority first within each kind:
-/// all config files, then all overrides.
+/// Where the layers above the factory defaults come from.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigSources {
     /// YAML files (`--config_file`), applied in order.
     pub config_files: Vec<PathBuf>,
-    /// Override strings (`--params_override`), applied in order after the files.
+    /// Override strings (`--params_override`), applied in order after the environment.
     pub params_overrides: Vec<String>,
+    /// Trailing `key=value` arguments, applied last, in order.
+    pub trailing_overrides: Vec<String>,
+    /// The process environment (`GROVE_DEVICE`, `GROVE_CONFIG_DIR`, `GROVE_<PATH>`; other
+    /// variables are ignored). Empty means none.
+    pub environment: Vec<(String, String)>,
+}
+
+/// A resolved config and, for every leaf (dotted key), the layer that set it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The config, validated.
+    pub config: ExperimentConfig,
+    /// Dotted leaf key → layer name (`experiment defaults`, a file path, an override, ...).
+    pub provenance: BTreeMap<String, String>,
 }
 
 /// Layers `sources` over `defaults` (an experiment factory's output), checks types and unknown
 /// keys in every layer, normalises one-of sections and validates the result.
 pub fn resolve(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<ExperimentConfig> {
+    Ok(resolve_explained(defaults, sources)?.config)
+}
+
+/// [`resolve`], also reporting where each resolved value came from.
+pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Resolved> {
+    let figment = layers(defaults, sources)?;
+    let config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
+    config.validate()?;
+    let provenance = flatten(&config.to_yaml_value())
+        .into_keys()
+        .map(|key| {
+            // Figment addresses dictionaries only: an item of a list reports the list's layer.
+            let container = key.split('[').next().unwrap_or(&key);
+            let layer = figment
+                .find_metadata(&key)
+                .or_else(|| figment.find_metadata(container))
+                .map(layer_name)
+                .unwrap_or_else(|| "experiment defaults".to_string());
+            (key, layer)
+        })
+        .collect();
+    Ok(Resolved { config, provenance })
+}
+
+fn layers(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Figment> {
     let defaults_value = Value::serialize(defaults)
         .map_err(|e| Error::Config(format!("experiment defaults cannot be layered: {e}")))?;
     let mut figment = Figment::from(Layer::new("experiment defaults", defaults_value)?);
+    if let Some(profile) = device_profile(&sources.environment)? {
+        figment = figment.merge(Yaml::file_exact(profile));
+    }
     for file in &sources.config_files {
         figment = figment.merge(config_file(file)?);
     }
-    for text in &sources.params_overrides {
-        let mapping = parse_override(text)?;
-        let value = Value::serialize(&mapping)
-            .map_err(|e| Error::Config(format!("--params_override {text:?}: {e}")))?;
-        figment = figment.merge(Layer::new(&format!("--params_override {text:?}"), value)?);
+    for (name, mapping) in environment_overrides(&sources.environment)? {
+        figment = figment.merge(Layer::from_mapping(&name, &mapping)?);
     }
-    let config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
-    config.validate()?;
-    Ok(config)
+    for text in &sources.params_overrides {
+        figment = match parse_override(text)? {
+            Override::Values(mapping) => figment.merge(Layer::from_mapping(
+                &format!("--params_override {text:?}"),
+                &mapping,
+            )?),
+            Override::File(path) => figment.merge(config_file(&path)?),
+        };
+    }
+    for text in &sources.trailing_overrides {
+        let name = format!("argument {text:?}");
+        match text
+            .contains('=')
+            .then(|| parse_override(text))
+            .transpose()?
+        {
+            Some(Override::Values(mapping)) => {
+                figment = figment.merge(Layer::from_mapping(&name, &mapping)?);
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "{name}: a trailing argument must be key=value, e.g. trainer.train_steps=200"
+                )))
+            }
+        }
+    }
+    Ok(figment)
 }
 
 fn config_file(path: &Path) -> Result<Figment> {
@@ -115,6 +184,11 @@ struct Layer {
 }
 
 impl Layer {
+    fn from_mapping(name: &str, mapping: &Mapping) -> Result<Self> {
+        let value = Value::serialize(mapping).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        Self::new(name, value)
+    }
+
     fn new(name: &str, value: Value) -> Result<Self> {
         match value {
             Value::Dict(_, dict) => Ok(Layer {

@@ -6,7 +6,10 @@
 
 mod data;
 mod describe;
+mod environment;
 mod experiment;
+mod explain;
+mod flat;
 mod layering;
 pub mod optimization;
 mod overrides;
@@ -16,10 +19,13 @@ mod trainer;
 
 pub use data::{DataConfig, DataSpec};
 pub(crate) use describe::closest;
+pub use environment::{CONFIG_DIR_VARIABLE, DEVICE_VARIABLE, LOG_VARIABLE};
 pub use experiment::ExperimentConfig;
-pub use layering::{resolve, ConfigSources};
+pub use explain::explain;
+pub use flat::{flatten, unflatten};
+pub use layering::{resolve, resolve_explained, ConfigSources, Resolved};
 pub use optimization::OptimizationConfig;
-pub use overrides::parse_override;
+pub use overrides::{parse_override, Override};
 pub use runtime::{DeviceSpec, RuntimeConfig};
 pub use task_config::{AnyTaskConfig, TaskConfig};
 pub use trainer::{MetricComparison, TrainerConfig};
