@@ -15,8 +15,25 @@ struct ToyTask {
     init_checkpoint: String,
     hidden: usize,
     name: String,
+    heads: Vec<Head>,
     train_data: DataConfig,
     validation_data: DataConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Head {
+    name: String,
+    size: usize,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            name: "head".to_string(),
+            size: 1,
+        }
+    }
 }
 
 impl Default for ToyTask {
@@ -25,6 +42,16 @@ impl Default for ToyTask {
             init_checkpoint: String::new(),
             hidden: 8,
             name: "factory".to_string(),
+            heads: vec![
+                Head {
+                    name: "a".to_string(),
+                    size: 2,
+                },
+                Head {
+                    name: "b".to_string(),
+                    size: 3,
+                },
+            ],
             train_data: DataConfig::default(),
             validation_data: DataConfig::default(),
         }
@@ -274,7 +301,7 @@ fn a_missing_config_file_is_reported_as_such() {
     let err = resolve(&defaults(), &sources(vec!["/no/such.yaml".into()], &[]))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("/no/such.yaml: no such file"), "{err}");
+    assert!(err.contains("/no/such.yaml: cannot read it"), "{err}");
 }
 
 #[test]
@@ -325,4 +352,85 @@ fn the_resolved_config_round_trips_through_yaml() {
     let again = resolve(&defaults(), &sources(vec![file], &[])).unwrap();
     assert_eq!(config, again);
     assert_eq!(again.task_as::<ToyTask>().unwrap().name, "a, b");
+}
+
+#[test]
+fn a_field_of_an_unselected_one_of_branch_is_an_error() {
+    let err = resolve(
+        &defaults(),
+        &sources(
+            vec![],
+            &["trainer.optimizer_config.optimizer.adamw.beta_1=0.8"],
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`trainer.optimizer_config.optimizer.adamw.beta_1`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`trainer.optimizer_config.optimizer.type` selects sgd"),
+        "{err}"
+    );
+    // Selecting the branch in the same layers makes the same key valid.
+    let config = resolve(
+        &defaults(),
+        &sources(
+            vec![],
+            &[
+                "trainer.optimizer_config.optimizer.adamw.beta_1=0.8",
+                "trainer.optimizer_config.optimizer.type=adamw",
+            ],
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        config.trainer.optimizer_config.optimizer.adamw().beta_1,
+        0.8
+    );
+}
+
+#[test]
+fn a_same_length_list_edits_items_in_place_and_another_length_replaces_it() {
+    let edited = resolve(
+        &defaults(),
+        &sources(vec![], &["{task: {heads: [{size: 20}, {}]}}"]),
+    )
+    .unwrap();
+    let heads = &edited.task_as::<ToyTask>().unwrap().heads;
+    assert_eq!((heads[0].name.as_str(), heads[0].size), ("a", 20));
+    assert_eq!((heads[1].name.as_str(), heads[1].size), ("b", 3));
+
+    let replaced = resolve(
+        &defaults(),
+        &sources(vec![], &["{task: {heads: [{size: 20}]}}"]),
+    )
+    .unwrap();
+    let heads = &replaced.task_as::<ToyTask>().unwrap().heads;
+    assert_eq!(heads.len(), 1);
+    assert_eq!((heads[0].name.as_str(), heads[0].size), ("head", 20));
+
+    let err = resolve(
+        &defaults(),
+        &sources(vec![], &["{task: {heads: [{sise: 2}, {}]}}"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("sise"), "{err}");
+}
+
+#[test]
+fn a_yaml_syntax_error_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "broken.yaml",
+        "trainer:\n  train_steps: 5\n   bad: [\n",
+    );
+    let err = resolve(&defaults(), &sources(vec![file.clone()], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("line 3"), "{err}");
 }

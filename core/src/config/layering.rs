@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Format, Yaml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::de::DeserializeOwned;
@@ -21,6 +20,9 @@ use super::flat::flatten;
 use super::overrides::{parse_override, Override};
 use super::trainer::TrainerConfig;
 use crate::error::{Error, Result};
+
+/// Name of the layer of the experiment factory's defaults.
+const DEFAULTS_LAYER: &str = "experiment defaults";
 
 /// Where the layers above the factory defaults come from.
 #[derive(Debug, Clone, Default)]
@@ -55,44 +57,87 @@ pub fn resolve(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<E
 pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Resolved> {
     let figment = layers(defaults, sources)?;
     let config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
+    let resolved = config.to_flat();
+    reject_dropped_values(&figment, &resolved)?;
     config.validate()?;
-    let provenance = flatten(&config.to_yaml_value())
+    let provenance = resolved
         .into_keys()
         .map(|key| {
-            // Figment addresses dictionaries only: an item of a list reports the list's layer.
-            let container = key.split('[').next().unwrap_or(&key);
-            let layer = figment
-                .find_metadata(&key)
-                .or_else(|| figment.find_metadata(container))
-                .map(layer_name)
-                .unwrap_or_else(|| "experiment defaults".to_string());
+            let layer = layer_of(&figment, &key);
             (key, layer)
         })
         .collect();
     Ok(Resolved { config, provenance })
 }
 
+/// The name of the layer that set the leaf `key`.
+fn layer_of(figment: &Figment, key: &str) -> String {
+    // Figment addresses dictionaries only: an item of a list reports the list's layer.
+    let container = key.split('[').next().unwrap_or(key);
+    figment
+        .find_metadata(key)
+        .or_else(|| figment.find_metadata(container))
+        .map(layer_name)
+        .unwrap_or_else(|| DEFAULTS_LAYER.to_string())
+}
+
+/// Fails when a layer above the defaults set a value the resolved config does not hold: a
+/// field of a one-of branch that is not selected.
+fn reject_dropped_values(
+    figment: &Figment,
+    resolved: &BTreeMap<String, serde_yaml::Value>,
+) -> Result<()> {
+    let merged: serde_yaml::Value = figment.extract().map_err(|e| describe_figment_error(e))?;
+    for key in flatten(&merged).into_keys() {
+        let layer = layer_of(figment, &key);
+        if resolved.contains_key(&key) || layer == DEFAULTS_LAYER {
+            continue;
+        }
+        let reason = one_of_reason(&key, resolved).unwrap_or_default();
+        return Err(Error::Config(format!(
+            "{layer}: `{key}` would have no effect{reason}; remove it"
+        )));
+    }
+    Ok(())
+}
+
+/// For a key inside an unselected one-of branch (`a.b.<branch>.c`): why it is unused.
+fn one_of_reason(key: &str, resolved: &BTreeMap<String, serde_yaml::Value>) -> Option<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    (1..parts.len()).find_map(|i| {
+        let type_key = format!("{}.type", parts[..i].join("."));
+        let selected = resolved.get(&type_key)?;
+        let selected = serde_yaml::to_string(selected).ok()?;
+        Some(format!(
+            ": `{type_key}` selects {} (set it to {} to use this branch)",
+            selected.trim_end(),
+            parts[i]
+        ))
+    })
+}
+
 fn layers(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Figment> {
     let defaults_value = Value::serialize(defaults)
         .map_err(|e| Error::Config(format!("experiment defaults cannot be layered: {e}")))?;
-    let mut figment = Figment::from(Layer::new("experiment defaults", defaults_value)?);
+    let mut figment = Figment::from(Layer::new(Metadata::named(DEFAULTS_LAYER), defaults_value)?);
     if let Some(profile) = device_profile(&sources.environment)? {
-        figment = figment.merge(Yaml::file_exact(profile));
+        figment = merge(figment, file_layer(&profile)?)?;
     }
     for file in &sources.config_files {
-        figment = figment.merge(config_file(file)?);
+        figment = merge(figment, file_layer(file)?)?;
     }
     for (name, mapping) in environment_overrides(&sources.environment)? {
-        figment = figment.merge(Layer::from_mapping(&name, &mapping)?);
+        figment = merge(figment, (Metadata::named(name), mapping))?;
     }
     for text in &sources.params_overrides {
-        figment = match parse_override(text)? {
-            Override::Values(mapping) => figment.merge(Layer::from_mapping(
-                &format!("--params_override {text:?}"),
-                &mapping,
-            )?),
-            Override::File(path) => figment.merge(config_file(&path)?),
+        let layer = match parse_override(text)? {
+            Override::Values(mapping) => (
+                Metadata::named(format!("--params_override {text:?}")),
+                mapping,
+            ),
+            Override::File(path) => file_layer(&path)?,
         };
+        figment = merge(figment, layer)?;
     }
     for text in &sources.trailing_overrides {
         let name = format!("argument {text:?}");
@@ -102,7 +147,7 @@ fn layers(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Figmen
             .transpose()?
         {
             Some(Override::Values(mapping)) => {
-                figment = figment.merge(Layer::from_mapping(&name, &mapping)?);
+                figment = merge(figment, (Metadata::named(name), mapping))?;
             }
             _ => {
                 return Err(Error::Config(format!(
@@ -114,15 +159,83 @@ fn layers(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Figmen
     Ok(figment)
 }
 
-fn config_file(path: &Path) -> Result<Figment> {
-    if !path.is_file() {
-        return Err(Error::Config(format!(
-            "--config_file {}: no such file; check the path (it is relative to the working \
-             directory)",
-            path.display()
-        )));
+/// Merges one layer over `figment`. A list of sub-configs given with the length it already has
+/// edits its items in place (Model Garden's strict list override); a list of another length
+/// replaces it, each item starting from its type's defaults.
+fn merge(figment: Figment, (metadata, mut mapping): (Metadata, Mapping)) -> Result<Figment> {
+    overlay_same_length_lists(&figment, "", &mut mapping);
+    let value = Value::serialize(&mapping)
+        .map_err(|e| Error::Config(format!("{}: {e}", layer_name(&metadata))))?;
+    Ok(figment.merge(Layer::new(metadata, value)?))
+}
+
+fn overlay_same_length_lists(figment: &Figment, prefix: &str, mapping: &mut Mapping) {
+    for (key, value) in mapping.iter_mut() {
+        let Some(key) = key.as_str() else { continue };
+        let path = if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            serde_yaml::Value::Mapping(child) => overlay_same_length_lists(figment, &path, child),
+            serde_yaml::Value::Sequence(items) if items.iter().all(|i| i.is_mapping()) => {
+                let existing = figment
+                    .find_value(&path)
+                    .ok()
+                    .and_then(|v| serde_yaml::to_value(v).ok());
+                if let Some(serde_yaml::Value::Sequence(old)) = existing {
+                    if old.len() == items.len() {
+                        for (item, old_item) in items.iter_mut().zip(old) {
+                            *item = deep_merge(old_item, item.clone());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
-    Ok(Figment::from(Yaml::file_exact(path)))
+}
+
+/// `over` laid over `base`: mappings merge key by key, anything else replaces.
+fn deep_merge(base: serde_yaml::Value, over: serde_yaml::Value) -> serde_yaml::Value {
+    match (base, over) {
+        (serde_yaml::Value::Mapping(mut base), serde_yaml::Value::Mapping(over)) => {
+            for (key, value) in over {
+                let merged = match base.remove(&key) {
+                    Some(old) => deep_merge(old, value),
+                    None => value,
+                };
+                base.insert(key, merged);
+            }
+            serde_yaml::Value::Mapping(base)
+        }
+        (_, over) => over,
+    }
+}
+
+/// A YAML file as a layer named by its path. Syntax errors name the file, line and column.
+fn file_layer(path: &Path) -> Result<(Metadata, Mapping)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "config file {}: cannot read it ({e}); check the path (it is relative to the \
+             working directory)",
+            path.display()
+        ))
+    })?;
+    let value: serde_yaml::Value = serde_yaml::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: invalid YAML: {e}", path.display())))?;
+    let mapping = match value {
+        serde_yaml::Value::Mapping(mapping) => mapping,
+        serde_yaml::Value::Null => Mapping::new(),
+        _ => {
+            return Err(Error::Config(format!(
+                "{}: the top level must be a mapping of keys (task, trainer, runtime)",
+                path.display()
+            )))
+        }
+    };
+    Ok((Metadata::from(path.display().to_string(), path), mapping))
 }
 
 /// The three top-level sections; anything else at the top level is an unknown key.
@@ -184,19 +297,12 @@ struct Layer {
 }
 
 impl Layer {
-    fn from_mapping(name: &str, mapping: &Mapping) -> Result<Self> {
-        let value = Value::serialize(mapping).map_err(|e| Error::Config(format!("{name}: {e}")))?;
-        Self::new(name, value)
-    }
-
-    fn new(name: &str, value: Value) -> Result<Self> {
+    fn new(metadata: Metadata, value: Value) -> Result<Self> {
         match value {
-            Value::Dict(_, dict) => Ok(Layer {
-                metadata: Metadata::named(name.to_string()),
-                dict,
-            }),
+            Value::Dict(_, dict) => Ok(Layer { metadata, dict }),
             _ => Err(Error::Config(format!(
-                "{name}: expected a mapping of keys to values"
+                "{}: expected a mapping of keys to values",
+                layer_name(&metadata)
             ))),
         }
     }
