@@ -78,6 +78,7 @@ fn defaults() -> ExperimentConfig {
     config.trainer.summary_interval = 10;
     config.trainer.checkpoint_interval = 10;
     config.trainer.validation_interval = 10;
+    config.restrictions = vec!["task.train_data.global_batch_size <= task.hidden".to_string()];
     config
 }
 
@@ -433,4 +434,22 @@ fn a_yaml_syntax_error_names_the_file_and_line() {
         .to_string();
     assert!(err.contains(&file.display().to_string()), "{err}");
     assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn restrictions_are_checked_after_every_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "big.yaml",
+        "task: {train_data: {global_batch_size: 16}}\n",
+    );
+    let err = resolve(&defaults(), &sources(vec![file.clone()], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("task.train_data.global_batch_size = 16, task.hidden = 8"),
+        "{err}"
+    );
+    assert!(resolve(&defaults(), &sources(vec![file], &["task.hidden=16"])).is_ok());
 }

@@ -50,6 +50,14 @@ fn bert_optimization(
     }
 }
 
+/// Model Garden's restrictions of its BERT experiments: both splits say whether they train.
+fn bert_restrictions() -> Vec<String> {
+    vec![
+        "task.train_data.is_training != None".to_string(),
+        "task.validation_data.is_training != None".to_string(),
+    ]
+}
+
 fn next_sentence_head(inner_dim: usize) -> ClsHeadConfig {
     ClsHeadConfig {
         inner_dim,
@@ -84,6 +92,7 @@ pub fn bert_pretraining() -> ExperimentConfig {
             ..TrainerConfig::default()
         },
         runtime: Default::default(),
+        restrictions: bert_restrictions(),
     }
 }
 
@@ -141,5 +150,6 @@ pub fn bert_local() -> ExperimentConfig {
             ..TrainerConfig::default()
         },
         runtime: Default::default(),
+        restrictions: bert_restrictions(),
     }
 }

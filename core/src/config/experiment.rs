@@ -3,6 +3,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use super::restrictions::check_restrictions;
 use super::runtime::RuntimeConfig;
 use super::task_config::{AnyTaskConfig, TaskConfig};
 use super::trainer::TrainerConfig;
@@ -19,6 +20,9 @@ pub struct ExperimentConfig {
     pub trainer: TrainerConfig,
     /// Device, threads, seed.
     pub runtime: RuntimeConfig,
+    /// Cross-field rules checked after all layers (`"task.train_data.is_training != None"`);
+    /// set by the experiment factory, not part of `params.yaml`.
+    pub restrictions: Vec<String>,
 }
 
 impl ExperimentConfig {
@@ -28,6 +32,7 @@ impl ExperimentConfig {
             task: Box::new(task),
             trainer: TrainerConfig::default(),
             runtime: RuntimeConfig::default(),
+            restrictions: Vec::new(),
         }
     }
 
@@ -38,6 +43,7 @@ impl ExperimentConfig {
 
     /// Checks every section (values, cross-field rules, unsupported settings).
     pub fn validate(&self) -> Result<()> {
+        check_restrictions(&self.restrictions, &self.to_flat())?;
         self.trainer.validate()?;
         self.runtime.validate()?;
         self.task.validate()
@@ -64,6 +70,7 @@ impl PartialEq for ExperimentConfig {
         self.task.eq_dyn(other.task.as_ref())
             && self.trainer == other.trainer
             && self.runtime == other.runtime
+            && self.restrictions == other.restrictions
     }
 }
 

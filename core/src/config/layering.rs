@@ -87,7 +87,7 @@ fn reject_dropped_values(
     figment: &Figment,
     resolved: &BTreeMap<String, serde_yaml::Value>,
 ) -> Result<()> {
-    let merged: serde_yaml::Value = figment.extract().map_err(|e| describe_figment_error(e))?;
+    let merged: serde_yaml::Value = figment.extract().map_err(describe_figment_error)?;
     for key in flatten(&merged).into_keys() {
         let layer = layer_of(figment, &key);
         if resolved.contains_key(&key) || layer == DEFAULTS_LAYER {
@@ -263,6 +263,7 @@ fn extract(
         task,
         trainer,
         runtime: section(figment, "runtime")?,
+        restrictions: defaults.restrictions.clone(),
     })
 }
 

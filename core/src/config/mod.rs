@@ -13,6 +13,7 @@ mod flat;
 mod layering;
 pub mod optimization;
 mod overrides;
+mod restrictions;
 mod runtime;
 mod task_config;
 mod trainer;

@@ -132,9 +132,6 @@ fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> 
             ))
         }
     }
-    if data.is_training.is_none() {
-        return fail("is_training is not set: set it to true or false".to_string());
-    }
     if data.global_batch_size == 0 {
         return fail("global_batch_size = 0: it must be positive".to_string());
     }
