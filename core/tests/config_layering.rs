@@ -453,3 +453,37 @@ fn restrictions_are_checked_after_every_layer() {
     );
     assert!(resolve(&defaults(), &sources(vec![file], &["task.hidden=16"])).is_ok());
 }
+
+#[test]
+fn references_resolve_after_layering_and_are_typed_where_they_land() {
+    let environment = vec![("RUN".to_string(), "seven".to_string())];
+    let resolved = resolve_explained(
+        &defaults(),
+        &ConfigSources {
+            params_overrides: strings(&["trainer.train_steps=${trainer.checkpoint_interval}"]),
+            trailing_overrides: strings(&["task.name=run-${env:RUN}-${task.hidden}"]),
+            environment,
+            ..ConfigSources::default()
+        },
+    )
+    .unwrap();
+    let config = &resolved.config;
+    assert_eq!(config.trainer.train_steps, 10);
+    assert_eq!(config.task_as::<ToyTask>().unwrap().name, "run-seven-8");
+    assert_eq!(resolved.provenance["trainer.train_steps"], "interpolation");
+    let unresolved = config.to_unresolved_yaml_string();
+    assert!(
+        unresolved.contains("train_steps: ${trainer.checkpoint_interval}"),
+        "{unresolved}"
+    );
+    assert!(config.to_yaml_string().contains("train_steps: 10"));
+
+    let err = resolve(
+        &defaults(),
+        &sources(vec![], &["trainer.train_steps=${task.name}"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`trainer.train_steps` expects"), "{err}");
+    assert!(err.contains("factory"), "{err}");
+}

@@ -93,6 +93,7 @@ pub fn bert_pretraining() -> ExperimentConfig {
         },
         runtime: Default::default(),
         restrictions: bert_restrictions(),
+        references: Default::default(),
     }
 }
 
@@ -151,5 +152,6 @@ pub fn bert_local() -> ExperimentConfig {
         },
         runtime: Default::default(),
         restrictions: bert_restrictions(),
+        references: Default::default(),
     }
 }

@@ -508,3 +508,23 @@ fn trailing_key_value_arguments_override_last() {
         stderr(&trailing)
     );
 }
+
+#[test]
+fn params_yaml_is_resolved_and_params_unresolved_yaml_keeps_the_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = run_small(
+        &model_dir,
+        "train",
+        &["trainer.train_steps=${trainer.checkpoint_interval}"],
+    );
+    assert_ok(&output);
+    let params = std::fs::read_to_string(model_dir.join("params.yaml")).unwrap();
+    assert!(params.contains("train_steps: 20"), "{params}");
+    let unresolved = std::fs::read_to_string(model_dir.join("params.unresolved.yaml")).unwrap();
+    assert!(
+        unresolved.contains("train_steps: ${trainer.checkpoint_interval}"),
+        "{unresolved}"
+    );
+    assert!(model_dir.join("ckpt-20").is_dir());
+}

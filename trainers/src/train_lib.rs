@@ -17,6 +17,8 @@ use crate::error::Result;
 
 /// File of the resolved config inside model_dir.
 pub const PARAMS_FILE: &str = "params.yaml";
+/// File of the config with its `${...}` references, written when it has any.
+pub const UNRESOLVED_PARAMS_FILE: &str = "params.unresolved.yaml";
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,5 +150,11 @@ fn write_params(
         &model_dir.join(PARAMS_FILE),
         config.to_yaml_string().as_bytes(),
     )?;
+    if !config.references.is_empty() {
+        write_atomically(
+            &model_dir.join(UNRESOLVED_PARAMS_FILE),
+            config.to_unresolved_yaml_string().as_bytes(),
+        )?;
+    }
     Ok(record_changes(model_dir, global_step, accepted_changes)?)
 }

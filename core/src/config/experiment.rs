@@ -1,5 +1,7 @@
 //! The whole experiment: `task`, `trainer`, `runtime`.
 
+use std::collections::BTreeMap;
+
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
@@ -23,6 +25,9 @@ pub struct ExperimentConfig {
     /// Cross-field rules checked after all layers (`"task.train_data.is_training != None"`);
     /// set by the experiment factory, not part of `params.yaml`.
     pub restrictions: Vec<String>,
+    /// Leaves whose layers gave `${...}` references: dotted key → the text as given. The
+    /// fields hold the resolved values; [`Self::to_unresolved_yaml_string`] shows the text.
+    pub references: BTreeMap<String, String>,
 }
 
 impl ExperimentConfig {
@@ -33,6 +38,7 @@ impl ExperimentConfig {
             trainer: TrainerConfig::default(),
             runtime: RuntimeConfig::default(),
             restrictions: Vec::new(),
+            references: BTreeMap::new(),
         }
     }
 
@@ -54,13 +60,24 @@ impl ExperimentConfig {
         serde_yaml::to_string(self).expect("a config serializes to YAML")
     }
 
+    /// The config as YAML text with every interpolated leaf showing its `${...}` references
+    /// (what `model_dir/params.unresolved.yaml` holds).
+    pub fn to_unresolved_yaml_string(&self) -> String {
+        let mut flat = self.to_flat();
+        for (key, text) in &self.references {
+            flat.insert(key.clone(), serde_yaml::Value::String(text.clone()));
+        }
+        let nested = super::unflatten(&flat).expect("keys of a flattened config unflatten");
+        serde_yaml::to_string(&nested).expect("a config serializes to YAML")
+    }
+
     /// The config as a nested YAML value.
     pub fn to_yaml_value(&self) -> serde_yaml::Value {
         serde_yaml::to_value(self).expect("a config serializes to YAML")
     }
 
     /// The config as a flat map of dotted keys (see [`super::flatten`]).
-    pub fn to_flat(&self) -> std::collections::BTreeMap<String, serde_yaml::Value> {
+    pub fn to_flat(&self) -> BTreeMap<String, serde_yaml::Value> {
         super::flatten(&self.to_yaml_value())
     }
 }

@@ -16,13 +16,16 @@ use serde_yaml::Mapping;
 use super::describe::{describe_figment_error, layer_name};
 use super::environment::{device_profile, environment_overrides};
 use super::experiment::ExperimentConfig;
-use super::flat::flatten;
-use super::overrides::{parse_override, Override};
+use super::flat::{flatten, unflatten};
+use super::interpolation::{interpolate, Interpolated};
+use super::overrides::{insert_dotted, parse_override, Override};
 use super::trainer::TrainerConfig;
 use crate::error::{Error, Result};
 
 /// Name of the layer of the experiment factory's defaults.
 const DEFAULTS_LAYER: &str = "experiment defaults";
+/// Name of the layer of values resolved from `${...}` references.
+const INTERPOLATION_LAYER: &str = "interpolation";
 
 /// Where the layers above the factory defaults come from.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +59,16 @@ pub fn resolve(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<E
 /// [`resolve`], also reporting where each resolved value came from.
 pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Resolved> {
     let figment = layers(defaults, sources)?;
-    let config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
+    let merged: serde_yaml::Value = figment.extract().map_err(describe_figment_error)?;
+    let merged = flatten(&merged);
+    let interpolated = interpolate(&merged, &sources.environment)?;
+    let figment = if interpolated.values.is_empty() {
+        figment
+    } else {
+        merge(figment, interpolation_layer(&merged, &interpolated)?)?
+    };
+    let mut config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
+    config.references = interpolated.references;
     let resolved = config.to_flat();
     reject_dropped_values(&figment, &resolved)?;
     config.validate()?;
@@ -68,6 +80,28 @@ pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -
         })
         .collect();
     Ok(Resolved { config, provenance })
+}
+
+/// A layer holding the leaves whose references were resolved (a list is given whole, since
+/// layers address lists as one value).
+fn interpolation_layer(
+    merged: &BTreeMap<String, serde_yaml::Value>,
+    interpolated: &Interpolated,
+) -> Result<(Metadata, Mapping)> {
+    let mut substituted = merged.clone();
+    substituted.extend(interpolated.values.clone());
+    let full = unflatten(&substituted)?;
+    let mut mapping = Mapping::new();
+    for key in interpolated.values.keys() {
+        let container = key.split('[').next().unwrap_or(key);
+        let value = container
+            .split('.')
+            .try_fold(&full, |node, part| node.get(part))
+            .cloned()
+            .unwrap_or(serde_yaml::Value::Null);
+        insert_dotted(&mut mapping, container, value).map_err(Error::Config)?;
+    }
+    Ok((Metadata::named(INTERPOLATION_LAYER), mapping))
 }
 
 /// The name of the layer that set the leaf `key`.
@@ -264,6 +298,7 @@ fn extract(
         trainer,
         runtime: section(figment, "runtime")?,
         restrictions: defaults.restrictions.clone(),
+        references: BTreeMap::new(),
     })
 }
 

@@ -10,6 +10,7 @@ mod environment;
 mod experiment;
 mod explain;
 mod flat;
+mod interpolation;
 mod layering;
 pub mod optimization;
 mod overrides;
