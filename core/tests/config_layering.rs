@@ -3,84 +3,10 @@
 
 use std::path::PathBuf;
 
-use grove_core::config::{
-    explain, resolve, resolve_explained, unflatten, ConfigSources, DataConfig, ExperimentConfig,
-    TaskConfig,
-};
-use serde::{Deserialize, Serialize};
+use grove_core::config::{explain, resolve, resolve_explained, unflatten, ConfigSources};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct ToyTask {
-    init_checkpoint: String,
-    hidden: usize,
-    name: String,
-    heads: Vec<Head>,
-    train_data: DataConfig,
-    validation_data: DataConfig,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Head {
-    name: String,
-    size: usize,
-}
-
-impl Default for Head {
-    fn default() -> Self {
-        Head {
-            name: "head".to_string(),
-            size: 1,
-        }
-    }
-}
-
-impl Default for ToyTask {
-    fn default() -> Self {
-        ToyTask {
-            init_checkpoint: String::new(),
-            hidden: 8,
-            name: "factory".to_string(),
-            heads: vec![
-                Head {
-                    name: "a".to_string(),
-                    size: 2,
-                },
-                Head {
-                    name: "b".to_string(),
-                    size: 3,
-                },
-            ],
-            train_data: DataConfig::default(),
-            validation_data: DataConfig::default(),
-        }
-    }
-}
-
-impl TaskConfig for ToyTask {
-    type Data = DataConfig;
-    fn train_data(&self) -> &DataConfig {
-        &self.train_data
-    }
-    fn validation_data(&self) -> &DataConfig {
-        &self.validation_data
-    }
-    fn init_checkpoint(&self) -> &str {
-        &self.init_checkpoint
-    }
-}
-
-fn defaults() -> ExperimentConfig {
-    let mut config = ExperimentConfig::new(ToyTask::default());
-    config.trainer.train_steps = 100;
-    config.trainer.steps_per_loop = 10;
-    config.trainer.summary_interval = 10;
-    config.trainer.checkpoint_interval = 10;
-    config.trainer.validation_interval = 10;
-    config.restrictions = vec!["task.train_data.global_batch_size <= task.hidden".to_string()];
-    config
-}
+mod common;
+use common::{defaults, ToyTask};
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);

@@ -528,3 +528,30 @@ fn params_yaml_is_resolved_and_params_unresolved_yaml_keeps_the_references() {
     );
     assert!(model_dir.join("ckpt-20").is_dir());
 }
+
+#[test]
+fn a_model_garden_pretraining_yaml_loads_into_bert_pretraining() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/experiments/bert_pretraining_model_garden.yaml"
+    );
+    let output = train(&[
+        "--experiment=bert/pretraining",
+        "--print_config",
+        &format!("--config_file={file}"),
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let message = stderr(&output);
+    assert!(message.contains("ignoring keys that only mean something to TensorFlow"));
+    assert!(
+        message.contains("trainer.train_tf_function") && message.contains("runtime.enable_xla")
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("validation_steps: 64  #"), "{printed}");
+    assert!(
+        printed.contains("checkpoint_interval: 20000  #"),
+        "{printed}"
+    );
+}

@@ -19,6 +19,7 @@ use super::experiment::ExperimentConfig;
 use super::flat::{flatten, unflatten};
 use super::interpolation::{interpolate, Interpolated};
 use super::overrides::{insert_dotted, parse_override, Override};
+use super::tensorflow_keys::strip_tensorflow_keys;
 use super::trainer::TrainerConfig;
 use crate::error::{Error, Result};
 
@@ -193,10 +194,18 @@ fn layers(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Figmen
     Ok(figment)
 }
 
-/// Merges one layer over `figment`. A list of sub-configs given with the length it already has
+/// Merges one layer over `figment`, dropping TensorFlow-only keys with a warning. A list of sub-configs given with the length it already has
 /// edits its items in place (Model Garden's strict list override); a list of another length
 /// replaces it, each item starting from its type's defaults.
 fn merge(figment: Figment, (metadata, mut mapping): (Metadata, Mapping)) -> Result<Figment> {
+    let ignored = strip_tensorflow_keys(&mut mapping);
+    if !ignored.is_empty() {
+        tracing::warn!(
+            "{}: ignoring keys that only mean something to TensorFlow: {}",
+            layer_name(&metadata),
+            ignored.join(", ")
+        );
+    }
     overlay_same_length_lists(&figment, "", &mut mapping);
     let value = Value::serialize(&mapping)
         .map_err(|e| Error::Config(format!("{}: {e}", layer_name(&metadata))))?;

@@ -17,6 +17,7 @@ mod overrides;
 mod restrictions;
 mod runtime;
 mod task_config;
+mod tensorflow_keys;
 mod trainer;
 
 pub use data::{DataConfig, DataSpec};
