@@ -65,11 +65,12 @@ fn every_layer_stacks_in_order_and_each_value_knows_its_layer() {
     assert_eq!(config.trainer.train_steps, 300); // --params_override over environment
     assert_eq!(task.hidden, 128); // trailing argument over --params_override
     let layer = |key: &str| resolved.provenance[key].clone();
+    let profile = dir.path().join("device/box.yaml");
     assert_eq!(
         layer("runtime.num_threads"),
-        dir.path().join("device/box.yaml").display().to_string()
+        format!("{}:1", profile.display())
     );
-    assert_eq!(layer("runtime.seed"), file.display().to_string());
+    assert_eq!(layer("runtime.seed"), format!("{}:1", file.display()));
     assert_eq!(
         layer("trainer.max_to_keep"),
         "environment GROVE_TRAINER__MAX_TO_KEEP"
@@ -186,7 +187,7 @@ fn an_unknown_key_names_the_path_the_layer_and_a_suggestion() {
     let err = resolve(&defaults(), &sources(vec![file.clone()], &[]))
         .unwrap_err()
         .to_string();
-    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains(&format!("{}:2", file.display())), "{err}");
     assert!(err.contains("unknown key `task.hiden`"), "{err}");
     assert!(err.contains("did you mean `task.hidden`?"), "{err}");
 
@@ -212,7 +213,7 @@ fn a_wrong_type_names_the_path_the_expected_type_and_the_layer() {
     let err = resolve(&defaults(), &sources(vec![file.clone()], &[]))
         .unwrap_err()
         .to_string();
-    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains(&format!("{}:2", file.display())), "{err}");
     assert!(err.contains("`trainer.train_steps` expects"), "{err}");
     assert!(err.contains("lots"), "{err}");
 

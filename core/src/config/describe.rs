@@ -4,6 +4,7 @@
 use figment::error::Kind;
 use figment::{Metadata, Source};
 
+use super::yaml_lines::line_of;
 use crate::error::Error;
 
 /// Describes every error figment found (one line each) as one [`Error::Config`].
@@ -17,7 +18,7 @@ fn describe_one(error: &figment::Error) -> String {
     let layer = error
         .metadata
         .as_ref()
-        .map(layer_name)
+        .map(|m| layer_name_at(m, &key))
         .unwrap_or_else(|| "config".to_string());
     match &error.kind {
         Kind::UnknownField(field, expected) => {
@@ -50,6 +51,21 @@ pub(crate) fn layer_name(metadata: &Metadata) -> String {
     match &metadata.source {
         Some(Source::File(path)) => path.display().to_string(),
         _ => metadata.name.to_string(),
+    }
+}
+
+/// Like [`layer_name`], with `:line` for a file when the line of dotted `key` can be found.
+pub(crate) fn layer_name_at(metadata: &Metadata, key: &str) -> String {
+    let Some(Source::File(path)) = &metadata.source else {
+        return layer_name(metadata);
+    };
+    let parts: Vec<&str> = key.split('[').next().unwrap_or(key).split('.').collect();
+    match std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| line_of(&text, &parts))
+    {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
     }
 }
 

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml::Mapping;
 
-use super::describe::{describe_figment_error, layer_name};
+use super::describe::{describe_figment_error, layer_name, layer_name_at};
 use super::environment::{device_profile, environment_overrides};
 use super::experiment::ExperimentConfig;
 use super::flat::{flatten, unflatten};
@@ -112,7 +112,7 @@ fn layer_of(figment: &Figment, key: &str) -> String {
     figment
         .find_metadata(key)
         .or_else(|| figment.find_metadata(container))
-        .map(layer_name)
+        .map(|m| layer_name_at(m, key))
         .unwrap_or_else(|| DEFAULTS_LAYER.to_string())
 }
 

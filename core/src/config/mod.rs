@@ -19,6 +19,7 @@ mod runtime;
 mod task_config;
 mod tensorflow_keys;
 mod trainer;
+mod yaml_lines;
 
 pub use data::{DataConfig, DataSpec};
 pub(crate) use describe::closest;
