@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use grove_core::config::{explain, resolve_explained, ConfigSources};
 use grove_core::registry::{experiment_names, get_experiment};
 use grove_core::runtime::set_compute_threads;
-use grove_trainers::{is_user_error, run_experiment, Mode, RunOptions};
+use grove_trainers::{is_preemption, is_user_error, run_experiment, Mode, RunOptions};
 
 /// Exit code of a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -17,6 +17,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUN_FAILED: u8 = 1;
 /// Exit code of input the user can fix: flags, config, data or checkpoint files.
 pub const EXIT_USER_ERROR: u8 = 2;
+/// Exit code of a run stopped by SIGTERM / SIGINT after saving a checkpoint: rerun to resume
+/// (`EX_TEMPFAIL`).
+pub const EXIT_PREEMPTED: u8 = 75;
 
 /// Train, evaluate and checkpoint a registered Grove experiment.
 #[derive(Debug, Parser)]
@@ -163,8 +166,11 @@ fn report(error: &anyhow::Error) -> ExitCode {
         message.push_str(text);
     }
     eprintln!("{message}");
+    let preempted = error.chain().any(is_preemption);
     let user_error = error.chain().any(is_user_error);
-    ExitCode::from(if user_error {
+    ExitCode::from(if preempted {
+        EXIT_PREEMPTED
+    } else if user_error {
         EXIT_USER_ERROR
     } else {
         EXIT_RUN_FAILED

@@ -555,3 +555,50 @@ fn a_model_garden_pretraining_yaml_loads_into_bert_pretraining() {
         "{printed}"
     );
 }
+
+#[test]
+fn sigterm_saves_the_current_step_exits_75_and_the_same_command_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let preempted = dir.path().join("preempted");
+    let steps = "trainer.train_steps=200";
+    assert_ok(&run_small(&straight, "train", &[steps]));
+
+    let child = train(&[
+        "--experiment=bert/local",
+        "--mode=train",
+        &format!("--model_dir={}", preempted.display()),
+        &format!("--params_override={SMALL}"),
+        &format!("--params_override={steps}"),
+    ])
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    while !preempted.join("checkpoint").exists() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(75), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("preempted at step"), "{message}");
+    assert!(
+        message.contains("run the same command to resume"),
+        "{message}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(preempted.join("checkpoint")).unwrap())
+            .unwrap();
+    let latest = state["latest"].as_str().unwrap().to_string();
+    assert_ne!(latest, "ckpt-200", "the run ended before the signal");
+
+    assert_ok(&run_small(&preempted, "train", &[steps]));
+    assert_eq!(
+        tensors(&straight.join("ckpt-200/model.safetensors")),
+        tensors(&preempted.join("ckpt-200/model.safetensors"))
+    );
+}

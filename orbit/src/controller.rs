@@ -8,7 +8,9 @@
 //!   the end of training, each holding the step-weighted means since the previous one;
 //! - checkpoints are saved at loop ends where `global_step % checkpoint_interval == 0`, and when
 //!   training completes;
-//! - `train_and_evaluate` evaluates where `global_step % eval_interval == 0` and at the end.
+//! - `train_and_evaluate` evaluates where `global_step % eval_interval == 0` and at the end;
+//! - a preemption request stops training after the trainer's current step with a checkpoint of
+//!   that step.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,6 +20,7 @@ use crate::error::{OrbitError, Result, RunnerError};
 use crate::logs::Logs;
 use crate::loop_means::LoopMeans;
 use crate::loss_guard::LossGuard;
+use crate::preemption::Preemption;
 use crate::progress::Progress;
 use crate::runner::{Checkpointable, Evaluator, Trainer};
 use crate::summary::SummaryManager;
@@ -37,6 +40,10 @@ pub struct ControllerOptions {
     pub eval_summaries: SummaryManager,
     /// Checked after every train loop; `None` checks nothing.
     pub loss_guard: Option<LossGuard>,
+    /// A stop request, checked after every train loop: when set, a checkpoint is saved and
+    /// training ends with [`OrbitError::Preempted`]. The trainer should share it and stop its
+    /// loop early.
+    pub preemption: Preemption,
 }
 
 /// Drives a runner that trains, evaluates and checkpoints.
@@ -109,7 +116,8 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     }
 
     /// Trains until the global step reaches `steps` (absolute), then saves a checkpoint. Does
-    /// nothing, and saves nothing, when the global step is there already.
+    /// nothing, and saves nothing, when the global step is there already. A preemption request
+    /// ends it early with a checkpoint and [`OrbitError::Preempted`].
     pub fn train(&mut self, steps: u64) -> Result<()> {
         if self.runner.global_step() >= steps {
             tracing::info!(
@@ -196,6 +204,10 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             let steps = (target - step).min(spl - step % spl);
             self.train_loop(steps, final_step)?;
             let step = self.runner.global_step();
+            if self.options.preemption.requested() {
+                self.save_checkpoint()?;
+                return Err(OrbitError::Preempted { step });
+            }
             if let Some(manager) = self.options.checkpoint_manager.as_mut() {
                 manager.save(step, &self.runner, true)?;
             }
@@ -208,10 +220,14 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         let started = Instant::now();
         let mut logs = self.runner.train(steps).map_err(OrbitError::Runner)?;
         let step = self.runner.global_step();
-        if step != before + steps {
+        if step != before + steps && !self.options.preemption.requested() {
             tracing::warn!(
                 "the trainer advanced the global step from {before} to {step}, not by {steps}"
             );
+        }
+        let steps = step - before;
+        if steps == 0 {
+            return Ok(());
         }
         logs.insert(
             "steps_per_second".to_string(),

@@ -33,6 +33,15 @@ pub enum OrbitError {
     /// Training diverged (NaN or a loss above `loss_upper_bound`).
     #[error("{0}")]
     Diverged(String),
+    /// A stop was requested (SIGTERM / SIGINT); a checkpoint of this step was saved.
+    #[error(
+        "preempted at step {step}: a checkpoint of this step is saved; run the same command \
+         to resume"
+    )]
+    Preempted {
+        /// The global step the run stopped at.
+        step: u64,
+    },
     /// The trainer or evaluator failed.
     #[error(transparent)]
     Runner(RunnerError),

@@ -7,9 +7,10 @@ use crate::logs::Logs;
 
 /// Runs training steps (Orbit's `AbstractTrainer`).
 pub trait Trainer {
-    /// Runs exactly `num_steps` steps, advancing [`Trainer::global_step`] by `num_steps`, and
-    /// returns the loop's logs (means over the loop, e.g. `training_loss`; `learning_rate` at the
-    /// new global step).
+    /// Runs `num_steps` steps, advancing [`Trainer::global_step`] by `num_steps`, and returns
+    /// the loop's logs (means over the loop, e.g. `training_loss`; `learning_rate` at the new
+    /// global step). A trainer sharing the Controller's [`crate::Preemption`] stops after its
+    /// current step once a stop is requested, returning the logs of the steps it ran.
     fn train(&mut self, num_steps: u64) -> Result<Logs, RunnerError>;
     /// Steps trained so far over the whole run, restored from checkpoints.
     fn global_step(&self) -> u64;

@@ -4,22 +4,34 @@ use std::path::Path;
 
 use grove_orbit::summary::{read_scalars, SummaryManager};
 use grove_orbit::{
-    CheckpointManager, Checkpointable, Controller, ControllerOptions, Evaluator, Logs, RunnerError,
-    Trainer,
+    CheckpointManager, Checkpointable, Controller, ControllerOptions, Evaluator, Logs, OrbitError,
+    Preemption, RunnerError, Trainer,
 };
 
-/// Counts steps; its "loss" is 100 / (step + 1) so means are checkable.
+/// Counts steps; its "loss" is the global step so means are checkable. With `stop_at`, it
+/// requests preemption when it reaches that step and stops there, as a signal would.
 #[derive(Default)]
 struct Counting {
     step: u64,
     loops: Vec<u64>,
     evals_at: Vec<u64>,
+    stop_at: Option<(u64, Preemption)>,
 }
 
 impl Trainer for Counting {
     fn train(&mut self, num_steps: u64) -> Result<Logs, RunnerError> {
         self.loops.push(num_steps);
-        self.step += num_steps;
+        for _ in 0..num_steps {
+            if let Some((at, preemption)) = &self.stop_at {
+                if self.step == *at {
+                    preemption.request();
+                }
+                if preemption.requested() {
+                    break;
+                }
+            }
+            self.step += 1;
+        }
         Ok(Logs::from([
             ("training_loss".to_string(), self.step as f64),
             ("learning_rate".to_string(), self.step as f64 / 1000.0),
@@ -56,6 +68,7 @@ fn options(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> Contro
         train_summaries: SummaryManager::new(dir, "train").unwrap(),
         eval_summaries: SummaryManager::new(dir, "validation").unwrap(),
         loss_guard: None,
+        preemption: Preemption::new(),
     }
 }
 
@@ -188,4 +201,26 @@ fn evaluate_rejects_zero_steps() {
     let mut c = controller(dir.path(), 1, 1, 1, 1);
     assert!(c.evaluate(0).is_err());
     assert!(c.evaluate(-1).is_ok());
+}
+
+#[test]
+fn preemption_stops_after_the_current_step_with_a_checkpoint_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(dir.path(), 4, 4, 4, 10);
+    let runner = Counting {
+        stop_at: Some((6, options.preemption.clone())),
+        ..Counting::default()
+    };
+    let mut c = Controller::new(runner, options).unwrap();
+    let err = c.train(20).unwrap_err();
+    assert!(matches!(err, OrbitError::Preempted { step: 6 }), "{err}");
+    assert_eq!(
+        c.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![4, 6]
+    );
+
+    // The same command resumes at 6 and returns to loops ending at multiples of 4.
+    let mut resumed = controller(dir.path(), 4, 4, 4, 10);
+    resumed.train(12).unwrap();
+    assert_eq!(resumed.runner().loops, vec![2, 4]);
 }

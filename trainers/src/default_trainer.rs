@@ -13,7 +13,7 @@ use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{DynTask, InputContext, StepContext, StepOutputs};
 use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
-use grove_orbit::{Checkpointable, Evaluator, Logs, RunnerError, Trainer};
+use grove_orbit::{Checkpointable, Evaluator, Logs, Preemption, RunnerError, Trainer};
 
 use crate::checkpoint_files::{
     read_model, read_optimizer, read_state, write_state, write_tensors, TrainState, FORMAT_VERSION,
@@ -44,6 +44,7 @@ pub struct DefaultTrainer {
     train_metrics: Vec<Box<dyn Metric>>,
     validation_metrics: Vec<Box<dyn Metric>>,
     validation_steps_must_be_bounded: bool,
+    preemption: Preemption,
 }
 
 impl DefaultTrainer {
@@ -97,7 +98,14 @@ impl DefaultTrainer {
             train_data,
             fresh_validation_data,
             validation_steps_must_be_bounded,
+            preemption: Preemption::new(),
         })
+    }
+
+    /// Stops training loops after the current step once `preemption` is requested.
+    pub fn with_preemption(mut self, preemption: Preemption) -> Self {
+        self.preemption = preemption;
+        self
     }
 
     /// The model's variables.
@@ -118,7 +126,11 @@ impl DefaultTrainer {
     fn train_steps(&mut self, num_steps: u64) -> Result<Logs> {
         let params = self.vars.named_vars();
         let mut loss_sum: Option<Tensor> = None;
+        let mut steps_run = 0u64;
         for _ in 0..num_steps {
+            if self.preemption.requested() {
+                break;
+            }
             let batch = self.next_train_batch()?.to_device(&self.device)?;
             let mut context = StepContext {
                 global_step: self.global_step,
@@ -143,12 +155,13 @@ impl DefaultTrainer {
                 None => loss,
             });
             self.global_step += 1;
+            steps_run += 1;
         }
         let mut logs: Logs = collect_and_reset(&mut self.train_metrics)?
             .into_iter()
             .collect();
         if let Some(sum) = loss_sum {
-            let mean = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?) / num_steps as f64;
+            let mean = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?) / steps_run as f64;
             logs.insert("training_loss".to_string(), mean);
         }
         logs.insert("learning_rate".to_string(), self.learning_rate());

@@ -38,6 +38,19 @@ pub fn is_user_error(error: &(dyn std::error::Error + 'static)) -> bool {
     error.source().is_some_and(is_user_error)
 }
 
+/// True when `error` (or an error it wraps) is a preemption: the run stopped on request after
+/// saving a checkpoint.
+pub fn is_preemption(error: &(dyn std::error::Error + 'static)) -> bool {
+    match error.downcast_ref::<Error>() {
+        Some(Error::Orbit(orbit)) => is_preemption(orbit),
+        Some(Error::Core(_)) => false,
+        None => matches!(
+            error.downcast_ref::<OrbitError>(),
+            Some(OrbitError::Preempted { .. })
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +67,8 @@ mod tests {
             "nan".to_string()
         ))));
         assert!(!is_user_error(&OrbitError::Diverged("nan".to_string())));
+        let preempted = || OrbitError::Preempted { step: 3 };
+        assert!(is_preemption(&Error::Orbit(preempted())));
+        assert!(!is_user_error(&Error::Orbit(preempted())));
     }
 }

@@ -13,5 +13,5 @@ pub mod error;
 pub mod train_lib;
 
 pub use default_trainer::{DefaultTrainer, Roles};
-pub use error::{is_user_error, Error, Result};
+pub use error::{is_preemption, is_user_error, Error, Result};
 pub use train_lib::{run_experiment, Mode, RunOptions, PARAMS_FILE};

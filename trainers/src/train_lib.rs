@@ -8,7 +8,8 @@ use grove_core::registry::get_task;
 use grove_core::runtime::{compute_threads, device};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
-    write_atomically, CheckpointManager, Controller, ControllerOptions, Logs, LossGuard, Trainer,
+    write_atomically, CheckpointManager, Controller, ControllerOptions, Logs, LossGuard,
+    Preemption, Trainer,
 };
 
 use crate::config_drift::{check_drift, record_changes, Change};
@@ -74,7 +75,9 @@ pub fn run_experiment(
     };
     let device = device(&config.runtime)?;
     let task = get_task(config.task.as_ref())?;
-    let trainer = DefaultTrainer::new(task, config, device.clone(), mode.roles())?;
+    let preemption = Preemption::on_signals()?;
+    let trainer = DefaultTrainer::new(task, config, device.clone(), mode.roles())?
+        .with_preemption(preemption.clone());
     tracing::info!(
         "task {} | device {:?} | {} compute threads | {} parameters",
         config.task.type_name(),
@@ -82,7 +85,8 @@ pub fn run_experiment(
         compute_threads(),
         trainer.vars().parameter_count()
     );
-    let mut controller = Controller::new(trainer, controller_options(config, model_dir)?)?;
+    let options = controller_options(config, model_dir, preemption)?;
+    let mut controller = Controller::new(trainer, options)?;
     let restored = controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
 
     if mode.roles().train {
@@ -117,7 +121,11 @@ pub fn run_experiment(
     }
 }
 
-fn controller_options(config: &ExperimentConfig, model_dir: &Path) -> Result<ControllerOptions> {
+fn controller_options(
+    config: &ExperimentConfig,
+    model_dir: &Path,
+    preemption: Preemption,
+) -> Result<ControllerOptions> {
     let t = &config.trainer;
     Ok(ControllerOptions {
         steps_per_loop: t.steps_per_loop,
@@ -133,6 +141,7 @@ fn controller_options(config: &ExperimentConfig, model_dir: &Path) -> Result<Con
             loss_upper_bound: t.loss_upper_bound,
             recovery_begin_steps: t.recovery_begin_steps,
         }),
+        preemption,
     })
 }
 
