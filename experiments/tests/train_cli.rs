@@ -602,3 +602,18 @@ fn sigterm_saves_the_current_step_exits_75_and_the_same_command_resumes() {
         tensors(&preempted.join("ckpt-200/model.safetensors"))
     );
 }
+
+#[test]
+fn a_second_training_process_on_a_model_dir_is_refused_while_evaluation_may_share_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=20"]));
+    let held = grove_trainers::model_dir_lock::lock_model_dir(&model_dir).unwrap();
+    let second = run_small(&model_dir, "train", &["trainer.train_steps=40"]);
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(stderr(&second).contains("being trained by another process"));
+    assert!(!model_dir.join("ckpt-40").exists());
+    assert_ok(&run_small(&model_dir, "eval", &["trainer.train_steps=20"]));
+    drop(held);
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=40"]));
+}

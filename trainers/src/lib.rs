@@ -10,6 +10,7 @@ pub mod checkpoint_files;
 pub mod config_drift;
 pub mod default_trainer;
 pub mod error;
+pub mod model_dir_lock;
 pub mod train_lib;
 
 pub use default_trainer::{DefaultTrainer, Roles};

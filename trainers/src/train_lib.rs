@@ -15,6 +15,7 @@ use grove_orbit::{
 use crate::config_drift::{check_drift, record_changes, Change};
 use crate::default_trainer::{DefaultTrainer, Roles};
 use crate::error::Result;
+use crate::model_dir_lock::{lock_model_dir, ModelDirLock};
 
 /// File of the resolved config inside model_dir.
 pub const PARAMS_FILE: &str = "params.yaml";
@@ -89,10 +90,12 @@ pub fn run_experiment(
     let mut controller = Controller::new(trainer, options)?;
     let restored = controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
 
-    if mode.roles().train {
+    let _lock = if mode.roles().train {
         let step = controller.runner().global_step();
-        write_params(config, model_dir, step, &accepted_changes)?;
-    }
+        Some(write_params(config, model_dir, step, &accepted_changes)?)
+    } else {
+        None
+    };
     let t = &config.trainer;
     match mode {
         Mode::Train => {
@@ -145,16 +148,17 @@ fn controller_options(
     })
 }
 
-/// Writes the resolved config to `model_dir/params.yaml` (creating model_dir), and records
-/// config changes accepted at `global_step`.
+/// Creates model_dir, takes its training lock, writes the resolved config to
+/// `model_dir/params.yaml` and records config changes accepted at `global_step`.
 fn write_params(
     config: &ExperimentConfig,
     model_dir: &Path,
     global_step: u64,
     accepted_changes: &[Change],
-) -> Result<()> {
+) -> Result<ModelDirLock> {
     std::fs::create_dir_all(model_dir)
         .map_err(|e| grove_core::Error::io("cannot create", model_dir, e))?;
+    let lock = lock_model_dir(model_dir)?;
     write_atomically(
         &model_dir.join(PARAMS_FILE),
         config.to_yaml_string().as_bytes(),
@@ -165,5 +169,6 @@ fn write_params(
             config.to_unresolved_yaml_string().as_bytes(),
         )?;
     }
-    Ok(record_changes(model_dir, global_step, accepted_changes)?)
+    record_changes(model_dir, global_step, accepted_changes)?;
+    Ok(lock)
 }
