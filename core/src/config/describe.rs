@@ -1,6 +1,9 @@
 //! Turning figment's extraction errors into messages that say what is wrong, where, and how to
 //! fix it.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use figment::error::Kind;
 use figment::{Metadata, Source};
 
@@ -18,7 +21,7 @@ fn describe_one(error: &figment::Error) -> String {
     let layer = error
         .metadata
         .as_ref()
-        .map(|m| layer_name_at(m, &key))
+        .map(|m| layer_name_at(m, &key, &mut HashMap::new()))
         .unwrap_or_else(|| "config".to_string());
     match &error.kind {
         Kind::UnknownField(field, expected) => {
@@ -55,15 +58,20 @@ pub(crate) fn layer_name(metadata: &Metadata) -> String {
 }
 
 /// Like [`layer_name`], with `:line` for a file when the line of dotted `key` can be found.
-pub(crate) fn layer_name_at(metadata: &Metadata, key: &str) -> String {
+/// `files` caches the texts of the files read so far.
+pub(crate) fn layer_name_at(
+    metadata: &Metadata,
+    key: &str,
+    files: &mut HashMap<PathBuf, String>,
+) -> String {
     let Some(Source::File(path)) = &metadata.source else {
         return layer_name(metadata);
     };
     let parts: Vec<&str> = key.split('[').next().unwrap_or(key).split('.').collect();
-    match std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| line_of(&text, &parts))
-    {
+    let text = files
+        .entry(path.clone())
+        .or_insert_with(|| std::fs::read_to_string(path).unwrap_or_default());
+    match line_of(text, &parts) {
         Some(line) => format!("{}:{line}", path.display()),
         None => path.display().to_string(),
     }

@@ -4,7 +4,7 @@
 //! is typed on the command line wins. Every layer is strictly typed; errors name the key, the
 //! layer and the fix, and every resolved leaf remembers the layer that set it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use figment::value::{Dict, Map, Value};
@@ -71,12 +71,13 @@ pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -
     let mut config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
     config.references = interpolated.references;
     let resolved = config.to_flat();
-    reject_dropped_values(&figment, &resolved)?;
+    let mut files = HashMap::new();
+    reject_dropped_values(&figment, merged.keys(), &resolved, &mut files)?;
     config.validate()?;
     let provenance = resolved
         .into_keys()
         .map(|key| {
-            let layer = layer_of(&figment, &key);
+            let layer = layer_of(&figment, &key, &mut files);
             (key, layer)
         })
         .collect();
@@ -105,30 +106,31 @@ fn interpolation_layer(
     Ok((Metadata::named(INTERPOLATION_LAYER), mapping))
 }
 
-/// The name of the layer that set the leaf `key`.
-fn layer_of(figment: &Figment, key: &str) -> String {
+/// The name of the layer that set the leaf `key` (`files` caches file texts for line numbers).
+fn layer_of(figment: &Figment, key: &str, files: &mut HashMap<PathBuf, String>) -> String {
     // Figment addresses dictionaries only: an item of a list reports the list's layer.
     let container = key.split('[').next().unwrap_or(key);
     figment
         .find_metadata(key)
         .or_else(|| figment.find_metadata(container))
-        .map(|m| layer_name_at(m, key))
+        .map(|m| layer_name_at(m, key, files))
         .unwrap_or_else(|| DEFAULTS_LAYER.to_string())
 }
 
 /// Fails when a layer above the defaults set a value the resolved config does not hold: a
 /// field of a one-of branch that is not selected.
-fn reject_dropped_values(
+fn reject_dropped_values<'a>(
     figment: &Figment,
+    merged_keys: impl Iterator<Item = &'a String>,
     resolved: &BTreeMap<String, serde_yaml::Value>,
+    files: &mut HashMap<PathBuf, String>,
 ) -> Result<()> {
-    let merged: serde_yaml::Value = figment.extract().map_err(describe_figment_error)?;
-    for key in flatten(&merged).into_keys() {
-        let layer = layer_of(figment, &key);
-        if resolved.contains_key(&key) || layer == DEFAULTS_LAYER {
+    for key in merged_keys.filter(|key| !resolved.contains_key(*key)) {
+        let layer = layer_of(figment, key, files);
+        if layer == DEFAULTS_LAYER {
             continue;
         }
-        let reason = one_of_reason(&key, resolved).unwrap_or_default();
+        let reason = one_of_reason(key, resolved).unwrap_or_default();
         return Err(Error::Config(format!(
             "{layer}: `{key}` would have no effect{reason}; remove it"
         )));
