@@ -1,4 +1,5 @@
-//! Registries: experiment name → config factory, task-config type → Task constructor.
+//! Registries: experiment name → config factory, task-config type → Task constructor, and
+//! (family, type name) → sub-config type for registry-typed one-of configs.
 //!
 //! Registering is one call next to the definition; a binary calls each crate's `register()` once
 //! at start-up. Registering a name or a config type twice is an error.
@@ -9,6 +10,7 @@ use std::sync::RwLock;
 
 use once_cell::sync::Lazy;
 
+use crate::config::one_of::{parse_branch, BranchParser, ConfigFamily, SubConfig};
 use crate::config::{closest, AnyTaskConfig, ExperimentConfig};
 use crate::error::{Error, Result};
 use crate::task::{DynTask, Task};
@@ -20,6 +22,8 @@ type TaskConstructor = fn(&dyn AnyTaskConfig) -> Result<Box<dyn DynTask>>;
 
 static EXPERIMENTS: Lazy<RwLock<BTreeMap<String, ExperimentFactory>>> = Lazy::new(Default::default);
 static TASKS: Lazy<RwLock<BTreeMap<TypeId, TaskConstructor>>> = Lazy::new(Default::default);
+static CONFIG_TYPES: Lazy<RwLock<BTreeMap<(&'static str, String), BranchParser>>> =
+    Lazy::new(Default::default);
 
 /// Registers an experiment factory under `name` (e.g. `bert/local`).
 pub fn register_experiment(name: &str, factory: ExperimentFactory) -> Result<()> {
@@ -95,4 +99,44 @@ pub fn get_task(config: &dyn AnyTaskConfig) -> Result<Box<dyn DynTask>> {
         ))
     })?;
     constructor(config)
+}
+
+/// Registers `T` as the config of type `kind` in family `F` (e.g. `bert` in `encoder`), so a
+/// `OneOf<F>` field accepts `{type: kind, kind: {...}}`.
+pub fn register_config_type<F: ConfigFamily, T: SubConfig>(kind: &str) -> Result<()> {
+    let mut types = CONFIG_TYPES.write().expect("config type registry poisoned");
+    let key = (F::NAME, kind.to_string());
+    if types.contains_key(&key) {
+        return Err(Error::Registry(format!(
+            "{} type `{kind}` is registered twice",
+            F::NAME
+        )));
+    }
+    types.insert(key, parse_branch::<T>);
+    Ok(())
+}
+
+/// The parser of the config type `kind` of `family`; an unknown type is a config error listing
+/// the family's registered types.
+pub fn config_type(family: &str, kind: &str) -> Result<BranchParser> {
+    let types = CONFIG_TYPES.read().expect("config type registry poisoned");
+    if let Some(parser) = types.get(&(family, kind.to_string())) {
+        return Ok(*parser);
+    }
+    let names: Vec<&str> = types
+        .keys()
+        .filter(|(f, _)| *f == family)
+        .map(|(_, name)| name.as_str())
+        .collect();
+    let hint = closest(kind, &names)
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default();
+    Err(Error::Config(format!(
+        "`type: {kind}` is not a registered {family} type; {hint}registered: {}",
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
 }

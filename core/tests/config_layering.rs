@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use grove_core::config::{explain, resolve, resolve_explained, unflatten, ConfigSources};
 
 mod common;
-use common::{defaults, ToyTask};
+use common::{defaults, Large, Small, ToyTask};
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);
@@ -413,4 +413,58 @@ fn references_resolve_after_layering_and_are_typed_where_they_land() {
     .to_string();
     assert!(err.contains("`trainer.train_steps` expects"), "{err}");
     assert!(err.contains("factory"), "{err}");
+}
+
+#[test]
+fn registry_typed_one_ofs_switch_type_take_defaults_and_reject_strangers() {
+    let config = resolve(&defaults(), &sources(vec![], &[])).unwrap();
+    let encoder = &config.task_as::<ToyTask>().unwrap().encoder;
+    assert_eq!(encoder.get::<Small>(), Some(&Small { width: 4 }));
+
+    let switched = resolve(
+        &defaults(),
+        &sources(
+            vec![],
+            &["task.encoder.type=large,task.encoder.large.depth=5"],
+        ),
+    )
+    .unwrap();
+    let encoder = &switched.task_as::<ToyTask>().unwrap().encoder;
+    assert_eq!(encoder.kind(), "large");
+    assert_eq!(
+        encoder.get::<Large>(),
+        Some(&Large {
+            width: 64,
+            depth: 5
+        })
+    );
+    let yaml = switched.to_yaml_string();
+    assert!(
+        yaml.contains("large:") && !yaml.contains("small:"),
+        "{yaml}"
+    );
+
+    let check = |text: &str, expected: &str| {
+        let err = resolve(&defaults(), &sources(vec![], &[text]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{text}: {err}");
+    };
+    check(
+        "task.encoder.type=medium",
+        "`type: medium` is not a registered toy encoder type",
+    );
+    check("task.encoder.type=larg", "did you mean `large`?");
+    check(
+        "task.encoder.small.widht=2",
+        "did you mean `task.encoder.small.width`?",
+    );
+    check(
+        "task.encoder.small.width=wide",
+        "`task.encoder.small.width` expects",
+    );
+    check(
+        "task.encoder.large.depth=2",
+        "`task.encoder.type` selects small",
+    );
 }

@@ -8,7 +8,9 @@ use grove_core::config::optimization::{
 use grove_core::config::{ExperimentConfig, TrainerConfig};
 use grove_tasks::masked_lm::config::SYNTHETIC_INPUT;
 use grove_tasks::masked_lm::{MaskedLmConfig, MaskedLmDataConfig};
-use grove_tasks::models::{BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig};
+use grove_tasks::models::{
+    BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig, EncoderConfig, BERT_ENCODER,
+};
 
 /// Model Garden's BERT optimization: AdamW (weight decay 0.01, not on LayerNorm and biases),
 /// polynomial decay from `learning_rate` to 0 over `train_steps`, polynomial warmup.
@@ -131,7 +133,7 @@ pub fn bert_local() -> ExperimentConfig {
         mlm_initializer_range: 0.1,
         ..BertPretrainerConfig::default()
     };
-    model.encoder.bert = encoder;
+    model.encoder = EncoderConfig::new(BERT_ENCODER, encoder);
     ExperimentConfig {
         task: Box::new(MaskedLmConfig {
             model,

@@ -5,11 +5,23 @@
 //! problem-specific lives here, behind grove-core's `Task` trait; nothing here knows about
 //! trainers, Orbit or the command line.
 
+use std::sync::OnceLock;
+
 pub mod data;
 pub mod masked_lm;
 pub mod models;
 
-/// Registers every task of this crate in grove-core's task registry. Call once at start-up.
+/// Registers this crate's tasks and config types (the `bert` encoder) in grove-core's
+/// registries. Safe to call more than once.
 pub fn register() -> grove_core::Result<()> {
-    grove_core::registry::register_task::<masked_lm::MaskedLmTask>()
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| register_all().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(grove_core::Error::Registry)
+}
+
+fn register_all() -> grove_core::Result<()> {
+    use grove_core::registry::{register_config_type, register_task};
+    register_config_type::<models::EncoderFamily, models::BertEncoderConfig>(models::BERT_ENCODER)?;
+    register_task::<masked_lm::MaskedLmTask>()
 }

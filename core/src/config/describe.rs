@@ -2,11 +2,13 @@
 //! fix it.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::path::PathBuf;
 
 use figment::error::Kind;
 use figment::{Metadata, Source};
 
+use super::one_of::AT_PREFIX;
 use super::yaml_lines::line_of;
 use crate::error::Error;
 
@@ -24,19 +26,12 @@ fn describe_one(error: &figment::Error) -> String {
         .map(|m| layer_name_at(m, &key, &mut HashMap::new()))
         .unwrap_or_else(|| "config".to_string());
     match &error.kind {
-        Kind::UnknownField(field, expected) => {
-            let suggestion = closest(field, expected)
-                .map(|s| format!("did you mean `{}`? ", join_key(&parent(&key), s)))
-                .unwrap_or_default();
-            format!(
-                "{layer}: unknown key `{key}`; {suggestion}valid keys here: {}",
-                expected.join(", ")
-            )
-        }
+        Kind::UnknownField(field, expected) => unknown_key(&layer, &key, field, expected),
         Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
-            format!(
-                "{layer}: `{key}` expects {expected}, found {actual}; give a value of that type"
-            )
+            wrong_type(&layer, &key, actual, expected)
+        }
+        Kind::Message(message) if message.starts_with(AT_PREFIX) => {
+            describe_branch_error(&layer, &key, message)
         }
         Kind::UnknownVariant(value, expected) => format!(
             "{layer}: `{key}` = {value:?} is not one of: {}",
@@ -47,6 +42,53 @@ fn describe_one(error: &figment::Error) -> String {
         }
         other => format!("{layer}: `{key}`: {other}"),
     }
+}
+
+fn unknown_key(layer: &str, key: &str, field: &str, expected: &[&str]) -> String {
+    let suggestion = closest(field, expected)
+        .map(|s| format!("did you mean `{}`? ", join_key(&parent(key), s)))
+        .unwrap_or_default();
+    format!(
+        "{layer}: unknown key `{key}`; {suggestion}valid keys here: {}",
+        expected.join(", ")
+    )
+}
+
+fn wrong_type(layer: &str, key: &str, actual: impl Display, expected: &str) -> String {
+    format!("{layer}: `{key}` expects {expected}, found {actual}; give a value of that type")
+}
+
+/// An error inside a registry-typed one-of branch: `at `<sub.path>`: <serde message>`.
+fn describe_branch_error(layer: &str, key: &str, message: &str) -> String {
+    let rest = &message[AT_PREFIX.len()..];
+    let Some((sub, detail)) = rest.split_once("`: ") else {
+        return format!("{layer}: `{key}`: {message}");
+    };
+    let full = join_key(key, sub);
+    if let Some(field) = detail
+        .strip_prefix("unknown field `")
+        .and_then(|d| d.split('`').next())
+    {
+        // serde reports the unknown field's own path; add it only when it is missing.
+        let full = if full.ends_with(&format!(".{field}")) {
+            full
+        } else {
+            join_key(&full, field)
+        };
+        let expected: Vec<&str> = detail
+            .split_once("expected")
+            .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        return unknown_key(layer, &full, field, &expected);
+    }
+    if let Some((actual, expected)) = detail
+        .strip_prefix("invalid type: ")
+        .or_else(|| detail.strip_prefix("invalid value: "))
+        .and_then(|d| d.split_once(", expected "))
+    {
+        return wrong_type(layer, &full, actual, expected);
+    }
+    format!("{layer}: `{full}`: {detail}")
 }
 
 /// The layer a value came from: a file path, or the layer's name (defaults, an override).

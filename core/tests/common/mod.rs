@@ -1,9 +1,50 @@
 //! A toy task config and experiment shared by the config tests.
 
-use grove_core::config::{DataConfig, ExperimentConfig, TaskConfig};
+use std::sync::Once;
+
+use grove_core::config::{ConfigFamily, DataConfig, ExperimentConfig, OneOf, TaskConfig};
+use grove_core::registry::register_config_type;
 use serde::{Deserialize, Serialize};
 
-/// A task config with scalars, a list of sub-configs and two data configs.
+/// A registry-typed family of toy encoders: `small` and `large`.
+pub struct ToyEncoders;
+
+impl ConfigFamily for ToyEncoders {
+    const NAME: &'static str = "toy encoder";
+}
+
+/// The `small` toy encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Small {
+    pub width: usize,
+}
+
+impl Default for Small {
+    fn default() -> Self {
+        Small { width: 4 }
+    }
+}
+
+/// The `large` toy encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Large {
+    pub width: usize,
+    pub depth: usize,
+}
+
+impl Default for Large {
+    fn default() -> Self {
+        Large {
+            width: 64,
+            depth: 3,
+        }
+    }
+}
+
+/// A task config with scalars, a registry-typed one-of, a list of sub-configs and two data
+/// configs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToyTask {
@@ -11,6 +52,7 @@ pub struct ToyTask {
     pub hidden: usize,
     pub name: String,
     pub heads: Vec<Head>,
+    pub encoder: OneOf<ToyEncoders>,
     pub train_data: DataConfig,
     pub validation_data: DataConfig,
 }
@@ -48,6 +90,7 @@ impl Default for ToyTask {
                     size: 3,
                 },
             ],
+            encoder: OneOf::new("small", Small::default()),
             train_data: DataConfig::default(),
             validation_data: DataConfig::default(),
         }
@@ -69,6 +112,11 @@ impl TaskConfig for ToyTask {
 
 /// The toy experiment: cadences of 10 steps and one restriction.
 pub fn defaults() -> ExperimentConfig {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        register_config_type::<ToyEncoders, Small>("small").unwrap();
+        register_config_type::<ToyEncoders, Large>("large").unwrap();
+    });
     let mut config = ExperimentConfig::new(ToyTask::default());
     config.trainer.train_steps = 100;
     config.trainer.steps_per_loop = 10;

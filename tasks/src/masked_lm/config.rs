@@ -93,7 +93,11 @@ impl TaskConfig for MaskedLmConfig {
 
     fn validate(&self) -> Result<()> {
         self.model.validate("task.model").map_err(Error::Config)?;
-        let max_positions = self.model.encoder.bert.max_position_embeddings;
+        let max_positions = self
+            .model
+            .bert_encoder("task.model")
+            .map_err(Error::Config)?
+            .max_position_embeddings;
         for (key, data) in [
             ("task.train_data", &self.train_data),
             ("task.validation_data", &self.validation_data),

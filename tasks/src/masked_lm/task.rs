@@ -56,7 +56,12 @@ impl Task for MaskedLmTask {
             num_examples: first + data.num_examples,
             seq_length: data.seq_length,
             max_predictions_per_seq: data.max_predictions_per_seq,
-            vocab_size: self.config.model.encoder.bert.vocab_size,
+            vocab_size: self
+                .config
+                .model
+                .bert_encoder("task.model")
+                .map_err(Error::Config)?
+                .vocab_size,
             use_next_sentence_label: data.use_next_sentence_label,
         })
         .map_err(|e| Error::Config(format!("task synthetic data: {e}")))?;

@@ -6,6 +6,7 @@
 //! partial YAML map (missing keys take the defaults) and rejects unknown keys.
 //! `validate` checks the cross-field rules and names the offending dotted key.
 
+use grove_core::config::{ConfigFamily, OneOf};
 use serde::{Deserialize, Serialize};
 
 /// Joins a key prefix and a field name into a dotted key (`prefix.name`, or `name` alone).
@@ -136,34 +137,20 @@ impl BertEncoderConfig {
     }
 }
 
-/// The kinds of encoder Grove can build (the `type` of Model Garden's one-of `EncoderConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EncoderType {
-    /// A BERT transformer encoder, configured by [`EncoderConfig::bert`].
-    #[default]
-    Bert,
+/// The family of encoder configs: Model Garden's one-of `encoder: {type: bert, bert: {...}}`,
+/// with the types taken from the registry (Grove registers `bert`; a user's crate may register
+/// more with `grove_core::registry::register_config_type`).
+pub struct EncoderFamily;
+
+impl ConfigFamily for EncoderFamily {
+    const NAME: &'static str = "encoder";
 }
 
-/// Model Garden's one-of encoder config: `encoder: {type: bert, bert: {...}}`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EncoderConfig {
-    /// Which encoder to build.
-    #[serde(rename = "type")]
-    pub kind: EncoderType,
-    /// The BERT encoder's settings, used when `kind` is [`EncoderType::Bert`].
-    pub bert: BertEncoderConfig,
-}
+/// The encoder config of a model: which registered encoder type, with its settings.
+pub type EncoderConfig = OneOf<EncoderFamily>;
 
-impl EncoderConfig {
-    /// Checks the selected encoder's config; errors name the dotted key under `key_prefix`.
-    pub fn validate(&self, key_prefix: &str) -> Result<(), String> {
-        match self.kind {
-            EncoderType::Bert => self.bert.validate(&key(key_prefix, "bert")),
-        }
-    }
-}
+/// Type name of the BERT encoder in [`EncoderConfig`].
+pub const BERT_ENCODER: &str = "bert";
 
 /// A classification head on one token of the sequence output (Model Garden's `ClsHeadConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,7 +225,7 @@ pub struct BertPretrainerConfig {
 impl Default for BertPretrainerConfig {
     fn default() -> Self {
         Self {
-            encoder: EncoderConfig::default(),
+            encoder: EncoderConfig::new(BERT_ENCODER, BertEncoderConfig::default()),
             cls_heads: Vec::new(),
             mlm_activation: "gelu".to_string(),
             mlm_initializer_range: 0.02,
@@ -250,16 +237,27 @@ impl Default for BertPretrainerConfig {
 const RESERVED_HEAD_NAMES: [&str; 2] = ["encoder", "masked_lm"];
 
 impl BertPretrainerConfig {
+    /// The BERT encoder's settings; another encoder type is an error naming
+    /// `<key_prefix>.encoder.type` (this model builds BERT encoders only).
+    pub fn bert_encoder(&self, key_prefix: &str) -> Result<&BertEncoderConfig, String> {
+        self.encoder.get::<BertEncoderConfig>().ok_or_else(|| {
+            format!(
+                "{} = {}: the BERT pretrainer builds only `{BERT_ENCODER}` encoders",
+                key(key_prefix, "encoder.type"),
+                self.encoder.kind()
+            )
+        })
+    }
+
     /// Checks the encoder, the heads and the cross-field rules; errors name the dotted key
     /// under `key_prefix` (e.g. `task.model.cls_heads[0].name`).
     pub fn validate(&self, key_prefix: &str) -> Result<(), String> {
         let p = key_prefix;
-        self.encoder.validate(&key(p, "encoder"))?;
+        let bert = self.bert_encoder(p)?;
+        bert.validate(&key(p, "encoder.bert"))?;
         check_activation(p, "mlm_activation", &self.mlm_activation, "gelu")?;
         check_stddev(p, "mlm_initializer_range", self.mlm_initializer_range)?;
-        let max_positions = match self.encoder.kind {
-            EncoderType::Bert => self.encoder.bert.max_position_embeddings,
-        };
+        let max_positions = bert.max_position_embeddings;
         for (i, head) in self.cls_heads.iter().enumerate() {
             let hp = key(p, &format!("cls_heads[{i}]"));
             head.validate(&hp)?;
@@ -298,8 +296,8 @@ mod tests {
     #[test]
     fn defaults_match_model_garden() {
         let cfg = BertPretrainerConfig::default();
-        let bert = &cfg.encoder.bert;
-        assert_eq!(cfg.encoder.kind, EncoderType::Bert);
+        let bert = cfg.bert_encoder("").unwrap();
+        assert_eq!(cfg.encoder.kind(), BERT_ENCODER);
         assert_eq!(bert.vocab_size, 30522);
         assert_eq!(bert.hidden_size, 768);
         assert_eq!(bert.num_layers, 12);
@@ -317,12 +315,18 @@ mod tests {
     #[test]
     fn validate_names_the_dotted_key() {
         let mut cfg = BertPretrainerConfig::default();
-        cfg.encoder.bert.num_attention_heads = 5;
+        cfg.encoder
+            .get_mut::<BertEncoderConfig>()
+            .unwrap()
+            .num_attention_heads = 5;
         let err = cfg.validate("task.model").unwrap_err();
         assert!(err.contains("task.model.encoder.bert.hidden_size"), "{err}");
 
         let mut cfg = BertPretrainerConfig::default();
-        cfg.encoder.bert.hidden_activation = "relu".into();
+        cfg.encoder
+            .get_mut::<BertEncoderConfig>()
+            .unwrap()
+            .hidden_activation = "relu".into();
         let err = cfg.validate("task.model").unwrap_err();
         assert!(
             err.contains("task.model.encoder.bert.hidden_activation"),
@@ -331,12 +335,18 @@ mod tests {
         assert!(err.contains("not supported yet"), "{err}");
 
         let mut cfg = BertPretrainerConfig::default();
-        cfg.encoder.bert.dropout_rate = 1.0;
+        cfg.encoder
+            .get_mut::<BertEncoderConfig>()
+            .unwrap()
+            .dropout_rate = 1.0;
         let err = cfg.validate("").unwrap_err();
         assert!(err.starts_with("encoder.bert.dropout_rate"), "{err}");
 
         let mut cfg = BertPretrainerConfig::default();
-        cfg.encoder.bert.num_layers = 0;
+        cfg.encoder
+            .get_mut::<BertEncoderConfig>()
+            .unwrap()
+            .num_layers = 0;
         assert!(cfg
             .validate("m")
             .unwrap_err()
@@ -383,13 +393,14 @@ mod tests {
     }
 
     #[test]
-    fn encoder_config_uses_model_garden_one_of_names() {
+    fn encoder_config_uses_model_garden_one_of_names_from_the_registry() {
+        crate::register().unwrap();
         let cfg: EncoderConfig = from_str_map(&[("type", "bert")]).unwrap();
-        assert_eq!(cfg, EncoderConfig::default());
+        assert_eq!(cfg, BertPretrainerConfig::default().encoder);
         let err = from_str_map::<EncoderConfig>(&[("type", "albert")]).unwrap_err();
-        assert!(err.to_string().contains("albert"), "{err}");
+        assert!(err.to_string().contains("registered: bert"), "{err}");
         let err = from_str_map::<EncoderConfig>(&[("kind", "bert")]).unwrap_err();
-        assert!(err.to_string().contains("unknown field"), "{err}");
+        assert!(err.to_string().contains("type`: missing"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub mod pretrainer;
 
 pub use bert::BertEncoder;
 pub use config::{
-    BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig, EncoderConfig, EncoderType,
+    BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig, EncoderConfig, EncoderFamily,
+    BERT_ENCODER,
 };
 pub use layers::{dropout, Dense, Embedding, LayerNorm};
 pub use pretrainer::{

@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
 use super::bert::BertEncoder;
-use super::config::{BertPretrainerConfig, ClsHeadConfig, EncoderType};
+use super::config::{BertPretrainerConfig, ClsHeadConfig};
 use super::layers::{dropout_opt, glorot_uniform_init, Dense, LayerNorm};
 
 /// Model Garden's `MaskedLM` head: dense + GELU + LayerNorm, then logits against the (tied)
@@ -141,9 +141,7 @@ impl BertPretrainer {
     /// classification head under its `name`. Fails if `cfg` does not validate.
     pub fn new(cfg: &BertPretrainerConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate("model").map_err(candle_core::Error::msg)?;
-        let bert = match cfg.encoder.kind {
-            EncoderType::Bert => &cfg.encoder.bert,
-        };
+        let bert = cfg.bert_encoder("model").map_err(candle_core::Error::msg)?;
         let encoder = BertEncoder::new(bert, vb.pp("encoder"))?;
         let masked_lm = MaskedLmHead::new(
             bert.hidden_size,
@@ -224,16 +222,16 @@ impl BertPretrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::config::{BertEncoderConfig, EncoderConfig};
+    use crate::models::config::{BertEncoderConfig, EncoderConfig, BERT_ENCODER};
     use candle_core::Device;
     use candle_nn::VarMap;
     use rand::SeedableRng;
 
     fn config() -> BertPretrainerConfig {
         BertPretrainerConfig {
-            encoder: EncoderConfig {
-                kind: EncoderType::Bert,
-                bert: BertEncoderConfig {
+            encoder: EncoderConfig::new(
+                BERT_ENCODER,
+                BertEncoderConfig {
                     vocab_size: 40,
                     hidden_size: 8,
                     num_layers: 1,
@@ -242,7 +240,7 @@ mod tests {
                     max_position_embeddings: 16,
                     ..BertEncoderConfig::default()
                 },
-            },
+            ),
             cls_heads: vec![ClsHeadConfig {
                 inner_dim: 8,
                 num_classes: 2,
