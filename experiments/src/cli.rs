@@ -9,7 +9,9 @@ use clap::{ArgAction, Parser, ValueEnum};
 use grove_core::config::{explain, resolve_explained, ConfigSources};
 use grove_core::registry::{experiment_names, get_experiment};
 use grove_core::runtime::set_compute_threads;
-use grove_trainers::{is_preemption, is_user_error, run_experiment, Mode, RunOptions};
+use grove_trainers::{
+    is_preemption, is_user_error, run_experiment, EvalCheckpoint, Mode, RunOptions,
+};
 
 /// Exit code of a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -47,6 +49,10 @@ pub struct Cli {
     /// Print the resolved config, each value with the layer that set it, and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// With --mode=eval: `latest` (default), `all` retained checkpoints in step order, or the
+    /// path of one checkpoint directory.
+    #[arg(long)]
+    pub eval_checkpoint: Option<String>,
     /// Continue a model_dir whose params.yaml differs from this config in more than cadences.
     #[arg(long)]
     pub allow_config_change: bool,
@@ -65,6 +71,10 @@ pub enum ModeArg {
     Eval,
     /// Train, evaluating every trainer.validation_interval steps and at the end.
     TrainAndEval,
+    /// Train to trainer.train_steps, then evaluate once.
+    TrainAndPostEval,
+    /// Evaluate each new checkpoint a concurrent trainer writes, until the final one.
+    ContinuousEval,
 }
 
 impl From<ModeArg> for Mode {
@@ -73,6 +83,8 @@ impl From<ModeArg> for Mode {
             ModeArg::Train => Mode::Train,
             ModeArg::Eval => Mode::Eval,
             ModeArg::TrainAndEval => Mode::TrainAndEval,
+            ModeArg::TrainAndPostEval => Mode::TrainAndPostEval,
+            ModeArg::ContinuousEval => Mode::ContinuousEval,
         }
     }
 }
@@ -144,12 +156,27 @@ fn execute(cli: &Cli) -> anyhow::Result<()> {
     );
     let options = RunOptions {
         allow_config_change: cli.allow_config_change,
+        eval_checkpoint: eval_checkpoint(cli.eval_checkpoint.as_deref(), mode)?,
     };
     let logs = run_experiment(&config, mode.into(), model_dir, options)?;
     if !logs.is_empty() {
         tracing::info!("final evaluation: {logs:?}");
     }
     Ok(())
+}
+
+/// `--eval_checkpoint`, which only `--mode=eval` takes.
+fn eval_checkpoint(flag: Option<&str>, mode: ModeArg) -> anyhow::Result<EvalCheckpoint> {
+    match (flag, mode) {
+        (None, _) => Ok(EvalCheckpoint::Latest),
+        (Some(_), mode) if mode != ModeArg::Eval => Err(grove_core::Error::Config(
+            "--eval_checkpoint applies to --mode=eval only".to_string(),
+        )
+        .into()),
+        (Some("latest"), _) => Ok(EvalCheckpoint::Latest),
+        (Some("all"), _) => Ok(EvalCheckpoint::All),
+        (Some(path), _) => Ok(EvalCheckpoint::Path(PathBuf::from(path))),
+    }
 }
 
 /// Prints the error (first line of each cause) and returns the exit code for it.

@@ -617,3 +617,89 @@ fn a_second_training_process_on_a_model_dir_is_refused_while_evaluation_may_shar
     drop(held);
     assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=40"]));
 }
+
+fn validation_steps(model_dir: &Path) -> Vec<u64> {
+    metric(model_dir, "validation", "validation_loss")
+        .into_iter()
+        .map(|(step, _)| step)
+        .collect()
+}
+
+#[test]
+fn train_and_post_eval_trains_then_evaluates_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(
+        &model_dir,
+        "train_and_post_eval",
+        &["trainer.train_steps=40"],
+    ));
+    assert_eq!(validation_steps(&model_dir), vec![40]);
+}
+
+#[test]
+fn eval_checkpoint_selects_latest_all_or_one_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=40"]));
+    let all = run_small_with_flags(&model_dir, "eval", &["--eval_checkpoint=all"], &[]);
+    assert_ok(&all);
+    assert_eq!(validation_steps(&model_dir), vec![20, 40]);
+    let one = format!("--eval_checkpoint={}", model_dir.join("ckpt-20").display());
+    assert_ok(&run_small_with_flags(&model_dir, "eval", &[&one], &[]));
+    assert_eq!(validation_steps(&model_dir), vec![20, 40, 20]);
+    let missing = format!("--eval_checkpoint={}", model_dir.join("ckpt-7").display());
+    let bad = run_small_with_flags(&model_dir, "eval", &[&missing], &[]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let misplaced = run_small_with_flags(&model_dir, "train", &["--eval_checkpoint=all"], &[]);
+    assert_eq!(misplaced.status.code(), Some(2));
+}
+
+#[test]
+fn continuous_eval_beside_a_trainer_evaluates_every_checkpoint_in_order_then_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let args = |mode: &str| {
+        vec![
+            "--experiment=bert/local".to_string(),
+            format!("--mode={mode}"),
+            format!("--model_dir={}", model_dir.display()),
+            format!("--params_override={SMALL}"),
+            "--params_override=trainer.train_steps=100,trainer.max_to_keep=10,\
+             trainer.continuous_eval_timeout=60"
+                .to_string(),
+        ]
+    };
+    let spawn = |mode: &str| {
+        let args = args(mode);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        train(&refs)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let evaluator = spawn("continuous_eval");
+    let trainer = spawn("train");
+    assert_ok(&trainer.wait_with_output().unwrap());
+    assert_ok(&evaluator.wait_with_output().unwrap());
+    assert_eq!(validation_steps(&model_dir), vec![20, 40, 60, 80, 100]);
+}
+
+#[test]
+fn continuous_eval_gives_up_after_its_timeout_without_a_new_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=20"]));
+    let waiting = run_small(
+        &model_dir,
+        "continuous_eval",
+        &["trainer.train_steps=1000,trainer.continuous_eval_timeout=1"],
+    );
+    assert_ok(&waiting);
+    assert!(
+        stderr(&waiting).contains("no new checkpoint"),
+        "{}",
+        stderr(&waiting)
+    );
+    assert_eq!(validation_steps(&model_dir), vec![20]);
+}

@@ -83,6 +83,17 @@ impl CheckpointManager {
             .map(|name| self.directory.join(name))
     }
 
+    /// Re-reads the index, to see checkpoints another process (a concurrent trainer) wrote.
+    pub fn refresh(&mut self) -> Result<()> {
+        self.index = read_index(&self.directory)?;
+        Ok(())
+    }
+
+    /// The directory of the checkpoint of `step` (whether or not it exists).
+    pub fn checkpoint_path(&self, step: u64) -> PathBuf {
+        self.directory.join(checkpoint_name(step))
+    }
+
     /// Steps of the retained checkpoints, oldest first.
     pub fn checkpoint_steps(&self) -> Vec<u64> {
         self.index.checkpoints.iter().map(|e| e.step).collect()

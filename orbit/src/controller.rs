@@ -12,8 +12,8 @@
 //! - a preemption request stops training after the trainer's current step with a checkpoint of
 //!   that step.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::checkpoint::CheckpointManager;
 use crate::error::{OrbitError, Result, RunnerError};
@@ -185,6 +185,75 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         self.finish_progress();
         self.save_checkpoint()?;
         Ok(last)
+    }
+
+    /// Replaces the runner's state with the checkpoint in `dir`; a directory that is not a
+    /// checkpoint is reported as such.
+    pub fn restore_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        if !dir.is_dir() {
+            return Err(OrbitError::BadCheckpoint {
+                path: dir.to_path_buf(),
+                reason: "no such checkpoint directory; give a ckpt-<step> directory".to_string(),
+            });
+        }
+        self.runner.restore(dir).map_err(OrbitError::Runner)?;
+        tracing::info!("restored from checkpoint: {}", dir.display());
+        Ok(())
+    }
+
+    /// Evaluates every checkpoint of the checkpoint directory in step order, including those a
+    /// concurrent trainer writes while this runs: each one not evaluated yet that is still on
+    /// disk, none skipped. Returns after evaluating a checkpoint at or beyond `final_step`, or
+    /// when no new checkpoint appeared for `timeout` (checking every `poll`). Returns the last
+    /// evaluation, if any.
+    pub fn evaluate_continuously(
+        &mut self,
+        steps: i64,
+        final_step: u64,
+        timeout: Duration,
+        poll: Duration,
+    ) -> Result<Option<Logs>> {
+        let mut last = None;
+        let mut evaluated: Option<u64> = None;
+        let mut idle_since = Instant::now();
+        loop {
+            let manager = self.options.checkpoint_manager.as_mut().ok_or_else(|| {
+                OrbitError::InvalidSetting(
+                    "continuous evaluation needs a checkpoint manager".into(),
+                )
+            })?;
+            manager.refresh()?;
+            let pending: Vec<(u64, PathBuf)> = manager
+                .checkpoint_steps()
+                .into_iter()
+                .filter(|step| evaluated.is_none_or(|done| *step > done))
+                .map(|step| (step, manager.checkpoint_path(step)))
+                .collect();
+            if pending.is_empty() {
+                if idle_since.elapsed() >= timeout {
+                    tracing::info!("no new checkpoint for {timeout:?}: continuous evaluation ends");
+                    return Ok(last);
+                }
+                std::thread::sleep(poll);
+                continue;
+            }
+            for (step, path) in pending {
+                match self.restore_checkpoint(&path) {
+                    // The trainer's retention removed it meanwhile: nothing left to evaluate.
+                    Err(_) if !path.is_dir() => {
+                        tracing::warn!("{} was removed before it was evaluated", path.display());
+                        continue;
+                    }
+                    result => result?,
+                }
+                last = Some(self.evaluate(steps)?);
+                evaluated = Some(step);
+                idle_since = Instant::now();
+                if step >= final_step {
+                    return Ok(last);
+                }
+            }
+        }
     }
 
     /// Saves a checkpoint at the current global step (unless one exists for it or

@@ -15,4 +15,4 @@ pub mod train_lib;
 
 pub use default_trainer::{DefaultTrainer, Roles};
 pub use error::{is_preemption, is_user_error, Error, Result};
-pub use train_lib::{run_experiment, Mode, RunOptions, PARAMS_FILE};
+pub use train_lib::{run_experiment, EvalCheckpoint, Mode, RunOptions, PARAMS_FILE};

@@ -1,7 +1,8 @@
 //! `run_experiment`: one run of a resolved experiment in one mode (Model Garden's
 //! `train_lib.run_experiment`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use grove_core::config::ExperimentConfig;
 use grove_core::registry::get_task;
@@ -22,32 +23,57 @@ pub const PARAMS_FILE: &str = "params.yaml";
 /// File of the config with its `${...}` references, written when it has any.
 pub const UNRESOLVED_PARAMS_FILE: &str = "params.unresolved.yaml";
 
-/// What a run does.
+/// What a run does (Model Garden's `--mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Train to `trainer.train_steps`.
     Train,
-    /// Evaluate the latest checkpoint of model_dir once.
+    /// Evaluate checkpoints of model_dir once (which: [`RunOptions::eval_checkpoint`]).
     Eval,
     /// Train to `trainer.train_steps`, evaluating every `trainer.validation_interval` steps.
     TrainAndEval,
+    /// Train to `trainer.train_steps`, then evaluate once.
+    TrainAndPostEval,
+    /// Evaluate each new checkpoint of model_dir as a concurrent trainer writes it, until the
+    /// one at `trainer.train_steps` or `trainer.continuous_eval_timeout` seconds without one.
+    ContinuousEval,
 }
 
 impl Mode {
     fn roles(self) -> Roles {
         Roles {
-            train: self != Mode::Eval,
+            train: matches!(
+                self,
+                Mode::Train | Mode::TrainAndEval | Mode::TrainAndPostEval
+            ),
             evaluate: self != Mode::Train,
         }
     }
 }
 
+/// Which checkpoints `--mode=eval` evaluates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EvalCheckpoint {
+    /// The latest checkpoint of model_dir.
+    #[default]
+    Latest,
+    /// Every retained checkpoint of model_dir, in step order.
+    All,
+    /// One checkpoint directory (`.../ckpt-<step>`).
+    Path(PathBuf),
+}
+
+/// How often continuous evaluation looks for a new checkpoint.
+const CONTINUOUS_EVAL_POLL: Duration = Duration::from_millis(500);
+
 /// Choices of a run beyond its config.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOptions {
     /// Continue a model_dir whose `params.yaml` differs from the config in keys other than
     /// cadences (the accepted changes are recorded in `config_changes.jsonl`).
     pub allow_config_change: bool,
+    /// The checkpoints `--mode=eval` evaluates.
+    pub eval_checkpoint: EvalCheckpoint,
 }
 
 /// Runs `config` in `mode` on `model_dir` and returns the last evaluation's logs (empty when
@@ -86,22 +112,16 @@ pub fn run_experiment(
         compute_threads(),
         trainer.vars().parameter_count()
     );
-    let options = controller_options(config, model_dir, preemption)?;
-    let mut controller = Controller::new(trainer, options)?;
-    let restored = controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
-
-    let _lock = if mode.roles().train {
-        let step = controller.runner().global_step();
-        Some(write_params(config, model_dir, step, &accepted_changes)?)
-    } else {
-        None
-    };
+    let controller_options = controller_options(config, model_dir, preemption)?;
+    let mut controller = Controller::new(trainer, controller_options)?;
     let t = &config.trainer;
+    if !mode.roles().train {
+        return evaluate_checkpoints(&mut controller, config, mode, model_dir, &options);
+    }
+    controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
+    let step = controller.runner().global_step();
+    let _lock = write_params(config, model_dir, step, &accepted_changes)?;
     match mode {
-        Mode::Train => {
-            controller.train(t.train_steps)?;
-            Ok(Logs::new())
-        }
         Mode::TrainAndEval => {
             let logs = controller.train_and_evaluate(
                 t.train_steps,
@@ -110,18 +130,63 @@ pub fn run_experiment(
             )?;
             Ok(logs.unwrap_or_default())
         }
-        Mode::Eval => {
-            if restored.is_none() {
-                return Err(grove_core::Error::Checkpoint(format!(
-                    "--mode=eval needs a checkpoint, and {} has none; train first or point \
-                     --model_dir at a trained run",
-                    model_dir.display()
-                ))
-                .into());
-            }
+        Mode::TrainAndPostEval => {
+            controller.train(t.train_steps)?;
             Ok(controller.evaluate(t.validation_steps)?)
         }
+        _ => {
+            controller.train(t.train_steps)?;
+            Ok(Logs::new())
+        }
     }
+}
+
+/// The evaluation-only modes: `eval` (latest, all, or one checkpoint) and `continuous_eval`.
+/// They never initialize a model: without a checkpoint there is nothing to evaluate.
+fn evaluate_checkpoints(
+    controller: &mut Controller<DefaultTrainer>,
+    config: &ExperimentConfig,
+    mode: Mode,
+    model_dir: &Path,
+    options: &RunOptions,
+) -> Result<Logs> {
+    let t = &config.trainer;
+    if mode == Mode::ContinuousEval {
+        let timeout = Duration::from_secs(t.continuous_eval_timeout);
+        let logs = controller.evaluate_continuously(
+            t.validation_steps,
+            t.train_steps,
+            timeout,
+            CONTINUOUS_EVAL_POLL,
+        )?;
+        return Ok(logs.unwrap_or_default());
+    }
+    let retained: Vec<PathBuf> = controller
+        .checkpoint_manager()
+        .map(|m| {
+            let steps = m.checkpoint_steps().into_iter();
+            steps.map(|step| m.checkpoint_path(step)).collect()
+        })
+        .unwrap_or_default();
+    let paths: Vec<PathBuf> = match &options.eval_checkpoint {
+        EvalCheckpoint::Path(path) => vec![path.clone()],
+        EvalCheckpoint::Latest => retained.last().cloned().into_iter().collect(),
+        EvalCheckpoint::All => retained,
+    };
+    if paths.is_empty() {
+        return Err(grove_core::Error::Checkpoint(format!(
+            "--mode=eval needs a checkpoint, and {} has none; train first, point --model_dir \
+             at a trained run, or give --eval_checkpoint=PATH",
+            model_dir.display()
+        ))
+        .into());
+    }
+    let mut logs = Logs::new();
+    for path in paths {
+        controller.restore_checkpoint(&path)?;
+        logs = controller.evaluate(t.validation_steps)?;
+    }
+    Ok(logs)
 }
 
 fn controller_options(
