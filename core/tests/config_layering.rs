@@ -260,7 +260,6 @@ fn settings_not_built_yet_are_rejected() {
             "distribution_strategy",
         ),
         ("trainer.recovery_max_trials=3", "recovery_max_trials"),
-        ("trainer.best_checkpoint_eval_metric=acc", "best_checkpoint"),
     ] {
         let err = resolve(&defaults(), &sources(vec![], &[text]))
             .unwrap_err()

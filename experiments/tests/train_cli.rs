@@ -703,3 +703,38 @@ fn continuous_eval_gives_up_after_its_timeout_without_a_new_checkpoint() {
     );
     assert_eq!(validation_steps(&model_dir), vec![20]);
 }
+
+#[test]
+fn the_best_checkpoint_is_exported_and_survives_max_to_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let best = "trainer.best_checkpoint_export_subdir=best,\
+                trainer.best_checkpoint_eval_metric=validation_loss,\
+                trainer.best_checkpoint_metric_comp=lower,trainer.max_to_keep=1";
+    let output = run_small(
+        &model_dir,
+        "train_and_eval",
+        &["trainer.train_steps=60", best],
+    );
+    assert_ok(&output);
+    let losses = metric(&model_dir, "validation", "validation_loss");
+    let (best_step, best_loss) = losses
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let reported = metric(&model_dir, "validation", "best_validation_loss");
+    assert_eq!(reported.last().unwrap().1, best_loss);
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir.join("best/info.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["checkpoints"][0]["step"], best_step);
+    assert!(model_dir
+        .join(format!("best/ckpt-{best_step}/model.safetensors"))
+        .is_file());
+    let index = std::fs::read_to_string(model_dir.join("checkpoint")).unwrap();
+    assert!(
+        index.contains("ckpt-60") && !index.contains("ckpt-20"),
+        "{index}"
+    );
+}

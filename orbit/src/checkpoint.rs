@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OrbitError, Result, RunnerError};
-use crate::fs_atomic::{sync_parent, sync_tree, write_atomically};
+use crate::fs_atomic::{remove_dir_if_present, save_checkpoint_dir, write_atomically};
 use crate::runner::Checkpointable;
 
 /// Name of the index file inside the checkpoint directory.
@@ -154,19 +154,7 @@ impl CheckpointManager {
 
     fn write<S: Checkpointable + ?Sized>(&mut self, step: u64, state: &S) -> Result<PathBuf> {
         let name = checkpoint_name(step);
-        let final_dir = self.directory.join(&name);
-        let tmp_dir = self.directory.join(format!("{name}.tmp"));
-        std::fs::create_dir_all(&self.directory)
-            .map_err(|e| OrbitError::io("cannot create", &self.directory, e))?;
-        remove_dir_if_present(&tmp_dir)?;
-        std::fs::create_dir(&tmp_dir).map_err(|e| OrbitError::io("cannot create", &tmp_dir, e))?;
-        state.save(&tmp_dir).map_err(OrbitError::Runner)?;
-        sync_tree(&tmp_dir)?;
-        // A leftover from a crash between rename and index update is not in the index: replace it.
-        remove_dir_if_present(&final_dir)?;
-        std::fs::rename(&tmp_dir, &final_dir)
-            .map_err(|e| OrbitError::io("cannot rename into", &final_dir, e))?;
-        sync_parent(&final_dir)?;
+        let final_dir = save_checkpoint_dir(&self.directory, &name, state)?;
         self.index.checkpoints.push(IndexEntry {
             name: name.clone(),
             step,
@@ -206,14 +194,6 @@ fn read_index(directory: &Path) -> Result<Index> {
              from the newest ckpt-<step> directory by hand"
         ),
     })
-}
-
-fn remove_dir_if_present(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(OrbitError::io("cannot remove", dir, e)),
-    }
 }
 
 #[cfg(test)]

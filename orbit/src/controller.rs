@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::best_checkpoint::BestCheckpointExporter;
 use crate::checkpoint::CheckpointManager;
 use crate::error::{OrbitError, Result, RunnerError};
 use crate::logs::Logs;
@@ -40,6 +41,8 @@ pub struct ControllerOptions {
     pub eval_summaries: SummaryManager,
     /// Checked after every train loop; `None` checks nothing.
     pub loss_guard: Option<LossGuard>,
+    /// Exports the best checkpoints by an evaluation metric after each evaluation.
+    pub best_checkpoint: Option<BestCheckpointExporter>,
     /// A stop request, checked after every train loop: when set, a checkpoint is saved and
     /// training ends with [`OrbitError::Preempted`]. The trainer should share it and stop its
     /// loop early.
@@ -149,6 +152,9 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             );
         }
         let step = self.runner.global_step();
+        if let Some(exporter) = self.options.best_checkpoint.as_mut() {
+            exporter.update(step, &mut logs, &self.runner)?;
+        }
         self.log_line("eval", step, &logs);
         self.options.eval_summaries.write(step, &logs)?;
         Ok(logs)

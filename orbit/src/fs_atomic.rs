@@ -3,9 +3,10 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{OrbitError, Result};
+use crate::runner::Checkpointable;
 
 /// Writes `bytes` to `path` atomically: a temporary sibling is written and fsynced, renamed over
 /// `path`, and the directory is fsynced.
@@ -45,4 +46,34 @@ fn sync_path(path: &Path) -> Result<()> {
     File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|e| OrbitError::io("cannot fsync", path, e))
+}
+
+/// Saves `state` as `<parent>/<name>/`, complete or not at all: it is written into
+/// `<name>.tmp/`, fsynced and renamed (replacing a leftover `<name>/` that no index names).
+pub fn save_checkpoint_dir<S: Checkpointable + ?Sized>(
+    parent: &Path,
+    name: &str,
+    state: &S,
+) -> Result<PathBuf> {
+    let final_dir = parent.join(name);
+    let tmp_dir = parent.join(format!("{name}.tmp"));
+    std::fs::create_dir_all(parent).map_err(|e| OrbitError::io("cannot create", parent, e))?;
+    remove_dir_if_present(&tmp_dir)?;
+    std::fs::create_dir(&tmp_dir).map_err(|e| OrbitError::io("cannot create", &tmp_dir, e))?;
+    state.save(&tmp_dir).map_err(OrbitError::Runner)?;
+    sync_tree(&tmp_dir)?;
+    remove_dir_if_present(&final_dir)?;
+    std::fs::rename(&tmp_dir, &final_dir)
+        .map_err(|e| OrbitError::io("cannot rename into", &final_dir, e))?;
+    sync_parent(&final_dir)?;
+    Ok(final_dir)
+}
+
+/// Removes `dir` and its contents; a missing `dir` is fine.
+pub fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(OrbitError::io("cannot remove", dir, e)),
+    }
 }

@@ -7,6 +7,7 @@
 //! ([`LossGuard`]) and the progress display. It knows nothing of tasks, models, tensors or
 //! configs: runners report plain [`Logs`] and save themselves into a directory.
 
+pub mod best_checkpoint;
 pub mod checkpoint;
 pub mod controller;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod progress;
 pub mod runner;
 pub mod summary;
 
+pub use best_checkpoint::{BestCheckpointExporter, Comparison};
 pub use checkpoint::{checkpoint_name, CheckpointManager, INDEX_FILE};
 pub use controller::{Controller, ControllerOptions};
 pub use error::{OrbitError, Result, RunnerError};

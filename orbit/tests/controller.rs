@@ -68,6 +68,7 @@ fn options(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> Contro
         train_summaries: SummaryManager::new(dir, "train").unwrap(),
         eval_summaries: SummaryManager::new(dir, "validation").unwrap(),
         loss_guard: None,
+        best_checkpoint: None,
         preemption: Preemption::new(),
     }
 }

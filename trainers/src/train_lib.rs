@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use grove_core::config::ExperimentConfig;
+use grove_core::config::{ExperimentConfig, MetricComparison, TrainerConfig};
 use grove_core::registry::get_task;
 use grove_core::runtime::{compute_threads, device};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
-    write_atomically, CheckpointManager, Controller, ControllerOptions, Logs, LossGuard,
-    Preemption, Trainer,
+    write_atomically, BestCheckpointExporter, CheckpointManager, Comparison, Controller,
+    ControllerOptions, Logs, LossGuard, Preemption, Trainer,
 };
 
 use crate::config_drift::{check_drift, record_changes, Change};
@@ -209,8 +209,29 @@ fn controller_options(
             loss_upper_bound: t.loss_upper_bound,
             recovery_begin_steps: t.recovery_begin_steps,
         }),
+        best_checkpoint: best_checkpoint_exporter(t, model_dir)?,
         preemption,
     })
+}
+
+/// The best-checkpoint export the trainer config asks for, if any.
+fn best_checkpoint_exporter(
+    t: &TrainerConfig,
+    model_dir: &Path,
+) -> Result<Option<BestCheckpointExporter>> {
+    if t.best_checkpoint_export_subdir.is_empty() {
+        return Ok(None);
+    }
+    let comparison = match t.best_checkpoint_metric_comp {
+        MetricComparison::Higher => Comparison::Higher,
+        MetricComparison::Lower => Comparison::Lower,
+    };
+    Ok(Some(BestCheckpointExporter::new(
+        &model_dir.join(&t.best_checkpoint_export_subdir),
+        &t.best_checkpoint_eval_metric,
+        comparison,
+        t.best_checkpoint_max_to_keep as usize,
+    )?))
 }
 
 /// Creates model_dir, takes its training lock, writes the resolved config to

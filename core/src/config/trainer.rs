@@ -44,6 +44,8 @@ pub struct TrainerConfig {
     pub best_checkpoint_eval_metric: String,
     /// Whether a higher or lower `best_checkpoint_eval_metric` is better.
     pub best_checkpoint_metric_comp: MetricComparison,
+    /// How many of the best checkpoints the export keeps.
+    pub best_checkpoint_max_to_keep: u64,
     /// A loop-mean training loss above this bound counts as a blow-up.
     pub loss_upper_bound: f64,
     /// Blow-ups before this global step are not checked against `loss_upper_bound`.
@@ -71,6 +73,7 @@ impl Default for TrainerConfig {
             best_checkpoint_export_subdir: String::new(),
             best_checkpoint_eval_metric: String::new(),
             best_checkpoint_metric_comp: MetricComparison::Higher,
+            best_checkpoint_max_to_keep: 1,
             loss_upper_bound: 1e6,
             recovery_begin_steps: 0,
             recovery_max_trials: 0,
@@ -126,14 +129,20 @@ impl TrainerConfig {
                 "trainer.loss_upper_bound is NaN: give a number (e.g. 1e6)".to_string(),
             ));
         }
-        if !self.best_checkpoint_export_subdir.is_empty()
-            || !self.best_checkpoint_eval_metric.is_empty()
+        if self.best_checkpoint_export_subdir.is_empty()
+            != self.best_checkpoint_eval_metric.is_empty()
         {
-            return Err(not_supported(
-                "trainer.best_checkpoint_export_subdir / best_checkpoint_eval_metric",
-                "leave both empty",
-            ));
+            return Err(Error::Config(format!(
+                "trainer.best_checkpoint_export_subdir = {:?} and \
+                 trainer.best_checkpoint_eval_metric = {:?}: set both to export the best \
+                 checkpoint, or neither",
+                self.best_checkpoint_export_subdir, self.best_checkpoint_eval_metric
+            )));
         }
+        positive(
+            "trainer.best_checkpoint_max_to_keep",
+            self.best_checkpoint_max_to_keep,
+        )?;
         if self.validation_summary_subdir.is_empty() || self.validation_summary_subdir == "train" {
             return Err(Error::Config(format!(
                 "trainer.validation_summary_subdir = {:?} is invalid: give a directory name \
