@@ -738,3 +738,25 @@ fn the_best_checkpoint_is_exported_and_survives_max_to_keep() {
         "{index}"
     );
 }
+
+#[test]
+fn early_stopping_ends_train_and_eval_when_the_metric_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let stopping = "trainer.early_stopping={metric: validation_loss, comp: lower, patience: 1, \
+                    min_delta: 100.0}";
+    let output = run_small(
+        &model_dir,
+        "train_and_eval",
+        &["trainer.train_steps=200", stopping],
+    );
+    assert_ok(&output);
+    assert!(
+        stderr(&output).contains("early stopping at step 40"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(validation_steps(&model_dir), vec![20, 40]);
+    let index = std::fs::read_to_string(model_dir.join("checkpoint")).unwrap();
+    assert!(index.contains("\"latest\": \"ckpt-40\""), "{index}");
+}

@@ -6,8 +6,9 @@
 //! - inner train loops end at multiples of `steps_per_loop` (and at the target);
 //! - train summaries are written at loop ends where `global_step % summary_interval == 0` and at
 //!   the end of training, each holding the step-weighted means since the previous one;
-//! - checkpoints are saved at loop ends where `global_step % checkpoint_interval == 0`, and when
-//!   training completes;
+//! - checkpoints are saved at loop ends where `global_step % checkpoint_interval == 0` (in
+//!   `train_and_evaluate`, after the evaluation at that step, so they hold its effect on
+//!   early stopping), and when training completes;
 //! - `train_and_evaluate` evaluates where `global_step % eval_interval == 0` and at the end;
 //! - a preemption request stops training after the trainer's current step with a checkpoint of
 //!   that step.
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::best_checkpoint::BestCheckpointExporter;
 use crate::checkpoint::CheckpointManager;
+use crate::controller_state::{ControllerState, WithControllerState};
+use crate::early_stopping::EarlyStopping;
 use crate::error::{OrbitError, Result, RunnerError};
 use crate::logs::Logs;
 use crate::loop_means::LoopMeans;
@@ -43,6 +46,8 @@ pub struct ControllerOptions {
     pub loss_guard: Option<LossGuard>,
     /// Exports the best checkpoints by an evaluation metric after each evaluation.
     pub best_checkpoint: Option<BestCheckpointExporter>,
+    /// Ends `train_and_evaluate` when an evaluation metric stops improving.
+    pub early_stopping: Option<EarlyStopping>,
     /// A stop request, checked after every train loop: when set, a checkpoint is saved and
     /// training ends with [`OrbitError::Preempted`]. The trainer should share it and stop its
     /// loop early.
@@ -110,12 +115,19 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         &mut self,
         init_fn: impl FnOnce(&mut R) -> std::result::Result<(), RunnerError>,
     ) -> Result<Option<PathBuf>> {
-        match self.options.checkpoint_manager.as_mut() {
-            Some(manager) => manager.restore_or_initialize(&mut self.runner, init_fn),
-            None => init_fn(&mut self.runner)
+        let Some(manager) = self.options.checkpoint_manager.as_mut() else {
+            return init_fn(&mut self.runner)
                 .map(|()| None)
-                .map_err(OrbitError::Runner),
-        }
+                .map_err(OrbitError::Runner);
+        };
+        let mut both = WithControllerState {
+            runner: &mut self.runner,
+            state: ControllerState::default(),
+        };
+        let restored = manager.restore_or_initialize(&mut both, |b| init_fn(b.runner))?;
+        let state = both.state;
+        self.apply_state(state);
+        Ok(restored)
     }
 
     /// Trains until the global step reaches `steps` (absolute), then saves a checkpoint. Does
@@ -130,7 +142,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             return Ok(());
         }
         self.start_progress(steps);
-        self.train_to(steps, steps)?;
+        self.train_to(steps, steps, true)?;
         self.finish_progress();
         self.save_checkpoint().map(|_| ())
     }
@@ -161,7 +173,8 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     }
 
     /// Trains to `train_steps`, evaluating `eval_steps` batches wherever the global step is a
-    /// multiple of `eval_interval` and at `train_steps`, then saves a checkpoint. Returns the
+    /// multiple of `eval_interval` and at `train_steps` (or until early stopping ends it), then
+    /// saves a checkpoint. Returns the
     /// last evaluation, or `None` (no evaluation, no checkpoint) if training was complete.
     pub fn train_and_evaluate(
         &mut self,
@@ -184,9 +197,22 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         while self.runner.global_step() < train_steps {
             let step = self.runner.global_step();
             let next_eval = ((step / eval_interval + 1) * eval_interval).min(train_steps);
-            self.train_to(next_eval, train_steps)?;
+            self.train_to(next_eval, train_steps, false)?;
             let logs = self.with_progress_suspended(|c| c.evaluate(eval_steps))?;
+            let stop = match self.options.early_stopping.as_mut() {
+                Some(stopping) => stopping.should_stop(&logs)?,
+                None => false,
+            };
             last = Some(logs);
+            self.save(true)?;
+            if stop {
+                tracing::info!(
+                    "early stopping at step {}: the metric did not improve for the last \
+                     evaluations (trainer.early_stopping)",
+                    self.runner.global_step()
+                );
+                break;
+            }
         }
         self.finish_progress();
         self.save_checkpoint()?;
@@ -202,7 +228,13 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 reason: "no such checkpoint directory; give a ckpt-<step> directory".to_string(),
             });
         }
-        self.runner.restore(dir).map_err(OrbitError::Runner)?;
+        let mut both = WithControllerState {
+            runner: &mut self.runner,
+            state: ControllerState::default(),
+        };
+        both.restore(dir).map_err(OrbitError::Runner)?;
+        let state = both.state;
+        self.apply_state(state);
         tracing::info!("restored from checkpoint: {}", dir.display());
         Ok(())
     }
@@ -265,14 +297,41 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     /// Saves a checkpoint at the current global step (unless one exists for it or
     /// checkpointing is disabled) and returns its path.
     pub fn save_checkpoint(&mut self) -> Result<Option<PathBuf>> {
+        self.save(false)
+    }
+
+    /// Saves runner and Controller state through the checkpoint manager.
+    fn save(&mut self, check_interval: bool) -> Result<Option<PathBuf>> {
         let step = self.runner.global_step();
-        match self.options.checkpoint_manager.as_mut() {
-            Some(manager) => manager.save(step, &self.runner, false),
-            None => Ok(None),
+        let state = ControllerState {
+            early_stopping: self
+                .options
+                .early_stopping
+                .as_ref()
+                .map(|e| e.state().clone()),
+        };
+        let Some(manager) = self.options.checkpoint_manager.as_mut() else {
+            return Ok(None);
+        };
+        let both = WithControllerState {
+            runner: &mut self.runner,
+            state,
+        };
+        manager.save(step, &both, check_interval)
+    }
+
+    fn apply_state(&mut self, state: ControllerState) {
+        if let (Some(stopping), Some(saved)) =
+            (self.options.early_stopping.as_mut(), state.early_stopping)
+        {
+            stopping.restore(saved);
         }
     }
 
-    fn train_to(&mut self, target: u64, final_step: u64) -> Result<()> {
+    /// Trains to `target` in aligned loops, saving interval checkpoints at loop ends; the one at
+    /// `target` itself only with `save_at_target` (`train_and_evaluate` saves it after the
+    /// evaluation, so the checkpoint holds the evaluation's effect on the Controller's state).
+    fn train_to(&mut self, target: u64, final_step: u64, save_at_target: bool) -> Result<()> {
         let spl = self.options.steps_per_loop;
         while self.runner.global_step() < target {
             let step = self.runner.global_step();
@@ -283,8 +342,8 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 self.save_checkpoint()?;
                 return Err(OrbitError::Preempted { step });
             }
-            if let Some(manager) = self.options.checkpoint_manager.as_mut() {
-                manager.save(step, &self.runner, true)?;
+            if step < target || save_at_target {
+                self.save(true)?;
             }
         }
         Ok(())

@@ -10,6 +10,8 @@
 pub mod best_checkpoint;
 pub mod checkpoint;
 pub mod controller;
+pub mod controller_state;
+pub mod early_stopping;
 pub mod error;
 mod fs_atomic;
 pub mod logs;
@@ -23,6 +25,7 @@ pub mod summary;
 pub use best_checkpoint::{BestCheckpointExporter, Comparison};
 pub use checkpoint::{checkpoint_name, CheckpointManager, INDEX_FILE};
 pub use controller::{Controller, ControllerOptions};
+pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use error::{OrbitError, Result, RunnerError};
 pub use fs_atomic::write_atomically;
 pub use logs::Logs;

@@ -69,6 +69,7 @@ fn options(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> Contro
         eval_summaries: SummaryManager::new(dir, "validation").unwrap(),
         loss_guard: None,
         best_checkpoint: None,
+        early_stopping: None,
         preemption: Preemption::new(),
     }
 }
@@ -224,4 +225,39 @@ fn preemption_stops_after_the_current_step_with_a_checkpoint_of_it() {
     let mut resumed = controller(dir.path(), 4, 4, 4, 10);
     resumed.train(12).unwrap();
     assert_eq!(resumed.runner().loops, vec![2, 4]);
+}
+
+#[test]
+fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopping = |patience| {
+        Some(
+            grove_orbit::EarlyStopping::new(
+                "validation_loss",
+                grove_orbit::Comparison::Lower,
+                patience,
+                0.0,
+            )
+            .unwrap(),
+        )
+    };
+    let mut first_options = options(dir.path(), 5, 5, 5, 10);
+    first_options.early_stopping = stopping(2);
+    let mut first = Controller::new(Counting::default(), first_options).unwrap();
+    first.restore_or_initialize(|_| Ok(())).unwrap();
+    first.train_and_evaluate(100, 1, 5).unwrap();
+    // The constant loss improves once (at 5), then fails to twice.
+    assert_eq!(first.runner().evals_at, vec![5, 10, 15]);
+    assert_eq!(
+        first.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![5, 10, 15]
+    );
+    assert!(dir.path().join("ckpt-15/controller_state.json").is_file());
+
+    let mut resumed_options = options(dir.path(), 5, 5, 5, 10);
+    resumed_options.early_stopping = stopping(3);
+    let mut resumed = Controller::new(Counting::default(), resumed_options).unwrap();
+    resumed.restore_or_initialize(|_| Ok(())).unwrap();
+    resumed.train_and_evaluate(100, 1, 5).unwrap();
+    assert_eq!(resumed.runner().evals_at, vec![20]);
 }

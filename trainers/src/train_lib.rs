@@ -10,7 +10,7 @@ use grove_core::runtime::{compute_threads, device};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
     write_atomically, BestCheckpointExporter, CheckpointManager, Comparison, Controller,
-    ControllerOptions, Logs, LossGuard, Preemption, Trainer,
+    ControllerOptions, EarlyStopping, Logs, LossGuard, Preemption, Trainer,
 };
 
 use crate::config_drift::{check_drift, record_changes, Change};
@@ -210,6 +210,7 @@ fn controller_options(
             recovery_begin_steps: t.recovery_begin_steps,
         }),
         best_checkpoint: best_checkpoint_exporter(t, model_dir)?,
+        early_stopping: early_stopping(t)?,
         preemption,
     })
 }
@@ -222,16 +223,33 @@ fn best_checkpoint_exporter(
     if t.best_checkpoint_export_subdir.is_empty() {
         return Ok(None);
     }
-    let comparison = match t.best_checkpoint_metric_comp {
-        MetricComparison::Higher => Comparison::Higher,
-        MetricComparison::Lower => Comparison::Lower,
-    };
     Ok(Some(BestCheckpointExporter::new(
         &model_dir.join(&t.best_checkpoint_export_subdir),
         &t.best_checkpoint_eval_metric,
-        comparison,
+        comparison(t.best_checkpoint_metric_comp),
         t.best_checkpoint_max_to_keep as usize,
     )?))
+}
+
+/// The early stopping the trainer config asks for, if any.
+fn early_stopping(t: &TrainerConfig) -> Result<Option<EarlyStopping>> {
+    let e = &t.early_stopping;
+    if e.metric.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(EarlyStopping::new(
+        &e.metric,
+        comparison(e.comp),
+        e.patience,
+        e.min_delta,
+    )?))
+}
+
+fn comparison(comp: MetricComparison) -> Comparison {
+    match comp {
+        MetricComparison::Higher => Comparison::Higher,
+        MetricComparison::Lower => Comparison::Lower,
+    }
 }
 
 /// Creates model_dir, takes its training lock, writes the resolved config to

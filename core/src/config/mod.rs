@@ -34,4 +34,4 @@ pub use optimization::OptimizationConfig;
 pub use overrides::{parse_override, Override};
 pub use runtime::{DeviceSpec, RuntimeConfig};
 pub use task_config::{AnyTaskConfig, TaskConfig};
-pub use trainer::{MetricComparison, TrainerConfig};
+pub use trainer::{EarlyStoppingConfig, MetricComparison, TrainerConfig};

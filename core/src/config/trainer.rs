@@ -16,6 +16,31 @@ pub enum MetricComparison {
     Lower,
 }
 
+/// `trainer.early_stopping`: end `train_and_eval` when an evaluation metric stops improving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EarlyStoppingConfig {
+    /// Evaluation metric to watch ("" disables early stopping); nested names as `a|b`.
+    pub metric: String,
+    /// Whether a higher or lower value is better.
+    pub comp: MetricComparison,
+    /// Evaluations in a row without improvement that end training.
+    pub patience: u64,
+    /// The least change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+impl Default for EarlyStoppingConfig {
+    fn default() -> Self {
+        EarlyStoppingConfig {
+            metric: String::new(),
+            comp: MetricComparison::Higher,
+            patience: 3,
+            min_delta: 0.0,
+        }
+    }
+}
+
 /// Model Garden's `TrainerConfig`: the keys and defaults of `official/core/config_definitions.py`.
 /// All step counts are global (absolute) steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +71,8 @@ pub struct TrainerConfig {
     pub best_checkpoint_metric_comp: MetricComparison,
     /// How many of the best checkpoints the export keeps.
     pub best_checkpoint_max_to_keep: u64,
+    /// Early stopping (off while its metric is empty).
+    pub early_stopping: EarlyStoppingConfig,
     /// A loop-mean training loss above this bound counts as a blow-up.
     pub loss_upper_bound: f64,
     /// Blow-ups before this global step are not checked against `loss_upper_bound`.
@@ -74,6 +101,7 @@ impl Default for TrainerConfig {
             best_checkpoint_eval_metric: String::new(),
             best_checkpoint_metric_comp: MetricComparison::Higher,
             best_checkpoint_max_to_keep: 1,
+            early_stopping: EarlyStoppingConfig::default(),
             loss_upper_bound: 1e6,
             recovery_begin_steps: 0,
             recovery_max_trials: 0,
@@ -143,6 +171,16 @@ impl TrainerConfig {
             "trainer.best_checkpoint_max_to_keep",
             self.best_checkpoint_max_to_keep,
         )?;
+        positive(
+            "trainer.early_stopping.patience",
+            self.early_stopping.patience,
+        )?;
+        if !(self.early_stopping.min_delta >= 0.0) {
+            return Err(Error::Config(format!(
+                "trainer.early_stopping.min_delta = {}: it must be a number >= 0",
+                self.early_stopping.min_delta
+            )));
+        }
         if self.validation_summary_subdir.is_empty() || self.validation_summary_subdir == "train" {
             return Err(Error::Config(format!(
                 "trainer.validation_summary_subdir = {:?} is invalid: give a directory name \

@@ -1,0 +1,124 @@
+//! Early stopping: training ends when an evaluation metric has not improved by more than
+//! `min_delta` for `patience` evaluations in a row. Its counters are checkpoint state, so a
+//! resumed run stops where an uninterrupted one would.
+
+use serde::{Deserialize, Serialize};
+
+use crate::best_checkpoint::Comparison;
+use crate::error::{OrbitError, Result};
+use crate::logs::Logs;
+
+/// The counters early stopping keeps between evaluations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStoppingState {
+    /// The best value seen.
+    pub best: Option<f64>,
+    /// Evaluations since the last improvement.
+    pub evaluations_without_improvement: u64,
+}
+
+/// Decides after each evaluation whether training should stop.
+#[derive(Debug, Clone)]
+pub struct EarlyStopping {
+    metric: String,
+    comparison: Comparison,
+    patience: u64,
+    min_delta: f64,
+    state: EarlyStoppingState,
+}
+
+impl EarlyStopping {
+    /// Stops after `patience` evaluations without `metric` (nested `a|b` looked up as `a/b`)
+    /// improving by more than `min_delta`.
+    pub fn new(
+        metric: &str,
+        comparison: Comparison,
+        patience: u64,
+        min_delta: f64,
+    ) -> Result<Self> {
+        if patience == 0 || !(min_delta >= 0.0) {
+            return Err(OrbitError::InvalidSetting(format!(
+                "early stopping needs patience >= 1 and min_delta >= 0, got {patience} and \
+                 {min_delta}"
+            )));
+        }
+        Ok(EarlyStopping {
+            metric: metric.to_string(),
+            comparison,
+            patience,
+            min_delta,
+            state: EarlyStoppingState::default(),
+        })
+    }
+
+    /// The counters, for checkpoints.
+    pub fn state(&self) -> &EarlyStoppingState {
+        &self.state
+    }
+
+    /// Restores counters saved with a checkpoint.
+    pub fn restore(&mut self, state: EarlyStoppingState) {
+        self.state = state;
+    }
+
+    /// Folds in one evaluation; true when training should stop.
+    pub fn should_stop(&mut self, logs: &Logs) -> Result<bool> {
+        let key = self.metric.replace('|', "/");
+        let value = *logs.get(&key).ok_or_else(|| {
+            OrbitError::InvalidSetting(format!(
+                "trainer.early_stopping.metric `{}` is not among the evaluation metrics: {}",
+                self.metric,
+                logs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let improved = match self.state.best {
+            None => !value.is_nan(),
+            Some(best) => {
+                let shifted = match self.comparison {
+                    Comparison::Higher => best + self.min_delta,
+                    Comparison::Lower => best - self.min_delta,
+                };
+                self.comparison.better(value, shifted)
+            }
+        };
+        if improved {
+            self.state.best = Some(value);
+            self.state.evaluations_without_improvement = 0;
+        } else {
+            self.state.evaluations_without_improvement += 1;
+        }
+        Ok(self.state.evaluations_without_improvement >= self.patience)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(stopping: &mut EarlyStopping, value: f64) -> bool {
+        stopping
+            .should_stop(&Logs::from([("loss".to_string(), value)]))
+            .unwrap()
+    }
+
+    #[test]
+    fn stops_after_patience_evaluations_without_a_large_enough_improvement() {
+        let mut stopping = EarlyStopping::new("loss", Comparison::Lower, 2, 0.1).unwrap();
+        assert!(!eval(&mut stopping, 1.0));
+        assert!(!eval(&mut stopping, 0.95)); // better, but by less than min_delta
+        assert!(!eval(&mut stopping, 0.5)); // an improvement resets the count
+        assert!(!eval(&mut stopping, 0.45));
+        assert!(eval(&mut stopping, 0.6));
+        assert_eq!(stopping.state().best, Some(0.5));
+    }
+
+    #[test]
+    fn restored_counters_continue_the_count() {
+        let mut first = EarlyStopping::new("loss", Comparison::Higher, 2, 0.0).unwrap();
+        assert!(!eval(&mut first, 1.0));
+        assert!(!eval(&mut first, 1.0));
+        let mut resumed = EarlyStopping::new("loss", Comparison::Higher, 2, 0.0).unwrap();
+        resumed.restore(first.state().clone());
+        assert!(eval(&mut resumed, 0.9));
+    }
+}
