@@ -36,7 +36,7 @@ impl EarlyStopping {
         patience: u64,
         min_delta: f64,
     ) -> Result<Self> {
-        if patience == 0 || !(min_delta >= 0.0) {
+        if patience == 0 || min_delta.is_nan() || min_delta < 0.0 {
             return Err(OrbitError::InvalidSetting(format!(
                 "early stopping needs patience >= 1 and min_delta >= 0, got {patience} and \
                  {min_delta}"

@@ -175,7 +175,7 @@ impl TrainerConfig {
             "trainer.early_stopping.patience",
             self.early_stopping.patience,
         )?;
-        if !(self.early_stopping.min_delta >= 0.0) {
+        if self.early_stopping.min_delta.is_nan() || self.early_stopping.min_delta < 0.0 {
             return Err(Error::Config(format!(
                 "trainer.early_stopping.min_delta = {}: it must be a number >= 0",
                 self.early_stopping.min_delta
