@@ -760,3 +760,27 @@ fn early_stopping_ends_train_and_eval_when_the_metric_stalls() {
     let index = std::fs::read_to_string(model_dir.join("checkpoint")).unwrap();
     assert!(index.contains("\"latest\": \"ckpt-40\""), "{index}");
 }
+
+#[test]
+fn evaluation_does_not_change_the_training_trajectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let evaluated = dir.path().join("evaluated");
+    let plain = dir.path().join("plain");
+    assert_ok(&run_small(
+        &evaluated,
+        "train_and_eval",
+        &["trainer.train_steps=60"],
+    ));
+    assert_ok(&run_small(&plain, "train", &["trainer.train_steps=60"]));
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        assert_eq!(
+            tensors(&evaluated.join("ckpt-60").join(file)),
+            tensors(&plain.join("ckpt-60").join(file)),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        metric(&evaluated, "train", "training_loss"),
+        metric(&plain, "train", "training_loss")
+    );
+}
