@@ -784,3 +784,26 @@ fn evaluation_does_not_change_the_training_trajectory() {
         metric(&plain, "train", "training_loss")
     );
 }
+
+#[test]
+fn a_truncated_latest_checkpoint_is_reported_and_the_previous_one_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let damaged = dir.path().join("damaged");
+    assert_ok(&run_small(&straight, "train", &["trainer.train_steps=60"]));
+    assert_ok(&run_small(&damaged, "train", &["trainer.train_steps=40"]));
+    let weights = damaged.join("ckpt-40/model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+
+    let resumed = run_small(&damaged, "train", &["trainer.train_steps=60"]);
+    assert_ok(&resumed);
+    let message = stderr(&resumed);
+    assert!(message.contains("ckpt-40 is damaged"), "{message}");
+    assert!(message.contains("restored from checkpoint") && message.contains("ckpt-20"));
+    assert!(damaged.join("ckpt-40.damaged").is_dir());
+    assert_eq!(
+        tensors(&straight.join("ckpt-60/model.safetensors")),
+        tensors(&damaged.join("ckpt-60/model.safetensors"))
+    );
+}

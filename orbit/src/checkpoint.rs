@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{OrbitError, Result, RunnerError};
 use crate::fs_atomic::{remove_dir_if_present, save_checkpoint_dir, write_atomically};
+use crate::manifest::verify_manifest;
 use crate::runner::Checkpointable;
 
 /// Name of the index file inside the checkpoint directory.
@@ -106,28 +107,50 @@ impl CheckpointManager {
         state: &mut S,
         init_fn: impl FnOnce(&mut S) -> std::result::Result<(), RunnerError>,
     ) -> Result<Option<PathBuf>> {
-        match self.latest_checkpoint() {
-            Some(path) => {
-                if !path.is_dir() {
-                    return Err(OrbitError::BadCheckpoint {
-                        path: self.directory.join(INDEX_FILE),
-                        reason: format!(
-                            "names {} as the latest checkpoint, but it does not exist; \
-                             restore that directory or remove the index to start afresh",
-                            path.display()
-                        ),
-                    });
+        if self.index.checkpoints.is_empty() {
+            init_fn(state).map_err(OrbitError::Runner)?;
+            return Ok(None);
+        }
+        while let Some(newest) = self.index.checkpoints.last().cloned() {
+            let path = self.directory.join(&newest.name);
+            match verify_checkpoint(&path) {
+                Ok(()) => {
+                    state.restore(&path).map_err(OrbitError::Runner)?;
+                    self.last_saved_step = Some(newest.step);
+                    tracing::info!("restored from checkpoint: {}", path.display());
+                    return Ok(Some(path));
                 }
-                state.restore(&path).map_err(OrbitError::Runner)?;
-                self.last_saved_step = self.index.checkpoints.last().map(|e| e.step);
-                tracing::info!("restored from checkpoint: {}", path.display());
-                Ok(Some(path))
-            }
-            None => {
-                init_fn(state).map_err(OrbitError::Runner)?;
-                Ok(None)
+                Err(reason) => self.set_aside(&newest, &reason)?,
             }
         }
+        Err(OrbitError::BadCheckpoint {
+            path: self.directory.clone(),
+            reason: "every retained checkpoint is damaged (set aside as ckpt-<step>.damaged); \
+                     move them away and remove the index to start afresh"
+                .to_string(),
+        })
+    }
+
+    /// Takes a damaged checkpoint out of the index and renames it `<name>.damaged` (kept for
+    /// inspection, never restored).
+    fn set_aside(&mut self, entry: &IndexEntry, reason: &str) -> Result<()> {
+        let path = self.directory.join(&entry.name);
+        let aside = self.directory.join(format!("{}.damaged", entry.name));
+        tracing::warn!(
+            "checkpoint {} is damaged ({reason}); it is set aside as {} and the previous one is \
+             used",
+            path.display(),
+            aside.display()
+        );
+        self.index.checkpoints.retain(|e| e.step != entry.step);
+        self.index.latest = self.index.checkpoints.last().map(|e| e.name.clone());
+        self.write_index()?;
+        if path.is_dir() {
+            remove_dir_if_present(&aside)?;
+            std::fs::rename(&path, &aside)
+                .map_err(|e| OrbitError::io("cannot rename", &path, e))?;
+        }
+        Ok(())
     }
 
     /// Saves `state` as the checkpoint of `step` and returns its path, unless saving is
@@ -194,6 +217,14 @@ fn read_index(directory: &Path) -> Result<Index> {
              from the newest ckpt-<step> directory by hand"
         ),
     })
+}
+
+/// Whether `dir` is a complete checkpoint matching its manifest; the error says why not.
+pub fn verify_checkpoint(dir: &Path) -> std::result::Result<(), String> {
+    if !dir.is_dir() {
+        return Err("it does not exist".to_string());
+    }
+    verify_manifest(dir)
 }
 
 #[cfg(test)]
@@ -283,6 +314,51 @@ mod tests {
         std::fs::create_dir(dir.path().join("ckpt-2")).unwrap();
         let manager = CheckpointManager::new(dir.path(), 3, 1).unwrap();
         assert_eq!(manager.latest_checkpoint(), Some(dir.path().join("ckpt-1")));
+    }
+
+    #[test]
+    fn a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manager = CheckpointManager::new(dir.path(), 5, 1).unwrap();
+        for step in 1..=3 {
+            manager
+                .save(
+                    step,
+                    &Counter {
+                        value: step,
+                        inits: 0,
+                    },
+                    true,
+                )
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("ckpt-3/value.txt"), "9").unwrap();
+        let mut state = Counter::default();
+        let mut manager = CheckpointManager::new(dir.path(), 5, 1).unwrap();
+        let restored = manager.restore_or_initialize(&mut state, init).unwrap();
+        assert_eq!(restored, Some(dir.path().join("ckpt-2")));
+        assert_eq!((state.value, state.inits), (2, 0));
+        assert!(dir.path().join("ckpt-3.damaged").is_dir());
+        assert_eq!(manager.checkpoint_steps(), vec![1, 2]);
+        // The damaged step is saved again when training reaches it.
+        assert!(manager.save(3, &state, true).unwrap().is_some());
+
+        for step in [1, 2, 3] {
+            std::fs::remove_file(
+                dir.path()
+                    .join(format!("ckpt-{step}/{}", crate::manifest::MANIFEST_FILE)),
+            )
+            .unwrap();
+        }
+        let mut manager = CheckpointManager::new(dir.path(), 5, 1).unwrap();
+        let err = manager
+            .restore_or_initialize(&mut state, init)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("every retained checkpoint is damaged"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::best_checkpoint::BestCheckpointExporter;
-use crate::checkpoint::CheckpointManager;
+use crate::checkpoint::{verify_checkpoint, CheckpointManager};
 use crate::controller_state::{ControllerState, WithControllerState};
 use crate::early_stopping::EarlyStopping;
 use crate::error::{OrbitError, Result, RunnerError};
@@ -222,12 +222,10 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     /// Replaces the runner's state with the checkpoint in `dir`; a directory that is not a
     /// checkpoint is reported as such.
     pub fn restore_checkpoint(&mut self, dir: &Path) -> Result<()> {
-        if !dir.is_dir() {
-            return Err(OrbitError::BadCheckpoint {
-                path: dir.to_path_buf(),
-                reason: "no such checkpoint directory; give a ckpt-<step> directory".to_string(),
-            });
-        }
+        verify_checkpoint(dir).map_err(|reason| OrbitError::BadCheckpoint {
+            path: dir.to_path_buf(),
+            reason: format!("not a complete checkpoint: {reason}"),
+        })?;
         let mut both = WithControllerState {
             runner: &mut self.runner,
             state: ControllerState::default(),

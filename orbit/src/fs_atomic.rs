@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{OrbitError, Result};
+use crate::manifest::write_manifest;
 use crate::runner::Checkpointable;
 
 /// Writes `bytes` to `path` atomically: a temporary sibling is written and fsynced, renamed over
@@ -49,7 +50,7 @@ fn sync_path(path: &Path) -> Result<()> {
 }
 
 /// Saves `state` as `<parent>/<name>/`, complete or not at all: it is written into
-/// `<name>.tmp/`, fsynced and renamed (replacing a leftover `<name>/` that no index names).
+/// `<name>.tmp/` with its manifest last, fsynced and renamed (replacing a leftover `<name>/` that no index names).
 pub fn save_checkpoint_dir<S: Checkpointable + ?Sized>(
     parent: &Path,
     name: &str,
@@ -61,6 +62,7 @@ pub fn save_checkpoint_dir<S: Checkpointable + ?Sized>(
     remove_dir_if_present(&tmp_dir)?;
     std::fs::create_dir(&tmp_dir).map_err(|e| OrbitError::io("cannot create", &tmp_dir, e))?;
     state.save(&tmp_dir).map_err(OrbitError::Runner)?;
+    write_manifest(&tmp_dir)?;
     sync_tree(&tmp_dir)?;
     remove_dir_if_present(&final_dir)?;
     std::fs::rename(&tmp_dir, &final_dir)

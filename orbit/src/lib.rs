@@ -17,6 +17,7 @@ mod fs_atomic;
 pub mod logs;
 mod loop_means;
 pub mod loss_guard;
+pub mod manifest;
 pub mod preemption;
 pub mod progress;
 pub mod runner;
