@@ -36,6 +36,13 @@ fn run_small_with_flags(
     flags: &[&str],
     overrides: &[&str],
 ) -> Output {
+    small_command(model_dir, mode, flags, overrides)
+        .output()
+        .unwrap()
+}
+
+/// The command [`run_small_with_flags`] runs.
+fn small_command(model_dir: &Path, mode: &str, flags: &[&str], overrides: &[&str]) -> Command {
     let mut args = vec![
         "--experiment=bert/local".to_string(),
         format!("--mode={mode}"),
@@ -45,7 +52,7 @@ fn run_small_with_flags(
     args.extend(flags.iter().map(|f| f.to_string()));
     args.extend(overrides.iter().map(|a| format!("--params_override={a}")));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    train(&refs).output().unwrap()
+    train(&refs)
 }
 
 fn assert_ok(output: &Output) {
@@ -806,4 +813,60 @@ fn a_truncated_latest_checkpoint_is_reported_and_the_previous_one_resumes() {
         tensors(&straight.join("ckpt-60/model.safetensors")),
         tensors(&damaged.join("ckpt-60/model.safetensors"))
     );
+}
+
+#[test]
+fn twenty_injected_crashes_always_resume_from_a_complete_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let crashed = dir.path().join("crashed");
+    let run = "trainer.train_steps=400,trainer.checkpoint_interval=10,trainer.max_to_keep=3";
+    assert_ok(&run_small(&straight, "train", &[run]));
+
+    let points = [
+        "train_step",
+        "checkpoint_files_written",
+        "checkpoint_manifest_written",
+        "checkpoint_renamed",
+        "checkpoint_indexed",
+    ];
+    // A seeded schedule (xorshift) of fault points and occurrences.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut crashes = 0;
+    while crashes < 20 {
+        let point = points[(next() % points.len() as u64) as usize];
+        let occurrence = 1 + next() % if point == "train_step" { 25 } else { 3 };
+        let output = small_command(&crashed, "train", &[], &[run])
+            .env("GROVE_FAULT_INJECT", format!("{point}:{occurrence}"))
+            .output()
+            .unwrap();
+        match output.status.code() {
+            None => crashes += 1,
+            Some(0) => panic!("training finished after only {crashes} crashes"),
+            Some(code) => panic!("exit {code} after a crash: {}", stderr(&output)),
+        }
+        // Whatever the index names is complete.
+        if let Ok(index) = std::fs::read_to_string(crashed.join("checkpoint")) {
+            let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+            for entry in index["checkpoints"].as_array().unwrap() {
+                let name = entry["name"].as_str().unwrap();
+                grove_orbit::checkpoint::verify_checkpoint(&crashed.join(name)).unwrap();
+            }
+        }
+    }
+    let finish = run_small(&crashed, "train", &[run]);
+    assert_ok(&finish);
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        assert_eq!(
+            tensors(&straight.join("ckpt-400").join(file)),
+            tensors(&crashed.join("ckpt-400").join(file)),
+            "{file}"
+        );
+    }
 }

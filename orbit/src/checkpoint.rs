@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OrbitError, Result, RunnerError};
+use crate::fault::fault_point;
 use crate::fs_atomic::{remove_dir_if_present, save_checkpoint_dir, write_atomically};
 use crate::manifest::verify_manifest;
 use crate::runner::Checkpointable;
@@ -184,6 +185,7 @@ impl CheckpointManager {
         });
         self.index.latest = Some(name);
         self.write_index()?;
+        fault_point("checkpoint_indexed");
         tracing::info!("saved checkpoint: {}", final_dir.display());
         Ok(final_dir)
     }

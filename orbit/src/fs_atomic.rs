@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{OrbitError, Result};
+use crate::fault::fault_point;
 use crate::manifest::write_manifest;
 use crate::runner::Checkpointable;
 
@@ -62,12 +63,15 @@ pub fn save_checkpoint_dir<S: Checkpointable + ?Sized>(
     remove_dir_if_present(&tmp_dir)?;
     std::fs::create_dir(&tmp_dir).map_err(|e| OrbitError::io("cannot create", &tmp_dir, e))?;
     state.save(&tmp_dir).map_err(OrbitError::Runner)?;
+    fault_point("checkpoint_files_written");
     write_manifest(&tmp_dir)?;
     sync_tree(&tmp_dir)?;
+    fault_point("checkpoint_manifest_written");
     remove_dir_if_present(&final_dir)?;
     std::fs::rename(&tmp_dir, &final_dir)
         .map_err(|e| OrbitError::io("cannot rename into", &final_dir, e))?;
     sync_parent(&final_dir)?;
+    fault_point("checkpoint_renamed");
     Ok(final_dir)
 }
 

@@ -13,6 +13,7 @@ pub mod controller;
 pub mod controller_state;
 pub mod early_stopping;
 pub mod error;
+pub mod fault;
 mod fs_atomic;
 pub mod logs;
 mod loop_means;

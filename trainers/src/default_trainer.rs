@@ -13,6 +13,7 @@ use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{DynTask, InputContext, StepContext, StepOutputs};
 use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
+use grove_orbit::fault::fault_point;
 use grove_orbit::{Checkpointable, Evaluator, Logs, Preemption, RunnerError, Trainer};
 
 use crate::checkpoint_files::{
@@ -131,6 +132,7 @@ impl DefaultTrainer {
             if self.preemption.requested() {
                 break;
             }
+            fault_point("train_step");
             let batch = self.next_train_batch()?.to_device(&self.device)?;
             let mut context = StepContext {
                 global_step: self.global_step,

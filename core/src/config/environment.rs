@@ -19,7 +19,15 @@ pub const CONFIG_DIR_VARIABLE: &str = "GROVE_CONFIG_DIR";
 /// Log filter of the `train` binary.
 pub const LOG_VARIABLE: &str = "GROVE_LOG";
 
-const RESERVED: [&str; 3] = [DEVICE_VARIABLE, CONFIG_DIR_VARIABLE, LOG_VARIABLE];
+/// Names a fault to inject in crash tests (grove-orbit's `fault` module).
+pub const FAULT_VARIABLE: &str = "GROVE_FAULT_INJECT";
+
+const RESERVED: [&str; 4] = [
+    DEVICE_VARIABLE,
+    CONFIG_DIR_VARIABLE,
+    LOG_VARIABLE,
+    FAULT_VARIABLE,
+];
 
 fn lookup<'a>(environment: &'a [(String, String)], name: &str) -> Option<&'a str> {
     environment
