@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::vars::{list, set_checked, ModelVars};
@@ -65,60 +66,115 @@ pub fn read_weights(file: &Path) -> Result<HashMap<String, Tensor>> {
     })
 }
 
+/// One rule of a task's `init_checkpoint_rules`: model variables whose name starts with `model`
+/// are loaded from the tensor named `checkpoint` followed by the rest of the name
+/// (`{model: "encoder.", checkpoint: "bert."}` loads `encoder.x` from `bert.x`). With rules, a
+/// variable no rule matches keeps its initial value; without rules every variable is loaded
+/// under its own name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitCheckpointRule {
+    /// Prefix of the model variable names the rule covers.
+    pub model: String,
+    /// What replaces that prefix in the checkpoint's tensor names.
+    pub checkpoint: String,
+}
+
+/// The tensor name the rules give model variable `name`, or `None` to keep its initial value.
+pub fn checkpoint_name_for(rules: &[InitCheckpointRule], name: &str) -> Option<String> {
+    if rules.is_empty() {
+        return Some(name.to_string());
+    }
+    rules.iter().find_map(|rule| {
+        name.strip_prefix(&rule.model)
+            .map(|rest| format!("{}{rest}", rule.checkpoint))
+    })
+}
+
 /// What [`load_init_checkpoint`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitReport {
     /// The weights file read.
     pub file: PathBuf,
     /// Model variables set from it.
-    pub loaded: usize,
-    /// Tensors of the file no model variable asked for.
-    pub unused: usize,
+    pub loaded: Vec<String>,
+    /// Model variables no rule covers (they keep their initial values).
+    pub kept: Vec<String>,
+    /// Tensors of the file no model variable was loaded from.
+    pub unexpected: Vec<String>,
 }
 
-/// Loads `task.init_checkpoint` into `vars`. `source_name` maps a model variable name to the
-/// tensor name in the file, or `None` for a variable that keeps its initial value. Every mapped
-/// tensor must exist with the variable's shape; extra tensors in the file are ignored.
+/// Loads `task.init_checkpoint` into `vars` by `rules` and reports what was loaded, kept and
+/// left unused. A mapped tensor that is missing or has another shape is an error listing every
+/// such tensor; nothing is loaded then.
 pub fn load_init_checkpoint(
     path: &str,
     vars: &ModelVars,
-    source_name: impl Fn(&str) -> Option<String>,
+    rules: &[InitCheckpointRule],
 ) -> Result<InitReport> {
     let file = resolve_weights_file(path)?;
     let tensors = read_weights(&file)?;
     let origin = format!("task.init_checkpoint {}", file.display());
-    let mut missing = Vec::new();
-    let mut loaded = 0;
+    let mut plan = Vec::new();
+    let mut kept = Vec::new();
+    let mut problems = Vec::new();
     for var in vars.named_vars() {
-        let Some(source) = source_name(&var.name) else {
+        let Some(source) = checkpoint_name_for(rules, &var.name) else {
+            kept.push(var.name);
             continue;
         };
         match tensors.get(&source) {
-            Some(tensor) => {
-                set_checked(&var, tensor, &origin)?;
-                loaded += 1;
-            }
-            None => missing.push(source),
+            None => problems.push(format!("`{source}` (for `{}`) is missing", var.name)),
+            Some(t) if t.shape() != var.var.shape() => problems.push(format!(
+                "`{source}` has shape {:?}, `{}` needs {:?}",
+                t.dims(),
+                var.name,
+                var.var.dims()
+            )),
+            Some(t) => plan.push((var, source, t)),
         }
     }
-    if !missing.is_empty() {
+    if !problems.is_empty() {
         return Err(Error::Checkpoint(format!(
-            "{origin}: lacks tensors the model needs: {}",
-            list(missing.iter().map(String::as_str))
+            "{origin}: cannot initialize the model: {}",
+            list(problems.iter().map(String::as_str))
         )));
     }
+    let mut loaded = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for (var, source, tensor) in plan {
+        set_checked(&var, tensor, &origin)?;
+        used.insert(source);
+        loaded.push(var.name);
+    }
+    let mut unexpected: Vec<String> = tensors.into_keys().filter(|n| !used.contains(n)).collect();
+    unexpected.sort();
     let report = InitReport {
-        unused: tensors.len() - loaded,
         file,
         loaded,
+        kept,
+        unexpected,
     };
     tracing::info!(
-        "initialized {} variables from {} ({} tensors there unused)",
-        report.loaded,
+        "init_checkpoint {}: loaded {} variables, kept {} at their initial values{}, {} \
+         tensors there unused{}",
         report.file.display(),
-        report.unused
+        report.loaded.len(),
+        report.kept.len(),
+        preview(&report.kept),
+        report.unexpected.len(),
+        preview(&report.unexpected)
     );
     Ok(report)
+}
+
+/// ` (a, b, …)` for a non-empty list.
+fn preview(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", list(names.iter().map(String::as_str)))
+    }
 }
 
 fn first_line(text: &str) -> &str {
@@ -188,20 +244,51 @@ mod tests {
         let file = dir.path().join("w.safetensors");
         write(&file, &["enc.a", "head.b"]);
         let vars = vars_with(&["enc.a", "other"]);
-        let report = load_init_checkpoint(file.to_str().unwrap(), &vars, |n| {
-            n.starts_with("enc.").then(|| n.to_string())
-        })
-        .unwrap();
-        assert_eq!((report.loaded, report.unused), (1, 1));
+        let only_encoder = [InitCheckpointRule {
+            model: "enc.".to_string(),
+            checkpoint: "enc.".to_string(),
+        }];
+        let report = load_init_checkpoint(file.to_str().unwrap(), &vars, &only_encoder).unwrap();
+        assert_eq!(report.loaded, vec!["enc.a"]);
+        assert_eq!(report.kept, vec!["other"]);
+        assert_eq!(report.unexpected, vec!["head.b"]);
+        let values = vars.tensors()[0].1.to_vec1::<f32>().unwrap();
+        assert_eq!(values, vec![1.0, 1.0]);
+        let err = load_init_checkpoint(file.to_str().unwrap(), &vars, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`other` (for `other`) is missing"), "{err}");
+    }
+
+    #[test]
+    fn rules_rename_prefixes_and_shape_mismatches_are_reported() {
+        let rules = [InitCheckpointRule {
+            model: "encoder.".to_string(),
+            checkpoint: "bert.".to_string(),
+        }];
         assert_eq!(
-            vars.tensors()[0].1.to_vec1::<f32>().unwrap(),
-            vec![1.0, 1.0]
+            checkpoint_name_for(&rules, "encoder.x.w"),
+            Some("bert.x.w".to_string())
         );
-        let err = load_init_checkpoint(file.to_str().unwrap(), &vars, |n| Some(n.to_string()))
+        assert_eq!(checkpoint_name_for(&rules, "head.w"), None);
+        assert_eq!(
+            checkpoint_name_for(&[], "head.w"),
+            Some("head.w".to_string())
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.safetensors");
+        let tensors = HashMap::from([(
+            "bert.a".to_string(),
+            Tensor::ones(3, DType::F32, &Device::Cpu).unwrap(),
+        )]);
+        candle_core::safetensors::save(&tensors, &file).unwrap();
+        let vars = vars_with(&["encoder.a"]);
+        let err = load_init_checkpoint(file.to_str().unwrap(), &vars, &rules)
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("lacks tensors the model needs: other"),
+            err.contains("`bert.a` has shape [3], `encoder.a` needs [2]"),
             "{err}"
         );
     }

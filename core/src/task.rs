@@ -144,15 +144,16 @@ pub trait Task: Send + Sized + 'static {
     }
 
     /// Initialises a freshly built model, e.g. from `task.init_checkpoint`. Runs only when
-    /// model_dir has no checkpoint. The default loads every model variable from
-    /// `init_checkpoint` (all must be present; extra tensors there are ignored).
+    /// model_dir has no checkpoint. The default loads the model variables from
+    /// `init_checkpoint` by the config's `init_checkpoint_rules` (all variables under their own
+    /// names when there are none), reporting what was loaded, kept and left unused.
     fn initialize(&self, model: &Self::Model, vars: &ModelVars) -> Result<()> {
         let _ = model;
         let path = self.config().init_checkpoint();
         if path.is_empty() {
             return Ok(());
         }
-        load_init_checkpoint(path, vars, |name| Some(name.to_string()))?;
+        load_init_checkpoint(path, vars, self.config().init_checkpoint_rules())?;
         Ok(())
     }
 }

@@ -275,7 +275,11 @@ fn init_checkpoint_is_loaded_only_when_model_dir_has_no_checkpoint() {
         &[frozen, &init, "trainer.train_steps=10"],
     );
     assert_ok(&first);
-    assert!(stderr(&first).contains("initialized"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("variables, kept"),
+        "{}",
+        stderr(&first)
+    );
     assert_eq!(
         tensors(&finetuned.join("ckpt-10/model.safetensors")),
         tensors(&pretrained.join("ckpt-20/model.safetensors"))
@@ -289,7 +293,7 @@ fn init_checkpoint_is_loaded_only_when_model_dir_has_no_checkpoint() {
         &[frozen, missing, "trainer.train_steps=20"],
     );
     assert_ok(&second);
-    assert!(!stderr(&second).contains("initialized"));
+    assert!(!stderr(&second).contains("variables, kept"));
 
     // Without one, a bad init_checkpoint is an input error and creates no model_dir.
     let fresh = dir.path().join("fresh");
@@ -867,6 +871,45 @@ fn twenty_injected_crashes_always_resume_from_a_complete_checkpoint() {
             tensors(&straight.join("ckpt-400").join(file)),
             tensors(&crashed.join("ckpt-400").join(file)),
             "{file}"
+        );
+    }
+}
+
+#[test]
+fn init_checkpoint_rules_load_only_the_encoder_and_report_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let pretrained = dir.path().join("pretrained");
+    assert_ok(&run_small(
+        &pretrained,
+        "train",
+        &["trainer.train_steps=20"],
+    ));
+    let finetuned = dir.path().join("finetuned");
+    let frozen = "trainer.optimizer_config.learning_rate={type: constant, constant: \
+                  {learning_rate: 0.0}},trainer.optimizer_config.warmup.type=null";
+    let init = format!(
+        "{{task: {{init_checkpoint: '{}', init_checkpoint_rules: [{{model: encoder., \
+         checkpoint: encoder.}}]}}}}",
+        pretrained.display()
+    );
+    let output = run_small(
+        &finetuned,
+        "train",
+        &[frozen, &init, "trainer.train_steps=10"],
+    );
+    assert_ok(&output);
+    let message = stderr(&output);
+    assert!(
+        message.contains("kept") && message.contains("masked_lm.dense.weight"),
+        "{message}"
+    );
+    let before = tensors(&pretrained.join("ckpt-20/model.safetensors"));
+    let after = tensors(&finetuned.join("ckpt-10/model.safetensors"));
+    for (name, bytes) in &after {
+        assert_eq!(
+            name.starts_with("encoder."),
+            &before[name] == bytes,
+            "{name}"
         );
     }
 }

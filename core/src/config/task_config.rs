@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::data::DataSpec;
 use crate::error::Result;
+use crate::init_checkpoint::InitCheckpointRule;
 
 /// A task's typed config (Model Garden's `TaskConfig` subclasses). Implement it on a
 /// `#[serde(default, deny_unknown_fields)]` struct; the experiment registry stores it type-erased
@@ -25,6 +26,10 @@ pub trait TaskConfig:
     fn validation_data(&self) -> &Self::Data;
     /// `task.init_checkpoint` ("" for none).
     fn init_checkpoint(&self) -> &str;
+    /// Which model variables `init_checkpoint` loads, under which names (none: all, as named).
+    fn init_checkpoint_rules(&self) -> &[InitCheckpointRule] {
+        &[]
+    }
     /// Cross-field rules and values, checked after all config layers are merged. Messages name
     /// the dotted key (`task.…`).
     fn validate(&self) -> Result<()> {

@@ -2,6 +2,7 @@
 //! `BertPretrainDataConfig`).
 
 use grove_core::config::{DataSpec, TaskConfig};
+use grove_core::init_checkpoint::InitCheckpointRule;
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +71,9 @@ impl DataSpec for MaskedLmDataConfig {
 pub struct MaskedLmConfig {
     /// Weights to start from when model_dir has no checkpoint ("" for none).
     pub init_checkpoint: String,
+    /// Which variables `init_checkpoint` loads and under which names (empty: all, as named),
+    /// e.g. `[{model: "encoder.", checkpoint: "encoder."}]` for the encoder only.
+    pub init_checkpoint_rules: Vec<InitCheckpointRule>,
     /// The BERT pretrainer: encoder, MLM head, classification heads.
     pub model: BertPretrainerConfig,
     /// Training inputs.
@@ -89,6 +93,9 @@ impl TaskConfig for MaskedLmConfig {
     }
     fn init_checkpoint(&self) -> &str {
         &self.init_checkpoint
+    }
+    fn init_checkpoint_rules(&self) -> &[InitCheckpointRule] {
+        &self.init_checkpoint_rules
     }
 
     fn validate(&self) -> Result<()> {
