@@ -20,6 +20,9 @@ use crate::init_checkpoint::load_init_checkpoint;
 use crate::metrics::Metric;
 use crate::vars::ModelVars;
 
+/// Name of the validation set of `task.validation_data`.
+pub const MAIN_VALIDATION_SET: &str = "validation";
+
 /// Host-side aggregate of validation outputs: named columns of numbers (e.g. predictions and
 /// labels for an F1 score).
 pub type Aggregate = BTreeMap<String, Vec<f64>>;
@@ -75,6 +78,9 @@ pub struct InputContext {
     /// inputs): a source that can seek starts after them, so a resumed run sees the batches
     /// an uninterrupted one would.
     pub start_batch: u64,
+    /// Which input this is: 0 `train_data`, 1 `validation_data`, 2.. the
+    /// `extra_validation_data` sets in name order (a synthetic source can keep splits apart).
+    pub split: usize,
 }
 
 /// A training problem. Only the methods without a default must be written.
@@ -164,7 +170,11 @@ pub trait DynTask: Send {
     fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send>>;
     /// [`Task::build_inputs`] on `task.train_data`.
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset>;
-    /// [`Task::build_inputs`] on `task.validation_data`.
+    /// Names of the validation sets: `validation` (`task.validation_data`), then the
+    /// `task.extra_validation_data` names in order.
+    fn validation_sets(&self) -> Vec<String>;
+    /// [`Task::build_inputs`] on validation set `context.split - 1` of
+    /// [`DynTask::validation_sets`].
     fn build_validation_inputs(&self, context: &InputContext) -> Result<Dataset>;
     /// See [`Task::build_metrics`].
     fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>>;
@@ -213,8 +223,27 @@ impl<T: Task> DynTask for T {
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset> {
         self.build_inputs(self.config().train_data(), context)
     }
+    fn validation_sets(&self) -> Vec<String> {
+        let extra = self.config().extra_validation_data();
+        std::iter::once(MAIN_VALIDATION_SET.to_string())
+            .chain(extra.into_iter().map(|(name, _)| name.to_string()))
+            .collect()
+    }
     fn build_validation_inputs(&self, context: &InputContext) -> Result<Dataset> {
-        self.build_inputs(self.config().validation_data(), context)
+        let config = self.config();
+        let data = match context.split {
+            1 => config.validation_data(),
+            split => {
+                let extra = config.extra_validation_data();
+                extra
+                    .get(split.wrapping_sub(2))
+                    .map(|(_, data)| *data)
+                    .ok_or_else(|| {
+                        Error::Run(format!("there is no validation set number {split}"))
+                    })?
+            }
+        };
+        self.build_inputs(data, context)
     }
     fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>> {
         Task::build_metrics(self, training)

@@ -913,3 +913,33 @@ fn init_checkpoint_rules_load_only_the_encoder_and_report_the_rest() {
         );
     }
 }
+
+#[test]
+fn extra_validation_sets_are_evaluated_and_logged_under_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let extra = "{task: {extra_validation_data: {hard: {input_path: synthetic, is_training: \
+                 false, global_batch_size: 8, seq_length: 32, max_predictions_per_seq: 5, \
+                 num_examples: 16}}}, trainer: {best_checkpoint_export_subdir: best, \
+                 best_checkpoint_eval_metric: 'hard|masked_lm_accuracy'}}";
+    let output = run_small(
+        &model_dir,
+        "train_and_eval",
+        &["trainer.train_steps=20", extra],
+    );
+    assert_ok(&output);
+    let hard = metric(&model_dir, "validation", "hard/validation_loss");
+    let main = metric(&model_dir, "validation", "validation_loss");
+    assert_eq!(hard.len(), 1);
+    assert_eq!(main.len(), 1);
+    assert_ne!(hard[0].1, main[0].1);
+    assert!(!metric(&model_dir, "validation", "best_hard/masked_lm_accuracy").is_empty());
+
+    let clash = run_small(
+        &model_dir,
+        "train_and_eval",
+        &["{task: {extra_validation_data: {validation: {is_training: false}}}}"],
+    );
+    assert_eq!(clash.status.code(), Some(2), "{}", stderr(&clash));
+    assert!(stderr(&clash).contains("task.extra_validation_data.validation: a set name"));
+}

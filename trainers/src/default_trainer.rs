@@ -30,6 +30,16 @@ pub struct Roles {
     pub evaluate: bool,
 }
 
+/// One named validation set: its metrics and the inputs opened at construction (used by the
+/// first evaluation; later ones reopen the set from its start).
+struct ValidationSet {
+    name: String,
+    split: usize,
+    fresh: Option<Dataset>,
+    metrics: Vec<Box<dyn Metric>>,
+    endless: bool,
+}
+
 /// Trains and evaluates one Task: model, optimizer, schedule, inputs and metrics.
 pub struct DefaultTrainer {
     task: Box<dyn DynTask>,
@@ -41,10 +51,8 @@ pub struct DefaultTrainer {
     seed: u64,
     global_step: u64,
     train_data: Option<Dataset>,
-    fresh_validation_data: Option<Dataset>,
     train_metrics: Vec<Box<dyn Metric>>,
-    validation_metrics: Vec<Box<dyn Metric>>,
-    validation_steps_must_be_bounded: bool,
+    validation_sets: Vec<ValidationSet>,
     preemption: Preemption,
 }
 
@@ -65,29 +73,19 @@ impl DefaultTrainer {
         let context = InputContext {
             seed,
             start_batch: 0,
+            split: 0,
         };
         let train_data = roles
             .train
             .then(|| task.build_train_inputs(&context))
             .transpose()?;
-        let fresh_validation_data = roles
-            .evaluate
-            .then(|| task.build_validation_inputs(&context))
-            .transpose()?;
-        let validation_steps_must_be_bounded = fresh_validation_data
-            .as_ref()
-            .is_some_and(Dataset::is_endless);
-        if validation_steps_must_be_bounded && config.trainer.validation_steps < 0 {
-            return Err(Error::Config(
-                "trainer.validation_steps = -1 evaluates the whole validation set, but \
-                 task.validation_data never ends (e.g. input_path: dummy); set \
-                 trainer.validation_steps to a positive number"
-                    .to_string(),
-            ));
-        }
+        let validation_sets = if roles.evaluate {
+            open_validation_sets(task.as_ref(), seed, config.trainer.validation_steps)?
+        } else {
+            Vec::new()
+        };
         Ok(DefaultTrainer {
             train_metrics: task.build_metrics(true),
-            validation_metrics: task.build_metrics(false),
             task,
             model,
             vars,
@@ -97,8 +95,7 @@ impl DefaultTrainer {
             seed,
             global_step: 0,
             train_data,
-            fresh_validation_data,
-            validation_steps_must_be_bounded,
+            validation_sets,
             preemption: Preemption::new(),
         })
     }
@@ -182,21 +179,39 @@ impl DefaultTrainer {
         })
     }
 
+    /// Evaluates every validation set; the first logs its metrics under their own names, the
+    /// others as `<set name>/<metric>`.
     fn evaluate_steps(&mut self, num_steps: i64) -> Result<Logs> {
-        if num_steps < 0 && self.validation_steps_must_be_bounded {
-            return Err(Error::Config(
-                "evaluating the whole validation set, but it never ends; give a positive \
-                 number of evaluation steps"
-                    .to_string(),
-            ));
+        let mut logs = Logs::new();
+        for index in 0..self.validation_sets.len() {
+            let set_logs = self.evaluate_set(index, num_steps)?;
+            let name = &self.validation_sets[index].name;
+            logs.extend(set_logs.into_iter().map(|(key, value)| match index {
+                0 => (key, value),
+                _ => (format!("{name}/{key}"), value),
+            }));
         }
-        let mut data = match self.fresh_validation_data.take() {
+        Ok(logs)
+    }
+
+    fn evaluate_set(&mut self, index: usize, num_steps: i64) -> Result<Logs> {
+        let set = &mut self.validation_sets[index];
+        if num_steps < 0 && set.endless {
+            return Err(Error::Config(format!(
+                "evaluating the whole validation set `{}`, but it never ends; give a positive \
+                 number of evaluation steps",
+                set.name
+            )));
+        }
+        let mut data = match set.fresh.take() {
             Some(data) => data,
             None => self.task.build_validation_inputs(&InputContext {
                 seed: self.seed,
                 start_batch: 0,
+                split: set.split,
             })?,
         };
+        let mut metrics = std::mem::take(&mut self.validation_sets[index].metrics);
         let mut loss_sum: Option<Tensor> = None;
         let mut batches = 0u64;
         let mut aggregate = None;
@@ -209,7 +224,7 @@ impl DefaultTrainer {
             };
             let batch = batch?.to_device(&self.device)?;
             let outputs = self.validation_step(&batch)?;
-            for metric in &mut self.validation_metrics {
+            for metric in &mut metrics {
                 metric.update(&outputs)?;
             }
             if let Some(loss) = &outputs.loss {
@@ -222,9 +237,8 @@ impl DefaultTrainer {
             aggregate = self.task.aggregate_logs(aggregate, &outputs)?;
             batches += 1;
         }
-        let mut logs: Logs = collect_and_reset(&mut self.validation_metrics)?
-            .into_iter()
-            .collect();
+        let mut logs: Logs = collect_and_reset(&mut metrics)?.into_iter().collect();
+        self.validation_sets[index].metrics = metrics;
         if let (Some(sum), true) = (loss_sum, batches > 0) {
             let mean = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?) / batches as f64;
             logs.insert("validation_loss".to_string(), mean);
@@ -272,10 +286,47 @@ impl DefaultTrainer {
             self.train_data = Some(self.task.build_train_inputs(&InputContext {
                 seed: self.seed,
                 start_batch: self.global_step,
+                split: 0,
             })?);
         }
         Ok(())
     }
+}
+
+/// Opens every validation set of `task` (so bad data is reported before a run writes
+/// anything); an endless set with `validation_steps` -1 is a config error.
+fn open_validation_sets(
+    task: &dyn DynTask,
+    seed: u64,
+    validation_steps: i64,
+) -> Result<Vec<ValidationSet>> {
+    task.validation_sets()
+        .into_iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let split = index + 1;
+            let data = task.build_validation_inputs(&InputContext {
+                seed,
+                start_batch: 0,
+                split,
+            })?;
+            let endless = data.is_endless();
+            if endless && validation_steps < 0 {
+                return Err(Error::Config(format!(
+                    "trainer.validation_steps = -1 evaluates the whole validation set, but \
+                     `{name}` never ends (e.g. input_path: dummy); set trainer.validation_steps \
+                     to a positive number"
+                )));
+            }
+            Ok(ValidationSet {
+                name,
+                split,
+                fresh: Some(data),
+                metrics: task.build_metrics(false),
+                endless,
+            })
+        })
+        .collect()
 }
 
 fn boxed(error: Error) -> RunnerError {

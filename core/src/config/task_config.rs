@@ -24,6 +24,11 @@ pub trait TaskConfig:
     fn train_data(&self) -> &Self::Data;
     /// `task.validation_data`.
     fn validation_data(&self) -> &Self::Data;
+    /// `task.extra_validation_data`: more named validation sets, evaluated after
+    /// `validation_data` and logged as `<name>/<metric>` (none by default).
+    fn extra_validation_data(&self) -> Vec<(&str, &Self::Data)> {
+        Vec::new()
+    }
     /// `task.init_checkpoint` ("" for none).
     fn init_checkpoint(&self) -> &str;
     /// Which model variables `init_checkpoint` loads, under which names (none: all, as named).

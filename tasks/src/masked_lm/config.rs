@@ -1,8 +1,11 @@
 //! Config of the masked LM task, with Model Garden's keys (`MaskedLMConfig`,
 //! `BertPretrainDataConfig`).
 
+use std::collections::BTreeMap;
+
 use grove_core::config::{DataSpec, TaskConfig};
 use grove_core::init_checkpoint::InitCheckpointRule;
+use grove_core::task::MAIN_VALIDATION_SET;
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -78,8 +81,19 @@ pub struct MaskedLmConfig {
     pub model: BertPretrainerConfig,
     /// Training inputs.
     pub train_data: MaskedLmDataConfig,
-    /// Validation inputs.
+    /// Validation inputs (the set named `validation`).
     pub validation_data: MaskedLmDataConfig,
+    /// More validation sets by name, each evaluated and logged as `<name>/<metric>`.
+    pub extra_validation_data: BTreeMap<String, MaskedLmDataConfig>,
+}
+
+impl MaskedLmConfig {
+    /// Every data config in split order: train, validation, then the extra sets by name.
+    pub fn splits(&self) -> impl Iterator<Item = &MaskedLmDataConfig> {
+        [&self.train_data, &self.validation_data]
+            .into_iter()
+            .chain(self.extra_validation_data.values())
+    }
 }
 
 impl TaskConfig for MaskedLmConfig {
@@ -90,6 +104,12 @@ impl TaskConfig for MaskedLmConfig {
     }
     fn validation_data(&self) -> &MaskedLmDataConfig {
         &self.validation_data
+    }
+    fn extra_validation_data(&self) -> Vec<(&str, &MaskedLmDataConfig)> {
+        self.extra_validation_data
+            .iter()
+            .map(|(name, data)| (name.as_str(), data))
+            .collect()
     }
     fn init_checkpoint(&self) -> &str {
         &self.init_checkpoint
@@ -105,10 +125,21 @@ impl TaskConfig for MaskedLmConfig {
             .bert_encoder("task.model")
             .map_err(Error::Config)?
             .max_position_embeddings;
-        for (key, data) in [
-            ("task.train_data", &self.train_data),
-            ("task.validation_data", &self.validation_data),
-        ] {
+        for name in self.extra_validation_data.keys() {
+            validate_set_name(name)?;
+        }
+        let extra = self
+            .extra_validation_data
+            .iter()
+            .map(|(name, data)| (format!("task.extra_validation_data.{name}"), data));
+        let all = [
+            ("task.train_data".to_string(), &self.train_data),
+            ("task.validation_data".to_string(), &self.validation_data),
+        ]
+        .into_iter()
+        .chain(extra);
+        for (key, data) in all {
+            let key = key.as_str();
             validate_data(key, data, max_positions)?;
             if data.use_next_sentence_label
                 && !self
@@ -125,6 +156,19 @@ impl TaskConfig for MaskedLmConfig {
         }
         Ok(())
     }
+}
+
+fn validate_set_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name != MAIN_VALIDATION_SET
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "task.extra_validation_data.{name}: a set name is letters, digits and `_`, and not \
+         `{MAIN_VALIDATION_SET}` (that is task.validation_data)"
+    )))
 }
 
 fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> Result<()> {

@@ -44,13 +44,14 @@ impl Task for MaskedLmTask {
             return Ok(Dataset::prefetch(DummySource::new(data)?));
         }
         let training = data.is_training == Some(true);
-        // Training examples are corpus indices 0..n; validation examples follow them, so the
-        // two splits share the corpus' language but never an example.
-        let first = if training {
-            0
-        } else {
-            self.config.train_data.num_examples
-        };
+        // Each split's examples follow the previous splits' in the corpus, so all splits share
+        // the corpus' language but never an example.
+        let first: usize = self
+            .config
+            .splits()
+            .take(context.split)
+            .map(|split| split.num_examples)
+            .sum();
         let corpus = SyntheticCorpus::new(SyntheticCorpusSpec {
             seed: context.seed,
             num_examples: first + data.num_examples,
