@@ -25,6 +25,17 @@ static TASKS: Lazy<RwLock<BTreeMap<TypeId, TaskConstructor>>> = Lazy::new(Defaul
 static CONFIG_TYPES: Lazy<RwLock<BTreeMap<(&'static str, String), BranchParser>>> =
     Lazy::new(Default::default);
 
+/// Runs a crate's `register_all` once per process and returns its outcome on every call, so a
+/// crate's `register()` is safe to call more than once.
+pub fn register_once(
+    done: &'static std::sync::OnceLock<std::result::Result<(), String>>,
+    register_all: fn() -> Result<()>,
+) -> Result<()> {
+    done.get_or_init(|| register_all().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Error::Registry)
+}
+
 /// Registers an experiment factory under `name` (e.g. `bert/local`).
 pub fn register_experiment(name: &str, factory: ExperimentFactory) -> Result<()> {
     let mut experiments = EXPERIMENTS.write().expect("experiment registry poisoned");

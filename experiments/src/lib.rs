@@ -15,9 +15,7 @@ use grove_core::registry::register_experiment;
 /// Registers Grove's tasks and experiments. Safe to call more than once.
 pub fn register() -> grove_core::Result<()> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| register_all().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(grove_core::Error::Registry)
+    grove_core::registry::register_once(&DONE, register_all)
 }
 
 fn register_all() -> grove_core::Result<()> {

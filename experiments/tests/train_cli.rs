@@ -254,25 +254,33 @@ fn a_killed_run_resumes_where_it_stood_and_ends_bit_identical() {
     }
 }
 
-#[test]
-fn init_checkpoint_is_loaded_only_when_model_dir_has_no_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let pretrained = dir.path().join("pretrained");
+/// A learning rate of 0 (and no warmup): training leaves the weights as they were loaded.
+const FROZEN: &str = "trainer.optimizer_config.learning_rate={type: constant, constant: \
+                      {learning_rate: 0.0}},trainer.optimizer_config.warmup.type=null";
+
+/// A 20-step bert/local run in `dir/pretrained`, to initialize from.
+fn pretrain(dir: &Path) -> PathBuf {
+    let pretrained = dir.join("pretrained");
     assert_ok(&run_small(
         &pretrained,
         "train",
         &["trainer.train_steps=20"],
     ));
+    pretrained
+}
+
+#[test]
+fn init_checkpoint_is_loaded_only_when_model_dir_has_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pretrained = pretrain(dir.path());
 
     // Fresh model_dir: the weights come from init_checkpoint (learning rate 0 keeps them).
     let finetuned = dir.path().join("finetuned");
-    let frozen = "trainer.optimizer_config.learning_rate={type: constant, constant: \
-                  {learning_rate: 0.0}},trainer.optimizer_config.warmup.type=null";
     let init = format!("task.init_checkpoint={}", pretrained.display());
     let first = run_small(
         &finetuned,
         "train",
-        &[frozen, &init, "trainer.train_steps=10"],
+        &[FROZEN, &init, "trainer.train_steps=10"],
     );
     assert_ok(&first);
     assert!(
@@ -290,7 +298,7 @@ fn init_checkpoint_is_loaded_only_when_model_dir_has_no_checkpoint() {
     let second = run_small(
         &finetuned,
         "train",
-        &[frozen, missing, "trainer.train_steps=20"],
+        &[FROZEN, missing, "trainer.train_steps=20"],
     );
     assert_ok(&second);
     assert!(!stderr(&second).contains("variables, kept"));
@@ -878,15 +886,8 @@ fn twenty_injected_crashes_always_resume_from_a_complete_checkpoint() {
 #[test]
 fn init_checkpoint_rules_load_only_the_encoder_and_report_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let pretrained = dir.path().join("pretrained");
-    assert_ok(&run_small(
-        &pretrained,
-        "train",
-        &["trainer.train_steps=20"],
-    ));
+    let pretrained = pretrain(dir.path());
     let finetuned = dir.path().join("finetuned");
-    let frozen = "trainer.optimizer_config.learning_rate={type: constant, constant: \
-                  {learning_rate: 0.0}},trainer.optimizer_config.warmup.type=null";
     let init = format!(
         "{{task: {{init_checkpoint: '{}', init_checkpoint_rules: [{{model: encoder., \
          checkpoint: encoder.}}]}}}}",
@@ -895,7 +896,7 @@ fn init_checkpoint_rules_load_only_the_encoder_and_report_the_rest() {
     let output = run_small(
         &finetuned,
         "train",
-        &[frozen, &init, "trainer.train_steps=10"],
+        &[FROZEN, &init, "trainer.train_steps=10"],
     );
     assert_ok(&output);
     let message = stderr(&output);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::checkpoint_name;
 use crate::error::{OrbitError, Result};
 use crate::fs_atomic::{remove_dir_if_present, save_checkpoint_dir, write_atomically};
-use crate::logs::Logs;
+use crate::logs::{metric_value, Logs};
 use crate::runner::Checkpointable;
 
 /// File in the export directory listing the retained best checkpoints.
@@ -117,14 +117,7 @@ impl BestCheckpointExporter {
         logs: &mut Logs,
         state: &S,
     ) -> Result<()> {
-        let key = self.metric.replace('|', "/");
-        let value = *logs.get(&key).ok_or_else(|| {
-            OrbitError::InvalidSetting(format!(
-                "best_checkpoint_eval_metric `{}` is not among the evaluation metrics: {}",
-                self.metric,
-                logs.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
+        let value = metric_value(logs, &self.metric, "best_checkpoint_eval_metric")?;
         let makes_the_cut = self.info.checkpoints.len() < self.max_to_keep
             || self
                 .info
@@ -136,7 +129,7 @@ impl BestCheckpointExporter {
             self.export(step, value, logs, state)?;
         }
         if let Some(best) = self.best() {
-            logs.insert(format!("best_{key}"), best);
+            logs.insert(format!("best_{}", self.metric.replace('|', "/")), best);
         }
         Ok(())
     }

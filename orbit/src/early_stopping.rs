@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::best_checkpoint::Comparison;
 use crate::error::{OrbitError, Result};
-use crate::logs::Logs;
+use crate::logs::{metric_value, Logs};
 
 /// The counters early stopping keeps between evaluations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,14 +63,7 @@ impl EarlyStopping {
 
     /// Folds in one evaluation; true when training should stop.
     pub fn should_stop(&mut self, logs: &Logs) -> Result<bool> {
-        let key = self.metric.replace('|', "/");
-        let value = *logs.get(&key).ok_or_else(|| {
-            OrbitError::InvalidSetting(format!(
-                "trainer.early_stopping.metric `{}` is not among the evaluation metrics: {}",
-                self.metric,
-                logs.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
+        let value = metric_value(logs, &self.metric, "trainer.early_stopping.metric")?;
         let improved = match self.state.best {
             None => !value.is_nan(),
             Some(best) => {
