@@ -259,7 +259,6 @@ fn settings_not_built_yet_are_rejected() {
             "runtime.distribution_strategy=mirrored",
             "distribution_strategy",
         ),
-        ("trainer.recovery_max_trials=3", "recovery_max_trials"),
     ] {
         let err = resolve(&defaults(), &sources(vec![], &[text]))
             .unwrap_err()

@@ -944,3 +944,22 @@ fn extra_validation_sets_are_evaluated_and_logged_under_their_names() {
     assert_eq!(clash.status.code(), Some(2), "{}", stderr(&clash));
     assert!(stderr(&clash).contains("task.extra_validation_data.validation: a set name"));
 }
+
+#[test]
+fn blow_ups_are_recovered_from_the_latest_checkpoint_up_to_max_trials_then_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    // Every loop from step 30 on exceeds a bound of 0: two recoveries, then the run fails.
+    let blow_up = "trainer.train_steps=60,trainer.loss_upper_bound=0.0,\
+                   trainer.recovery_begin_steps=30,trainer.recovery_max_trials=2";
+    let output = run_small(&model_dir, "train", &[blow_up]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("recovery 1 of 2") && message.contains("recovery 2 of 2"));
+    assert!(message.contains("after 2 recoveries"), "{message}");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(model_dir.join("ckpt-20/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["input_offset"], 0);
+}

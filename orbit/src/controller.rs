@@ -58,6 +58,7 @@ pub struct ControllerOptions {
 pub struct Controller<R> {
     runner: R,
     options: ControllerOptions,
+    recoveries: u64,
     pending: LoopMeans,
     progress: Option<Progress>,
 }
@@ -89,6 +90,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         Ok(Controller {
             runner,
             options,
+            recoveries: 0,
             pending: LoopMeans::default(),
             progress: None,
         })
@@ -307,6 +309,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 .early_stopping
                 .as_ref()
                 .map(|e| e.state().clone()),
+            recoveries: self.recoveries,
         };
         let Some(manager) = self.options.checkpoint_manager.as_mut() else {
             return Ok(None);
@@ -319,6 +322,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     }
 
     fn apply_state(&mut self, state: ControllerState) {
+        self.recoveries = state.recoveries;
         if let (Some(stopping), Some(saved)) =
             (self.options.early_stopping.as_mut(), state.early_stopping)
         {
@@ -366,7 +370,9 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             steps as f64 / started.elapsed().as_secs_f64().max(1e-9),
         );
         if let Some(guard) = &self.options.loss_guard {
-            guard.check(step, &logs)?;
+            if let Err(blowup) = guard.check(step, &logs) {
+                return self.recover(step, blowup, guard.max_trials);
+            }
         }
         self.log_line("train", step, &logs);
         self.pending.add(&logs, steps);
@@ -377,6 +383,40 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         if let Some(progress) = &self.progress {
             progress.update(step, &logs);
         }
+        Ok(())
+    }
+
+    /// After a blow-up in the loop ending at `step`: restores the latest checkpoint and moves
+    /// the input past the span that blew up, or fails once `max_trials` recoveries are spent.
+    fn recover(&mut self, step: u64, blowup: OrbitError, max_trials: u64) -> Result<()> {
+        if self.recoveries >= max_trials {
+            return Err(OrbitError::Diverged(format!(
+                "{blowup} (after {} recoveries; trainer.recovery_max_trials = {max_trials})",
+                self.recoveries
+            )));
+        }
+        let latest = self
+            .options
+            .checkpoint_manager
+            .as_ref()
+            .and_then(CheckpointManager::latest_checkpoint)
+            .ok_or_else(|| {
+                OrbitError::Diverged(format!(
+                    "{blowup}, and there is no checkpoint to recover from"
+                ))
+            })?;
+        let recoveries = self.recoveries + 1;
+        tracing::warn!(
+            "{blowup}; recovery {recoveries} of {max_trials}: restoring {}",
+            latest.display()
+        );
+        self.restore_checkpoint(&latest)?;
+        self.recoveries = recoveries;
+        let restored = self.runner.global_step();
+        self.runner
+            .skip_inputs(step.saturating_sub(restored))
+            .map_err(OrbitError::Runner)?;
+        self.pending.take();
         Ok(())
     }
 

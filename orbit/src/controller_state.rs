@@ -1,4 +1,4 @@
-//! The Controller's own checkpoint state (early-stopping counters), saved beside the runner's
+//! The Controller's own checkpoint state (early-stopping counters, recoveries), saved beside the runner's
 //! in every checkpoint as `controller_state.json`.
 
 use std::path::Path;
@@ -16,6 +16,9 @@ pub const CONTROLLER_STATE_FILE: &str = "controller_state.json";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ControllerState {
     pub early_stopping: Option<EarlyStoppingState>,
+    /// Blow-up recoveries so far.
+    #[serde(default)]
+    pub recoveries: u64,
 }
 
 /// A runner and the Controller's state, saved and restored together.

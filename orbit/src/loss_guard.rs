@@ -1,5 +1,6 @@
-//! The blow-up check run after every train loop (Model Garden's recovery action with
-//! `recovery_max_trials` 0): a NaN loop-mean loss, or one above the bound, ends the run.
+//! The blow-up check run after every train loop (Model Garden's recovery action): a NaN
+//! loop-mean loss, or one above the bound, is a blow-up. The Controller recovers from the
+//! latest checkpoint up to `max_trials` times, then ends the run.
 
 use crate::error::{OrbitError, Result};
 use crate::logs::Logs;
@@ -11,6 +12,8 @@ pub struct LossGuard {
     pub loss_upper_bound: f64,
     /// Bound violations before this global step are ignored (NaN never is).
     pub recovery_begin_steps: u64,
+    /// Recoveries allowed over the whole run (0: the first blow-up ends it).
+    pub max_trials: u64,
 }
 
 impl LossGuard {
@@ -51,6 +54,7 @@ mod tests {
         let guard = LossGuard {
             loss_upper_bound: 10.0,
             recovery_begin_steps: 5,
+            max_trials: 0,
         };
         assert!(guard.check(1, &logs(f64::NAN)).is_err());
         assert!(guard.check(1, &logs(100.0)).is_ok());

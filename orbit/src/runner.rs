@@ -14,6 +14,13 @@ pub trait Trainer {
     fn train(&mut self, num_steps: u64) -> Result<Logs, RunnerError>;
     /// Steps trained so far over the whole run, restored from checkpoints.
     fn global_step(&self) -> u64;
+    /// After a blow-up recovery restored an earlier checkpoint: moves the training input
+    /// `batches` ahead, past the span that blew up, so the retried steps see other data. The
+    /// offset must be part of the checkpointed state. The default does nothing.
+    fn skip_inputs(&mut self, batches: u64) -> Result<(), RunnerError> {
+        let _ = batches;
+        Ok(())
+    }
 }
 
 /// Runs evaluation (Orbit's `AbstractEvaluator`).

@@ -16,6 +16,9 @@ struct Counting {
     loops: Vec<u64>,
     evals_at: Vec<u64>,
     stop_at: Option<(u64, Preemption)>,
+    /// The loop ending at this step reports a NaN loss until inputs were skipped.
+    blow_up_at: Option<u64>,
+    skipped: u64,
 }
 
 impl Trainer for Counting {
@@ -32,6 +35,9 @@ impl Trainer for Counting {
             }
             self.step += 1;
         }
+        if self.blow_up_at == Some(self.step) && self.skipped == 0 {
+            return Ok(Logs::from([("training_loss".to_string(), f64::NAN)]));
+        }
         Ok(Logs::from([
             ("training_loss".to_string(), self.step as f64),
             ("learning_rate".to_string(), self.step as f64 / 1000.0),
@@ -39,6 +45,10 @@ impl Trainer for Counting {
     }
     fn global_step(&self) -> u64 {
         self.step
+    }
+    fn skip_inputs(&mut self, batches: u64) -> Result<(), RunnerError> {
+        self.skipped += batches;
+        Ok(())
     }
 }
 
@@ -260,4 +270,45 @@ fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
     resumed.restore_or_initialize(|_| Ok(())).unwrap();
     resumed.train_and_evaluate(100, 1, 5).unwrap();
     assert_eq!(resumed.runner().evals_at, vec![20]);
+}
+
+#[test]
+fn a_blow_up_restores_the_latest_checkpoint_moves_the_input_on_and_counts_the_trial() {
+    let guard = |max_trials| {
+        Some(grove_orbit::LossGuard {
+            loss_upper_bound: 1e6,
+            recovery_begin_steps: 0,
+            max_trials,
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut recovering = options(dir.path(), 5, 5, 5, 10);
+    recovering.loss_guard = guard(1);
+    let runner = Counting {
+        blow_up_at: Some(15),
+        ..Counting::default()
+    };
+    let mut c = Controller::new(runner, recovering).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    c.train(20).unwrap();
+    // Loops 5, 5, 5 (NaN at 15: back to ckpt-10, 5 batches skipped), then 5, 5.
+    assert_eq!(c.runner().loops, vec![5, 5, 5, 5, 5]);
+    assert_eq!(c.runner().skipped, 5);
+    let state = std::fs::read_to_string(dir.path().join("ckpt-20/controller_state.json")).unwrap();
+    assert!(state.contains("\"recoveries\": 1"), "{state}");
+
+    let other = tempfile::tempdir().unwrap();
+    let mut failing = options(other.path(), 5, 5, 5, 10);
+    failing.loss_guard = guard(0);
+    let runner = Counting {
+        blow_up_at: Some(15),
+        ..Counting::default()
+    };
+    let mut c = Controller::new(runner, failing).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    let err = c.train(20).unwrap_err().to_string();
+    assert!(
+        err.contains("NaN") && err.contains("after 0 recoveries"),
+        "{err}"
+    );
 }

@@ -26,6 +26,10 @@ pub struct TrainState {
     pub global_step: u64,
     /// Updates the optimizer had applied (drives the learning-rate schedule).
     pub optimizer_iterations: u64,
+    /// Training batches skipped by blow-up recoveries: the input stream stands at batch
+    /// `global_step + input_offset`.
+    #[serde(default)]
+    pub input_offset: u64,
 }
 
 /// Writes named tensors as a safetensors file (moved to the CPU first).

@@ -50,6 +50,7 @@ pub struct DefaultTrainer {
     device: Device,
     seed: u64,
     global_step: u64,
+    input_offset: u64,
     train_data: Option<Dataset>,
     train_metrics: Vec<Box<dyn Metric>>,
     validation_sets: Vec<ValidationSet>,
@@ -94,6 +95,7 @@ impl DefaultTrainer {
             device,
             seed,
             global_step: 0,
+            input_offset: 0,
             train_data,
             validation_sets,
             preemption: Preemption::new(),
@@ -267,6 +269,7 @@ impl DefaultTrainer {
                 format_version: FORMAT_VERSION,
                 global_step: self.global_step,
                 optimizer_iterations: self.optimizer.iterations(),
+                input_offset: self.input_offset,
             },
         )
     }
@@ -281,11 +284,17 @@ impl DefaultTrainer {
             state.optimizer_iterations,
         )?;
         self.global_step = state.global_step;
+        self.input_offset = state.input_offset;
+        self.reposition_train_inputs()
+    }
+
+    /// Rebuilds the training inputs at batch `global_step + input_offset`, where the run's
+    /// input stream stands.
+    fn reposition_train_inputs(&mut self) -> Result<()> {
         if self.train_data.is_some() {
-            // Continue the input stream where the checkpointed run stood.
             self.train_data = Some(self.task.build_train_inputs(&InputContext {
                 seed: self.seed,
-                start_batch: self.global_step,
+                start_batch: self.global_step + self.input_offset,
                 split: 0,
             })?);
         }
@@ -340,6 +349,11 @@ impl Trainer for DefaultTrainer {
 
     fn global_step(&self) -> u64 {
         self.global_step
+    }
+
+    fn skip_inputs(&mut self, batches: u64) -> std::result::Result<(), RunnerError> {
+        self.input_offset += batches;
+        self.reposition_train_inputs().map_err(boxed)
     }
 }
 

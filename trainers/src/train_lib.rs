@@ -208,6 +208,7 @@ fn controller_options(
         loss_guard: (t.recovery_max_trials >= 0).then_some(LossGuard {
             loss_upper_bound: t.loss_upper_bound,
             recovery_begin_steps: t.recovery_begin_steps,
+            max_trials: t.recovery_max_trials as u64,
         }),
         best_checkpoint: best_checkpoint_exporter(t, model_dir)?,
         early_stopping: early_stopping(t)?,

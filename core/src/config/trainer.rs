@@ -78,7 +78,8 @@ pub struct TrainerConfig {
     /// Blow-ups before this global step are not checked against `loss_upper_bound`.
     pub recovery_begin_steps: u64,
     /// Blow-up recovery: -1 no checking, 0 fail on the first NaN or bound violation,
-    /// k > 0 restore the latest checkpoint up to k times.
+    /// k > 0 restore the latest checkpoint up to k times (the input moves past the span that
+    /// blew up).
     pub recovery_max_trials: i64,
     /// Seconds `continuous_eval` waits for a new checkpoint.
     pub continuous_eval_timeout: u64,
@@ -145,12 +146,6 @@ impl TrainerConfig {
                  first blow-up) or a positive count",
                 self.recovery_max_trials
             )));
-        }
-        if self.recovery_max_trials > 0 {
-            return Err(not_supported(
-                "trainer.recovery_max_trials > 0 (restoring after a blow-up)",
-                "use 0 to fail on the first NaN or bound violation, or -1 to turn checks off",
-            ));
         }
         if self.loss_upper_bound.is_nan() {
             return Err(Error::Config(
