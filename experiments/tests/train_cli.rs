@@ -963,3 +963,28 @@ fn blow_ups_are_recovered_from_the_latest_checkpoint_up_to_max_trials_then_fail(
     .unwrap();
     assert_eq!(state["input_offset"], 0);
 }
+
+#[test]
+fn a_full_disk_fails_clearly_and_leaves_earlier_checkpoints_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = small_command(&model_dir, "train", &[], &["trainer.train_steps=60"])
+        .env("GROVE_FAULT_INJECT", "checkpoint_files_written:3:enospc")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot write") && message.contains("ckpt-60.tmp"),
+        "{message}"
+    );
+    assert!(message.contains("No space left on device"), "{message}");
+    let index = std::fs::read_to_string(model_dir.join("checkpoint")).unwrap();
+    assert!(index.contains("\"latest\": \"ckpt-40\""), "{index}");
+    for step in [20, 40] {
+        let checkpoint = model_dir.join(format!("ckpt-{step}"));
+        grove_orbit::checkpoint::verify_checkpoint(&checkpoint).unwrap();
+    }
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=60"]));
+    assert!(!model_dir.join("ckpt-60.tmp").exists());
+}

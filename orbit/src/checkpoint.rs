@@ -185,7 +185,8 @@ impl CheckpointManager {
         });
         self.index.latest = Some(name);
         self.write_index()?;
-        fault_point("checkpoint_indexed");
+        fault_point("checkpoint_indexed")
+            .map_err(|e| OrbitError::io("cannot write", &self.directory, e))?;
         tracing::info!("saved checkpoint: {}", final_dir.display());
         Ok(final_dir)
     }

@@ -63,15 +63,17 @@ pub fn save_checkpoint_dir<S: Checkpointable + ?Sized>(
     remove_dir_if_present(&tmp_dir)?;
     std::fs::create_dir(&tmp_dir).map_err(|e| OrbitError::io("cannot create", &tmp_dir, e))?;
     state.save(&tmp_dir).map_err(OrbitError::Runner)?;
-    fault_point("checkpoint_files_written");
+    fault_point("checkpoint_files_written")
+        .map_err(|e| OrbitError::io("cannot write", &tmp_dir, e))?;
     write_manifest(&tmp_dir)?;
     sync_tree(&tmp_dir)?;
-    fault_point("checkpoint_manifest_written");
+    fault_point("checkpoint_manifest_written")
+        .map_err(|e| OrbitError::io("cannot write", &tmp_dir, e))?;
     remove_dir_if_present(&final_dir)?;
     std::fs::rename(&tmp_dir, &final_dir)
         .map_err(|e| OrbitError::io("cannot rename into", &final_dir, e))?;
     sync_parent(&final_dir)?;
-    fault_point("checkpoint_renamed");
+    fault_point("checkpoint_renamed").map_err(|e| OrbitError::io("cannot write", parent, e))?;
     Ok(final_dir)
 }
 

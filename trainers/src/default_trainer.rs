@@ -131,7 +131,7 @@ impl DefaultTrainer {
             if self.preemption.requested() {
                 break;
             }
-            fault_point("train_step");
+            fault_point("train_step").map_err(|e| Error::io("cannot train", "step", e))?;
             let batch = self.next_train_batch()?.to_device(&self.device)?;
             let mut context = StepContext {
                 global_step: self.global_step,
