@@ -56,16 +56,9 @@ pub fn get_experiment(name: &str) -> Result<ExperimentConfig> {
         Some(factory) => Ok(factory()),
         None => {
             let names: Vec<&str> = experiments.keys().map(String::as_str).collect();
-            let hint = closest(name, &names)
-                .map(|c| format!("did you mean `{c}`? "))
-                .unwrap_or_default();
             Err(Error::Registry(format!(
-                "unknown experiment `{name}`; {hint}registered experiments: {}",
-                if names.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    names.join(", ")
-                }
+                "unknown experiment `{name}`; {}",
+                suggest(name, &names, "registered experiments")
             )))
         }
     }
@@ -139,15 +132,21 @@ pub fn config_type(family: &str, kind: &str) -> Result<BranchParser> {
         .filter(|(f, _)| *f == family)
         .map(|(_, name)| name.as_str())
         .collect();
-    let hint = closest(kind, &names)
+    Err(Error::Config(format!(
+        "`type: {kind}` is not a registered {family} type; {}",
+        suggest(kind, &names, "registered")
+    )))
+}
+
+/// `did you mean `x`? <label>: a, b` for an unknown `name` among `names`.
+fn suggest(name: &str, names: &[&str], label: &str) -> String {
+    let hint = closest(name, names)
         .map(|c| format!("did you mean `{c}`? "))
         .unwrap_or_default();
-    Err(Error::Config(format!(
-        "`type: {kind}` is not a registered {family} type; {hint}registered: {}",
-        if names.is_empty() {
-            "(none)".to_string()
-        } else {
-            names.join(", ")
-        }
-    )))
+    let listed = if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!("{hint}{label}: {listed}")
 }
