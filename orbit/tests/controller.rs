@@ -274,22 +274,24 @@ fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
 
 #[test]
 fn a_blow_up_restores_the_latest_checkpoint_moves_the_input_on_and_counts_the_trial() {
-    let guard = |max_trials| {
-        Some(grove_orbit::LossGuard {
+    // A controller whose trainer reports NaN at step 15 until it skips inputs.
+    let blowing_up = |dir: &Path, max_trials| {
+        let mut options = options(dir, 5, 5, 5, 10);
+        options.loss_guard = Some(grove_orbit::LossGuard {
             loss_upper_bound: 1e6,
             recovery_begin_steps: 0,
             max_trials,
-        })
+        });
+        let runner = Counting {
+            blow_up_at: Some(15),
+            ..Counting::default()
+        };
+        let mut c = Controller::new(runner, options).unwrap();
+        c.restore_or_initialize(|_| Ok(())).unwrap();
+        c
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut recovering = options(dir.path(), 5, 5, 5, 10);
-    recovering.loss_guard = guard(1);
-    let runner = Counting {
-        blow_up_at: Some(15),
-        ..Counting::default()
-    };
-    let mut c = Controller::new(runner, recovering).unwrap();
-    c.restore_or_initialize(|_| Ok(())).unwrap();
+    let mut c = blowing_up(dir.path(), 1);
     c.train(20).unwrap();
     // Loops 5, 5, 5 (NaN at 15: back to ckpt-10, 5 batches skipped), then 5, 5.
     assert_eq!(c.runner().loops, vec![5, 5, 5, 5, 5]);
@@ -298,14 +300,7 @@ fn a_blow_up_restores_the_latest_checkpoint_moves_the_input_on_and_counts_the_tr
     assert!(state.contains("\"recoveries\": 1"), "{state}");
 
     let other = tempfile::tempdir().unwrap();
-    let mut failing = options(other.path(), 5, 5, 5, 10);
-    failing.loss_guard = guard(0);
-    let runner = Counting {
-        blow_up_at: Some(15),
-        ..Counting::default()
-    };
-    let mut c = Controller::new(runner, failing).unwrap();
-    c.restore_or_initialize(|_| Ok(())).unwrap();
+    let mut c = blowing_up(other.path(), 0);
     let err = c.train(20).unwrap_err().to_string();
     assert!(
         err.contains("NaN") && err.contains("after 0 recoveries"),

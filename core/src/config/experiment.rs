@@ -49,7 +49,9 @@ impl ExperimentConfig {
 
     /// Checks every section (values, cross-field rules, unsupported settings).
     pub fn validate(&self) -> Result<()> {
-        check_restrictions(&self.restrictions, &self.to_flat())?;
+        if !self.restrictions.is_empty() {
+            check_restrictions(&self.restrictions, &self.to_flat())?;
+        }
         self.trainer.validate()?;
         self.runtime.validate()?;
         self.task.validate()
