@@ -2,8 +2,8 @@
 //! `bert/pretraining` (Model Garden's BERT-base recipe).
 
 use grove_core::config::optimization::{
-    AdamWConfig, LearningRateConfig, LearningRateType, OptimizationConfig, OptimizerConfig,
-    OptimizerType, PolynomialLrConfig, PolynomialWarmupConfig, WarmupConfig, WarmupType,
+    AdamWConfig, LearningRateConfig, OptimizationConfig, OptimizerConfig, PolynomialLrConfig,
+    PolynomialWarmupConfig, WarmupConfig, WarmupType,
 };
 use grove_core::config::{ExperimentConfig, TrainerConfig};
 use grove_tasks::masked_lm::config::SYNTHETIC_INPUT;
@@ -20,26 +20,17 @@ fn bert_optimization(
     warmup_steps: u64,
 ) -> OptimizationConfig {
     OptimizationConfig {
-        optimizer: OptimizerConfig {
-            kind: OptimizerType::Adamw,
-            adamw: Some(AdamWConfig {
-                weight_decay_rate: 0.01,
-                ..AdamWConfig::default()
-            }),
-            ..OptimizerConfig::default()
-        }
-        .normalized(),
-        learning_rate: LearningRateConfig {
-            kind: LearningRateType::Polynomial,
-            polynomial: Some(PolynomialLrConfig {
-                initial_learning_rate: learning_rate,
-                decay_steps: train_steps,
-                end_learning_rate: 0.0,
-                ..PolynomialLrConfig::default()
-            }),
-            ..LearningRateConfig::default()
-        }
-        .normalized(),
+        optimizer: OptimizerConfig::from(AdamWConfig {
+            weight_decay_rate: 0.01,
+            ..AdamWConfig::default()
+        }),
+        ema: None,
+        learning_rate: LearningRateConfig::from(PolynomialLrConfig {
+            initial_learning_rate: learning_rate,
+            decay_steps: train_steps,
+            end_learning_rate: 0.0,
+            ..PolynomialLrConfig::default()
+        }),
         warmup: WarmupConfig {
             kind: Some(WarmupType::Polynomial),
             polynomial: Some(PolynomialWarmupConfig {
@@ -47,8 +38,7 @@ fn bert_optimization(
                 ..PolynomialWarmupConfig::default()
             }),
             ..WarmupConfig::default()
-        }
-        .normalized(),
+        },
     }
 }
 

@@ -986,3 +986,63 @@ fn a_full_disk_fails_clearly_and_leaves_earlier_checkpoints_intact() {
     assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=60"]));
     assert!(!model_dir.join("ckpt-60.tmp").exists());
 }
+
+#[test]
+fn ema_evaluates_and_exports_averaged_weights_and_trains_on_raw_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ema = "trainer.optimizer_config.ema={average_decay: 0.9}";
+    let best = "trainer.best_checkpoint_export_subdir=best,\
+                trainer.best_checkpoint_eval_metric=validation_loss,\
+                trainer.best_checkpoint_metric_comp=higher";
+    let steps = "trainer.train_steps=40";
+    let evaluated = dir.path().join("evaluated");
+    assert_ok(&run_small(
+        &evaluated,
+        "train_and_eval",
+        &[steps, ema, best],
+    ));
+    // Training in two processes, without evaluation, ends with the same files: evaluation
+    // swapped the raw weights back, and the averages were checkpointed and restored.
+    let resumed = dir.path().join("resumed");
+    assert_ok(&run_small(
+        &resumed,
+        "train",
+        &["trainer.train_steps=20", ema],
+    ));
+    assert_ok(&run_small(&resumed, "train", &[steps, ema]));
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        assert_eq!(
+            tensors(&evaluated.join("ckpt-40").join(file)),
+            tensors(&resumed.join("ckpt-40").join(file)),
+            "{file}"
+        );
+    }
+    // The averages are optimizer slots; the best export (here the first evaluation, at step
+    // 20, since a higher loss is "better") holds them as its model weights.
+    let optimizer = tensors(&evaluated.join("ckpt-20/optimizer.safetensors"));
+    let exported = tensors(&evaluated.join("best/ckpt-20/model.safetensors"));
+    let raw = tensors(&evaluated.join("ckpt-20/model.safetensors"));
+    for (name, value) in &exported {
+        assert_eq!(&optimizer[&format!("{name}/average")], value, "{name}");
+        assert_ne!(&raw[name], value, "{name}");
+    }
+    // Evaluation used the averages: the losses differ from a run without EMA, and
+    // re-evaluating the checkpoint gives the same loss as during training.
+    let plain = dir.path().join("plain");
+    assert_ok(&run_small(&plain, "train_and_eval", &[steps]));
+    let with_ema = metric(&evaluated, "validation", "validation_loss");
+    assert_ne!(with_ema, metric(&plain, "validation", "validation_loss"));
+    assert_eq!(
+        metric(&evaluated, "train", "training_loss"),
+        metric(&plain, "train", "training_loss")
+    );
+    let output = run_small_with_flags(
+        &evaluated,
+        "eval",
+        &["--eval_checkpoint=all"],
+        &[steps, ema, best],
+    );
+    assert_ok(&output);
+    let again = metric(&evaluated, "validation", "validation_loss");
+    assert_eq!(&again[again.len() - 2..], &with_ema[..], "{again:?}");
+}

@@ -141,7 +141,8 @@ impl BestCheckpointExporter {
         logs: &Logs,
         state: &S,
     ) -> Result<()> {
-        let final_dir = save_checkpoint_dir(&self.directory, &checkpoint_name(step), state)?;
+        let name = checkpoint_name(step);
+        let final_dir = save_checkpoint_dir(&self.directory, &name, |dir| state.save_export(dir))?;
         let position = self
             .info
             .checkpoints

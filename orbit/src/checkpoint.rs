@@ -178,7 +178,7 @@ impl CheckpointManager {
 
     fn write<S: Checkpointable + ?Sized>(&mut self, step: u64, state: &S) -> Result<PathBuf> {
         let name = checkpoint_name(step);
-        let final_dir = save_checkpoint_dir(&self.directory, &name, state)?;
+        let final_dir = save_checkpoint_dir(&self.directory, &name, |dir| state.save(dir))?;
         self.index.checkpoints.push(IndexEntry {
             name: name.clone(),
             step,

@@ -5,10 +5,10 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::error::RunnerError;
 use crate::error::{OrbitError, Result};
 use crate::fault::fault_point;
 use crate::manifest::write_manifest;
-use crate::runner::Checkpointable;
 
 /// Writes `bytes` to `path` atomically: a temporary sibling is written and fsynced, renamed over
 /// `path`, and the directory is fsynced.
@@ -50,19 +50,19 @@ fn sync_path(path: &Path) -> Result<()> {
         .map_err(|e| OrbitError::io("cannot fsync", path, e))
 }
 
-/// Saves `state` as `<parent>/<name>/`, complete or not at all: it is written into
+/// Saves a checkpoint as `<parent>/<name>/`, complete or not at all: `write_files` writes it into
 /// `<name>.tmp/` with its manifest last, fsynced and renamed (replacing a leftover `<name>/` that no index names).
-pub fn save_checkpoint_dir<S: Checkpointable + ?Sized>(
+pub fn save_checkpoint_dir(
     parent: &Path,
     name: &str,
-    state: &S,
+    write_files: impl FnOnce(&Path) -> std::result::Result<(), RunnerError>,
 ) -> Result<PathBuf> {
     let final_dir = parent.join(name);
     let tmp_dir = parent.join(format!("{name}.tmp"));
     std::fs::create_dir_all(parent).map_err(|e| OrbitError::io("cannot create", parent, e))?;
     remove_dir_if_present(&tmp_dir)?;
     std::fs::create_dir(&tmp_dir).map_err(|e| OrbitError::io("cannot create", &tmp_dir, e))?;
-    state.save(&tmp_dir).map_err(OrbitError::Runner)?;
+    write_files(&tmp_dir).map_err(OrbitError::Runner)?;
     fault_point("checkpoint_files_written")
         .map_err(|e| OrbitError::io("cannot write", &tmp_dir, e))?;
     write_manifest(&tmp_dir)?;

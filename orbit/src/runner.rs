@@ -34,6 +34,12 @@ pub trait Evaluator {
 pub trait Checkpointable {
     /// Writes the complete state into `dir`, an existing empty directory.
     fn save(&self, dir: &Path) -> Result<(), RunnerError>;
+    /// Writes the state an export keeps (e.g. the best checkpoint) into `dir`: by default the
+    /// same as [`Checkpointable::save`]; with a moving average of the weights, the averaged
+    /// weights in place of the raw ones.
+    fn save_export(&self, dir: &Path) -> Result<(), RunnerError> {
+        self.save(dir)
+    }
     /// Replaces the current state with the one saved in `dir`.
     fn restore(&mut self, dir: &Path) -> Result<(), RunnerError>;
 }

@@ -1,6 +1,7 @@
 //! DefaultTrainer: drives any Task as an Orbit trainer, evaluator and checkpointable state.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -8,7 +9,9 @@ use grove_core::config::ExperimentConfig;
 use grove_core::data::Dataset;
 use grove_core::init_checkpoint::MODEL_WEIGHTS_FILE;
 use grove_core::metrics::{collect_and_reset, Metric};
-use grove_core::optimization::{build_optimizer, build_schedule, LearningRateSchedule, Optimizer};
+use grove_core::optimization::{
+    build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
+};
 use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{DynTask, InputContext, StepContext, StepOutputs};
 use grove_core::vars::ModelVars;
@@ -90,7 +93,7 @@ impl DefaultTrainer {
             task,
             model,
             vars,
-            optimizer: build_optimizer(&optimization.optimizer)?,
+            optimizer: build_optimizer_with_ema(optimization)?,
             schedule: build_schedule(optimization),
             device,
             seed,
@@ -181,9 +184,21 @@ impl DefaultTrainer {
         })
     }
 
-    /// Evaluates every validation set; the first logs its metrics under their own names, the
-    /// others as `<set name>/<metric>`.
+    /// Evaluates every validation set, with the averaged weights when the optimizer keeps a
+    /// moving average (the raw weights are back afterwards, even on error); the first set
+    /// logs its metrics under their own names, the others as `<set name>/<metric>`.
     fn evaluate_steps(&mut self, num_steps: i64) -> Result<Logs> {
+        let params = self.vars.named_vars();
+        let averaged = self.optimizer.swap_average_weights(&params)?;
+        let logs = self.evaluate_sets(num_steps);
+        if averaged {
+            self.optimizer.swap_average_weights(&params)?;
+        }
+        logs
+    }
+
+    /// Evaluates every validation set with the model's current weights.
+    fn evaluate_sets(&mut self, num_steps: i64) -> Result<Logs> {
         let mut logs = Logs::new();
         for index in 0..self.validation_sets.len() {
             let set_logs = self.evaluate_set(index, num_steps)?;
@@ -260,8 +275,20 @@ impl DefaultTrainer {
             .validation_step(batch, self.model.as_ref(), &mut context)
     }
 
-    fn save_to(&self, dir: &Path) -> Result<()> {
-        write_tensors(&dir.join(MODEL_WEIGHTS_FILE), self.vars.tensors())?;
+    /// Writes a checkpoint; `averaged` writes the moving averages (where there are any) as
+    /// the model weights.
+    fn save_to(&self, dir: &Path, averaged: bool) -> Result<()> {
+        let mut weights = self.vars.tensors();
+        if averaged {
+            let averages: HashMap<String, Tensor> =
+                self.optimizer.average_weights().into_iter().collect();
+            for (name, value) in &mut weights {
+                if let Some(average) = averages.get(name) {
+                    *value = average.to_dtype(value.dtype())?;
+                }
+            }
+        }
+        write_tensors(&dir.join(MODEL_WEIGHTS_FILE), weights)?;
         write_tensors(&dir.join(OPTIMIZER_FILE), self.optimizer.state())?;
         write_state(
             dir,
@@ -365,7 +392,11 @@ impl Evaluator for DefaultTrainer {
 
 impl Checkpointable for DefaultTrainer {
     fn save(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
-        self.save_to(dir).map_err(boxed)
+        self.save_to(dir, false).map_err(boxed)
+    }
+
+    fn save_export(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
+        self.save_to(dir, true).map_err(boxed)
     }
 
     fn restore(&mut self, dir: &Path) -> std::result::Result<(), RunnerError> {

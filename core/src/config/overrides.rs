@@ -26,8 +26,10 @@ pub fn parse_override(text: &str) -> Result<Override> {
     if trimmed.is_empty() {
         return Ok(Override::Values(Mapping::new()));
     }
-    if let Ok(Value::Mapping(mapping)) = serde_yaml::from_str::<Value>(trimmed) {
-        return Ok(Override::Values(mapping));
+    if !starts_with_assignment(trimmed) {
+        if let Ok(Value::Mapping(mapping)) = serde_yaml::from_str::<Value>(trimmed) {
+            return Ok(Override::Values(mapping));
+        }
     }
     let pieces = split_top_level(text).map_err(|e| error(text, &e))?;
     if !pieces.iter().any(|(_, piece)| piece.contains('=')) {
@@ -41,6 +43,19 @@ pub fn parse_override(text: &str) -> Result<Override> {
         ));
     }
     parse_pairs(text, &pieces).map(Override::Values)
+}
+
+/// Whether `text` begins `dotted.key=` (or `key[i]=`): then it is pairs, even when YAML would
+/// also read it as a mapping (`a.b={c: 1}` is a YAML mapping with the key `a.b={c`).
+fn starts_with_assignment(text: &str) -> bool {
+    let Some((key, _)) = text.split_once('=') else {
+        return false;
+    };
+    let key = key.trim_end();
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '-'))
 }
 
 fn parse_pairs(text: &str, pieces: &[(usize, &str)]) -> Result<Mapping> {
@@ -240,6 +255,16 @@ mod tests {
             parse_override("{trainer: {train_steps: 7}}").unwrap(),
             yaml("{trainer: {train_steps: 7}}")
         );
+    }
+
+    #[test]
+    fn a_pair_whose_value_is_a_flow_mapping_is_a_pair() {
+        // YAML alone would read this as the key `a.b={c` with the value `1}`.
+        assert_eq!(
+            parse_override("a.b={c: 1}").unwrap(),
+            yaml("{a: {b: {c: 1}}}")
+        );
+        assert_eq!(parse_override("x: 1").unwrap(), yaml("{x: 1}"));
     }
 
     #[test]

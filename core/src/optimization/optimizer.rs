@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 
-use crate::config::optimization::{OptimizerConfig, OptimizerType};
+use crate::config::optimization::{OptimizationConfig, OptimizerConfig, OptimizerType};
 use crate::error::Result;
 
-use super::adamw::AdamWeightDecay;
-use super::sgd::Sgd;
+use super::ema::MovingAverage;
+use super::rule::RuleOptimizer;
+use super::rules::{
+    adagrad::Adagrad, adam::Adam, lamb::Lamb, lars::Lars, rmsprop::Rmsprop, sgd::Sgd,
+};
 
 /// A trainable variable and its name (module path, e.g.
 /// `encoder.layer.0.attention.query.weight`).
@@ -64,14 +67,51 @@ pub trait Optimizer: Send {
         state: HashMap<String, Tensor>,
         iterations: u64,
     ) -> Result<()>;
+
+    /// With a moving average of the weights (`optimizer_config.ema`): exchanges every
+    /// variable's value with its average (Keras `swap_weights`), so calling it twice restores
+    /// the raw weights, and returns true. Without one: does nothing and returns false.
+    fn swap_average_weights(&mut self, params: &[NamedVar]) -> Result<bool> {
+        let _ = params;
+        Ok(false)
+    }
+
+    /// The averaged value of every variable that has one, by variable name (empty without a
+    /// moving average).
+    fn average_weights(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
 }
 
 /// Builds the optimizer selected by `cfg` (validating the selected branch first).
 pub fn build_optimizer(cfg: &OptimizerConfig) -> Result<Box<dyn Optimizer>> {
     cfg.validate()?;
+    let clipping = cfg.clipping();
     Ok(match cfg.kind {
-        OptimizerType::Sgd => Box::new(Sgd::new(&cfg.sgd())),
-        OptimizerType::Adamw => Box::new(AdamWeightDecay::new(&cfg.adamw())?),
+        OptimizerType::Sgd => Box::new(RuleOptimizer::new(Sgd::new(&cfg.sgd()), clipping)),
+        OptimizerType::Adam => Box::new(RuleOptimizer::new(Adam::new(&cfg.adam()), clipping)),
+        OptimizerType::Adamw => Box::new(RuleOptimizer::new(
+            Adam::weight_decay(&cfg.adamw())?,
+            clipping,
+        )),
+        OptimizerType::Lamb => Box::new(RuleOptimizer::new(Lamb::new(&cfg.lamb())?, clipping)),
+        OptimizerType::Lars => Box::new(RuleOptimizer::new(Lars::new(&cfg.lars())?, clipping)),
+        OptimizerType::Rmsprop => {
+            Box::new(RuleOptimizer::new(Rmsprop::new(&cfg.rmsprop()), clipping))
+        }
+        OptimizerType::Adagrad => {
+            Box::new(RuleOptimizer::new(Adagrad::new(&cfg.adagrad()), clipping))
+        }
+    })
+}
+
+/// Builds the optimizer of `cfg.optimizer`, wrapped in a [`MovingAverage`] when `cfg.ema`
+/// is set.
+pub fn build_optimizer_with_ema(cfg: &OptimizationConfig) -> Result<Box<dyn Optimizer>> {
+    let optimizer = build_optimizer(&cfg.optimizer)?;
+    Ok(match &cfg.ema {
+        Some(ema) => Box::new(MovingAverage::new(optimizer, ema.clone())),
+        None => optimizer,
     })
 }
 

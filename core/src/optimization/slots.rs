@@ -8,35 +8,65 @@ use candle_core::{DType, Tensor};
 use super::optimizer::NamedVar;
 use crate::error::{Error, Result};
 
+/// A slot's name and the value its elements start at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SlotSpec {
+    /// The slot's name (`<var name>/<name>` in checkpoints).
+    pub name: &'static str,
+    /// The value every element starts at (0 for moments; Adagrad's accumulator differs).
+    pub initial_value: f64,
+}
+
+impl SlotSpec {
+    /// A slot that starts at zero.
+    pub(crate) const fn zeros(name: &'static str) -> Self {
+        SlotSpec {
+            name,
+            initial_value: 0.0,
+        }
+    }
+}
+
 /// The slots of every variable that has received an update. Every variable has the same slot
 /// names, in the order given at construction; slots are f32 tensors of the variable's shape.
 #[derive(Debug, Clone)]
 pub(crate) struct Slots {
-    names: &'static [&'static str],
+    specs: Vec<SlotSpec>,
+    names: Vec<&'static str>,
     by_var: HashMap<String, Vec<Tensor>>,
 }
 
 impl Slots {
-    /// Empty slots named `names` (no names: an optimizer without state).
-    pub(crate) fn new(names: &'static [&'static str]) -> Self {
+    /// Empty slots as `specs` describes (none: an optimizer without state).
+    pub(crate) fn new(specs: Vec<SlotSpec>) -> Self {
         Slots {
-            names,
+            names: specs.iter().map(|s| s.name).collect(),
+            specs,
             by_var: HashMap::new(),
         }
     }
 
-    /// The slots of `param`, created as zeros on first use.
-    pub(crate) fn get_or_zeros(&mut self, param: &NamedVar) -> Result<&mut Vec<Tensor>> {
+    /// The slots of `param`, created at their initial values on first use.
+    pub(crate) fn get_or_init(&mut self, param: &NamedVar) -> Result<&mut Vec<Tensor>> {
         if !self.by_var.contains_key(&param.name) {
             let t = param.var.as_tensor();
             let zeros = Tensor::zeros(t.shape(), DType::F32, t.device())?;
-            let slots = vec![zeros; self.names.len()];
+            let slots = self
+                .specs
+                .iter()
+                .map(|spec| zeros.affine(1.0, spec.initial_value))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             self.by_var.insert(param.name.clone(), slots);
         }
         Ok(self
             .by_var
             .get_mut(&param.name)
             .expect("slots were inserted above"))
+    }
+
+    /// The slots of the variable `name`, if it has any yet.
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Vec<Tensor>> {
+        self.by_var.get_mut(name)
     }
 
     /// Every slot as `(<var name>/<slot>, tensor)`, sorted by the full name.
@@ -73,7 +103,7 @@ impl Slots {
             let tensor = state.remove(&key).expect("key taken from the map");
             let (var_name, slot) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
             let Some(index) = self.names.iter().position(|n| *n == slot) else {
-                return Err(unknown_slot(&key, slot, self.names));
+                return Err(unknown_slot(&key, slot, &self.names));
             };
             let Some(param) = params.get(var_name) else {
                 return Err(Error::Checkpoint(format!(

@@ -9,7 +9,7 @@
 
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
-use grove_core::config::optimization::{OptimizerConfig, OptimizerType, SgdConfig};
+use grove_core::config::optimization::{OptimizerConfig, SgdConfig};
 use grove_core::config::{DataConfig, ExperimentConfig, TaskConfig, TrainerConfig};
 use grove_core::data::{Batch, BatchSource, Dataset};
 use grove_core::metrics::{Metric, WeightedMean};
@@ -226,15 +226,10 @@ fn linear_regression_local() -> ExperimentConfig {
         ..TrainerConfig::default()
     };
     let optimizer = &mut config.trainer.optimizer_config.optimizer;
-    *optimizer = OptimizerConfig {
-        kind: OptimizerType::Sgd,
-        sgd: Some(SgdConfig {
-            momentum: 0.9,
-            ..SgdConfig::default()
-        }),
-        ..OptimizerConfig::default()
-    }
-    .normalized();
+    *optimizer = OptimizerConfig::from(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::default()
+    });
     config
 }
 

@@ -1,4 +1,9 @@
-//! Update rules checked against hand-written f64 references on a tiny fixed problem.
+//! Update rules checked against hand-written f64 references on a tiny fixed problem: SGD and
+//! AdamW here, the other Keras optimizers and the clipping keys in [`keras`], the moving
+//! average in [`ema`].
+
+mod ema;
+mod keras;
 
 use std::collections::HashMap;
 
@@ -6,7 +11,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 
 use super::*;
-use crate::config::optimization::{AdamWConfig, OptimizerConfig, OptimizerType, SgdConfig};
+use crate::config::optimization::{AdamWConfig, OptimizerConfig, SgdConfig};
 use crate::error::Error;
 
 /// Initial values of the two vars of the problem.
@@ -62,22 +67,42 @@ fn run(opt: &mut dyn Optimizer) -> Vec<NamedVar> {
     params
 }
 
+/// The optimizer a one-of branch selects.
+fn build(branch: impl Into<OptimizerConfig>) -> Box<dyn Optimizer> {
+    build_optimizer(&branch.into()).unwrap()
+}
+
 fn sgd(momentum: f64, nesterov: bool) -> Box<dyn Optimizer> {
-    build_optimizer(&OptimizerConfig {
-        kind: OptimizerType::Sgd,
-        sgd: Some(SgdConfig { momentum, nesterov }),
-        adamw: None,
+    build(SgdConfig {
+        momentum,
+        nesterov,
+        ..SgdConfig::default()
     })
-    .unwrap()
 }
 
 fn adamw(cfg: AdamWConfig) -> Box<dyn Optimizer> {
-    build_optimizer(&OptimizerConfig {
-        kind: OptimizerType::Adamw,
-        sgd: None,
-        adamw: Some(cfg),
-    })
-    .unwrap()
+    build(cfg)
+}
+
+/// Runs a per-variable f64 reference over both steps of the problem:
+/// `update(var index, weights, gradient, lr, t)` with `t` the 1-based step.
+fn reference(mut update: impl FnMut(usize, &mut [f64], &[f64], f64, i32)) -> [Vec<f64>; 2] {
+    let mut w = [W0.to_vec(), B0.to_vec()];
+    for (step, lr) in LRS.iter().enumerate() {
+        let g = [GRADS[step].0.to_vec(), GRADS[step].1.to_vec()];
+        for k in 0..2 {
+            update(k, &mut w[k], &g[k], *lr, step as i32 + 1);
+        }
+    }
+    w
+}
+
+/// Runs `opt` over both steps and compares both vars with `want`.
+fn check(mut opt: Box<dyn Optimizer>, want: [Vec<f64>; 2]) -> Box<dyn Optimizer> {
+    let params = run(opt.as_mut());
+    assert_close(&values(&params[0]), &want[0], "weight");
+    assert_close(&values(&params[1]), &want[1], "bias");
+    opt
 }
 
 /// Keras SGD in f64 for one var over both steps.

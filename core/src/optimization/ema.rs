@@ -1,0 +1,119 @@
+//! Model Garden's `ExponentialMovingAverage` optimizer wrapper: a moving average of every
+//! variable, updated after each step of the wrapped optimizer, for evaluation and export.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::Tensor;
+
+use super::optimizer::{write, NamedVar, Optimizer};
+use super::slots::{SlotSpec, Slots};
+use crate::config::optimization::EmaConfig;
+use crate::error::Result;
+
+/// The slot name of a variable's average (`<var name>/average` in checkpoints).
+pub const AVERAGE_SLOT: &str = "average";
+
+/// Wraps an optimizer and keeps an average of every variable. After each update, with `s`
+/// the wrapped optimizer's iteration count: `decay = 0` if `s < start_step`; otherwise
+/// `min(average_decay, (1 + n) / (10 + n))` with `n = s − start_step` when `dynamic_decay`,
+/// else `average_decay`; `average −= (1 − decay)·(average − w)`. Averages start at zero, as
+/// in Model Garden.
+pub struct MovingAverage {
+    inner: Box<dyn Optimizer>,
+    config: EmaConfig,
+    averages: Slots,
+}
+
+impl MovingAverage {
+    /// Averages the variables `inner` updates, as `config` says.
+    pub fn new(inner: Box<dyn Optimizer>, config: EmaConfig) -> Self {
+        MovingAverage {
+            inner,
+            config,
+            averages: Slots::new(vec![SlotSpec::zeros(AVERAGE_SLOT)]),
+        }
+    }
+
+    /// The decay applied after the update that made the iteration count `step`.
+    pub fn decay(&self, step: u64) -> f64 {
+        let cfg = &self.config;
+        if step < cfg.start_step {
+            return 0.0;
+        }
+        if cfg.dynamic_decay {
+            let n = (step - cfg.start_step) as f64;
+            cfg.average_decay.min((1.0 + n) / (10.0 + n))
+        } else {
+            cfg.average_decay
+        }
+    }
+}
+
+impl Optimizer for MovingAverage {
+    fn apply(&mut self, params: &[NamedVar], grads: &GradStore, lr: f64) -> Result<()> {
+        self.inner.apply(params, grads, lr)?;
+        let keep = self.decay(self.inner.iterations());
+        for param in params {
+            let w = param
+                .var
+                .as_tensor()
+                .detach()
+                .to_dtype(candle_core::DType::F32)?;
+            let slots = self.averages.get_or_init(param)?;
+            slots[0] = (slots[0].affine(keep, 0.0)? + w.affine(1.0 - keep, 0.0)?)?;
+        }
+        Ok(())
+    }
+
+    fn iterations(&self) -> u64 {
+        self.inner.iterations()
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut state = self.inner.state();
+        state.extend(self.averages.state());
+        state.sort_by(|a, b| a.0.cmp(&b.0));
+        state
+    }
+
+    fn load_state(
+        &mut self,
+        params: &[NamedVar],
+        state: HashMap<String, Tensor>,
+        iterations: u64,
+    ) -> Result<()> {
+        let suffix = format!("/{AVERAGE_SLOT}");
+        let (averages, inner): (HashMap<_, _>, HashMap<_, _>) = state
+            .into_iter()
+            .partition(|(name, _)| name.ends_with(&suffix));
+        let mut loaded = self.averages.clone();
+        loaded.load(params, averages)?;
+        self.inner.load_state(params, inner, iterations)?;
+        self.averages = loaded;
+        Ok(())
+    }
+
+    fn swap_average_weights(&mut self, params: &[NamedVar]) -> Result<bool> {
+        for param in params {
+            if let Some(slots) = self.averages.get_mut(&param.name) {
+                let raw = param
+                    .var
+                    .as_tensor()
+                    .copy()?
+                    .to_dtype(candle_core::DType::F32)?;
+                write(param, &slots[0])?;
+                slots[0] = raw;
+            }
+        }
+        Ok(true)
+    }
+
+    fn average_weights(&self) -> Vec<(String, Tensor)> {
+        let suffix = format!("/{AVERAGE_SLOT}");
+        let averages = self.averages.state().into_iter();
+        averages
+            .filter_map(|(name, t)| Some((name.strip_suffix(&suffix)?.to_string(), t)))
+            .collect()
+    }
+}

@@ -1,0 +1,98 @@
+//! Keras Adam (with AMSGrad) and Model Garden's `AdamWeightDecay` (BERT's AdamW), which is
+//! Adam plus decoupled weight decay and its own global-norm clip.
+
+use candle_core::Tensor;
+
+use super::{update_moments, WeightDecaySelection};
+use crate::config::optimization::{AdamConfig, AdamWConfig};
+use crate::error::Result;
+use crate::optimization::rule::{StepInfo, UpdateRule};
+use crate::optimization::slots::SlotSpec;
+
+/// Adam as Keras computes it. With `t` the 1-based update number:
+/// `m = b1·m + (1−b1)·g`, `v = b2·v + (1−b2)·g²`, `lr_t = lr·sqrt(1−b2^t)/(1−b1^t)`,
+/// optionally `w −= lr·rate·w` (AdamW's decoupled decay, for the selected vars), then
+/// `w −= lr_t·m/(sqrt(v̂)+ε)` where `v̂` is `v`, or with AMSGrad the running maximum of `v`
+/// (slot `vhat`). Slots: `m`, `v` (and `vhat`).
+pub(crate) struct Adam {
+    beta_1: f64,
+    beta_2: f64,
+    epsilon: f64,
+    amsgrad: bool,
+    decay: Option<WeightDecaySelection>,
+    gradient_clip_norm: f64,
+}
+
+impl Adam {
+    /// Keras Adam.
+    pub(crate) fn new(cfg: &AdamConfig) -> Self {
+        Adam {
+            beta_1: cfg.beta_1,
+            beta_2: cfg.beta_2,
+            epsilon: cfg.epsilon,
+            amsgrad: cfg.amsgrad,
+            decay: None,
+            gradient_clip_norm: 0.0,
+        }
+    }
+
+    /// Model Garden's AdamWeightDecay; an invalid regex is an `Error::Config`.
+    pub(crate) fn weight_decay(cfg: &AdamWConfig) -> Result<Self> {
+        let decay = WeightDecaySelection::new(
+            "optimizer.adamw",
+            cfg.weight_decay_rate,
+            &cfg.include_in_weight_decay,
+            &cfg.exclude_from_weight_decay,
+        )?;
+        Ok(Adam {
+            beta_1: cfg.beta_1,
+            beta_2: cfg.beta_2,
+            epsilon: cfg.epsilon,
+            amsgrad: false,
+            decay: Some(decay),
+            gradient_clip_norm: cfg.gradient_clip_norm,
+        })
+    }
+}
+
+impl UpdateRule for Adam {
+    fn slots(&self) -> Vec<SlotSpec> {
+        let mut slots = vec![SlotSpec::zeros("m"), SlotSpec::zeros("v")];
+        if self.amsgrad {
+            slots.push(SlotSpec::zeros("vhat"));
+        }
+        slots
+    }
+
+    fn own_global_clip_norm(&self) -> f64 {
+        self.gradient_clip_norm
+    }
+
+    fn update(
+        &self,
+        name: &str,
+        w: &Tensor,
+        g: &Tensor,
+        slots: &mut [Tensor],
+        step: StepInfo,
+    ) -> Result<Tensor> {
+        let (m, v) = update_moments(slots, g, self.beta_1, self.beta_2)?;
+        let v = if self.amsgrad {
+            let vhat = slots[2].maximum(&v)?;
+            slots[2] = vhat.clone();
+            vhat
+        } else {
+            v
+        };
+        let lr_t =
+            step.lr * (1.0 - self.beta_2.powf(step.t)).sqrt() / (1.0 - self.beta_1.powf(step.t));
+        let update = (&m / v.sqrt()?.affine(1.0, self.epsilon)?)?.affine(lr_t, 0.0)?;
+        let rate = self.decay.as_ref().map_or(0.0, |d| d.rate_for(name));
+        let w = if rate > 0.0 {
+            w.affine(1.0 - step.lr * rate, 0.0)?
+        } else {
+            w.clone()
+        };
+        Ok((w - update)?)
+    }
+}
