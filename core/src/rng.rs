@@ -1,7 +1,7 @@
 //! Seeded, counter-based random streams.
 //!
 //! candle's CPU RNG cannot be seeded, so every random draw of a run (initialisation, data order,
-//! masking, dropout) comes from a stream keyed by `(runtime.seed, stream, index)`. A stream's
+//! masking, augmentation, dropout) comes from a stream keyed by `(runtime.seed, stream, index)`. A stream's
 //! state is those three integers: resuming at step N re-creates exactly the draws of step N.
 
 use rand::rngs::StdRng;
@@ -20,6 +20,8 @@ pub enum Stream {
     Dropout,
     /// Validation data (indexed by example).
     Validation,
+    /// Data augmentation (indexed by position in the training stream).
+    Augment,
 }
 
 impl Stream {
@@ -30,6 +32,7 @@ impl Stream {
             Stream::Data => 3,
             Stream::Dropout => 4,
             Stream::Validation => 5,
+            Stream::Augment => 6,
         }
     }
 }

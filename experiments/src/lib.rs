@@ -1,11 +1,12 @@
 //! grove-experiments: the experiments Grove ships and the `train` command line.
 //!
-//! [`register`] puts Grove's tasks and named experiments (`bert/local`, `bert/pretraining`) in
+//! [`register`] puts Grove's tasks and named experiments (`bert/local`, `bert/pretraining`, `image_classification/*`) in
 //! grove-core's registries; [`cli`] is the `train` binary's whole logic, reusable by a user's
 //! own binary after it registers its own experiments.
 
 pub mod bert;
 pub mod cli;
+pub mod image_classification;
 mod logging;
 
 use std::sync::OnceLock;
@@ -22,5 +23,14 @@ fn register_all() -> grove_core::Result<()> {
     grove_tasks::register()?;
     register_experiment("bert/local", bert::bert_local)?;
     register_experiment("bert/pretraining", bert::bert_pretraining)?;
+    register_experiment(
+        "image_classification/mnist_local",
+        image_classification::mnist_local,
+    )?;
+    register_experiment("image_classification/mnist", image_classification::mnist)?;
+    register_experiment(
+        "image_classification/cifar10",
+        image_classification::cifar10,
+    )?;
     Ok(())
 }

@@ -386,7 +386,13 @@ fn list_experiments_prints_the_registered_names() {
     let names = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
         names.lines().collect::<Vec<_>>(),
-        vec!["bert/local", "bert/pretraining"]
+        vec![
+            "bert/local",
+            "bert/pretraining",
+            "image_classification/cifar10",
+            "image_classification/mnist",
+            "image_classification/mnist_local",
+        ]
     );
 }
 
@@ -1045,4 +1051,103 @@ fn ema_evaluates_and_exports_averaged_weights_and_trains_on_raw_ones() {
     assert_ok(&output);
     let again = metric(&evaluated, "validation", "validation_loss");
     assert_eq!(&again[again.len() - 2..], &with_ema[..], "{again:?}");
+}
+
+#[test]
+fn image_classification_mnist_local_reaches_95_percent_validation_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = train(&[
+        "--experiment=image_classification/mnist_local",
+        "--mode=train_and_eval",
+        &format!("--model_dir={}", model_dir.display()),
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let accuracy = metric(&model_dir, "validation", "accuracy");
+    let (step, last) = *accuracy.last().unwrap();
+    assert_eq!(step, 600);
+    assert!(last >= 0.95, "validation accuracy {accuracy:?}");
+    assert!(accuracy[0].1 < last, "{accuracy:?}");
+}
+
+/// Writes `count` synthetic digits as MNIST's `<prefix>-{images,labels}` IDX files in `dir`.
+fn write_idx_digits(dir: &Path, prefix: &str, first: usize, count: usize) {
+    use grove_tasks::data::idx::{encode_idx, IdxArray};
+    let set = grove_tasks::data::synthetic_images::synthetic_images(5, first, count);
+    let images = IdxArray {
+        dims: vec![count, set.height, set.width],
+        data: set.pixels,
+    };
+    let labels = IdxArray {
+        dims: vec![count],
+        data: set.labels.iter().map(|&l| l as u8).collect(),
+    };
+    std::fs::write(
+        dir.join(format!("{prefix}-images-idx3-ubyte")),
+        encode_idx(&images),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{prefix}-labels-idx1-ubyte")),
+        encode_idx(&labels),
+    )
+    .unwrap();
+}
+
+#[test]
+fn image_classification_trains_a_batch_norm_cnn_on_idx_files_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    write_idx_digits(&data, "train", 0, 256);
+    write_idx_digits(&data, "t10k", 256, 64);
+    let model_dir = dir.path().join("run");
+    let path = data.display().to_string();
+    let settings = [
+        "--experiment=image_classification/mnist".to_string(),
+        "--mode=train_and_eval".to_string(),
+        format!("--model_dir={}", model_dir.display()),
+        format!("task.train_data.input_path={path}"),
+        format!("task.validation_data.input_path={path}"),
+        "task.model.backbone={type: cnn, cnn: {filters: [4, 8]}}".to_string(),
+        "task.model.norm_type=batch_norm".to_string(),
+        "task.train_data.global_batch_size=16".to_string(),
+        "task.validation_data.global_batch_size=32".to_string(),
+        "trainer.train_steps=20".to_string(),
+        "trainer.steps_per_loop=10".to_string(),
+        "trainer.summary_interval=10".to_string(),
+        "trainer.checkpoint_interval=20".to_string(),
+        "trainer.validation_interval=20".to_string(),
+    ];
+    let args: Vec<&str> = settings.iter().map(String::as_str).collect();
+    assert_ok(&train(&args).output().unwrap());
+    let validation = metric(&model_dir, "validation", "accuracy");
+    assert_eq!(validation.len(), 1, "{validation:?}");
+    // Batch norm's moving statistics are checkpointed variables, updated by training.
+    let weights = tensors(&model_dir.join("ckpt-20/model.safetensors"));
+    let running_mean = &weights["backbone.0.batch_norm.running_mean"];
+    assert!(
+        running_mean.iter().any(|&b| b != 0),
+        "moving mean never updated"
+    );
+
+    std::fs::write(
+        data.join("t10k-labels-idx1-ubyte"),
+        [0, 0, 8, 1, 0, 0, 0, 9, 1],
+    )
+    .unwrap();
+    let fresh = dir.path().join("fresh");
+    let mut args: Vec<String> = settings.to_vec();
+    args[2] = format!("--model_dir={}", fresh.display());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = train(&args).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("t10k-labels-idx1-ubyte") && message.contains("truncated"),
+        "{message}"
+    );
+    assert!(!fresh.join("ckpt-20").exists());
 }

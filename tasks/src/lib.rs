@@ -8,6 +8,7 @@
 use std::sync::OnceLock;
 
 pub mod data;
+pub mod image_classification;
 pub mod masked_lm;
 pub mod models;
 
@@ -21,5 +22,6 @@ pub fn register() -> grove_core::Result<()> {
 fn register_all() -> grove_core::Result<()> {
     use grove_core::registry::{register_config_type, register_task};
     register_config_type::<models::EncoderFamily, models::BertEncoderConfig>(models::BERT_ENCODER)?;
-    register_task::<masked_lm::MaskedLmTask>()
+    register_task::<masked_lm::MaskedLmTask>()?;
+    register_task::<image_classification::ImageClassificationTask>()
 }

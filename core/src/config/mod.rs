@@ -4,6 +4,8 @@
 //! [`resolve`] layers config files and `--params_override` strings over an experiment factory's
 //! defaults; every layer is strictly typed and errors name the dotted key and the layer.
 
+#[macro_use]
+mod macros;
 mod data;
 mod describe;
 mod environment;
@@ -30,7 +32,7 @@ pub use explain::explain;
 pub use flat::{flatten, unflatten};
 pub use layering::{resolve, resolve_explained, ConfigSources, Resolved};
 pub use one_of::{ConfigFamily, OneOf, SubConfig};
-pub use optimization::OptimizationConfig;
+pub use optimization::{Branch, OptimizationConfig};
 pub use overrides::{parse_override, Override};
 pub use runtime::{DeviceSpec, RuntimeConfig};
 pub use task_config::{AnyTaskConfig, TaskConfig};

@@ -1,3 +1,10 @@
-//! Host-side data sources of the shipped tasks.
+//! Host-side data sources of the shipped tasks: the synthetic text corpus, image files in the
+//! MNIST (IDX) and CIFAR-10 binary formats, and seeded synthetic images.
 
+pub mod cifar10;
+pub mod idx;
+pub mod image_files;
+pub mod image_set;
+pub mod order;
 pub mod synthetic_corpus;
+pub mod synthetic_images;

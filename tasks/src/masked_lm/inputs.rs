@@ -3,99 +3,40 @@
 
 use candle_core::{Device, Tensor};
 use grove_core::data::{Batch, BatchSource};
-use grove_core::rng::{stream_rng, Stream};
 use grove_core::Result;
-use rand::seq::SliceRandom;
 
+use crate::data::order::{Order, Sampler};
 use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus};
 
 use super::config::MaskedLmDataConfig;
 
-/// Which examples of the corpus a source reads, and in what order.
-pub enum Order {
-    /// Training: an endless stream of epochs, each a fresh permutation of the corpus drawn from
-    /// the data-order stream of `seed` indexed by epoch; starts at stream position `position`.
-    Shuffled {
-        /// Seed of the per-epoch permutations.
-        seed: u64,
-        /// Index into the endless example stream of the next example.
-        position: u64,
-    },
-    /// Evaluation: examples `first..first + count` once, in order.
-    Sequential {
-        /// Corpus index of the first example.
-        first: usize,
-        /// Number of examples.
-        count: usize,
-    },
-}
-
 /// Batches from the synthetic corpus.
 pub struct SyntheticSource {
     corpus: SyntheticCorpus,
-    order: Order,
+    sampler: Sampler,
     batch_size: usize,
     drop_remainder: bool,
     with_nsp_labels: bool,
-    epoch: Option<(u64, Vec<usize>)>,
-    emitted: usize,
 }
 
 impl SyntheticSource {
     /// A source over `corpus` in `order`.
     pub fn new(corpus: SyntheticCorpus, order: Order, data: &MaskedLmDataConfig) -> Self {
         SyntheticSource {
+            sampler: Sampler::new(order, corpus.len()),
             corpus,
-            order,
             batch_size: data.global_batch_size,
             drop_remainder: data.drop_remainder,
             with_nsp_labels: data.use_next_sentence_label,
-            epoch: None,
-            emitted: 0,
-        }
-    }
-
-    fn shuffled_index(&mut self, seed: u64, position: u64) -> usize {
-        let n = self.corpus.len() as u64;
-        let epoch = position / n;
-        if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            let mut permutation: Vec<usize> = (0..self.corpus.len()).collect();
-            permutation.shuffle(&mut stream_rng(seed, Stream::DataOrder, epoch));
-            self.epoch = Some((epoch, permutation));
-        }
-        let (_, permutation) = self.epoch.as_ref().expect("set above");
-        permutation[(position % n) as usize]
-    }
-
-    fn next_indices(&mut self) -> Vec<usize> {
-        match self.order {
-            Order::Shuffled { seed, position } => {
-                let indices = (0..self.batch_size as u64)
-                    .map(|i| self.shuffled_index(seed, position + i))
-                    .collect();
-                self.order = Order::Shuffled {
-                    seed,
-                    position: position + self.batch_size as u64,
-                };
-                indices
-            }
-            Order::Sequential { first, count } => {
-                let remaining = count - self.emitted.min(count);
-                let take = remaining.min(self.batch_size);
-                if take == 0 || (take < self.batch_size && self.drop_remainder) {
-                    return Vec::new();
-                }
-                let start = first + self.emitted;
-                self.emitted += take;
-                (start..start + take).collect()
-            }
         }
     }
 }
 
 impl BatchSource for SyntheticSource {
     fn next_batch(&mut self) -> Option<Result<Batch>> {
-        let indices = self.next_indices();
+        let indices = self
+            .sampler
+            .next_indices(self.batch_size, self.drop_remainder);
         if indices.is_empty() {
             return None;
         }
@@ -104,7 +45,7 @@ impl BatchSource for SyntheticSource {
     }
 
     fn is_endless(&self) -> bool {
-        matches!(self.order, Order::Shuffled { .. })
+        self.sampler.is_endless()
     }
 }
 

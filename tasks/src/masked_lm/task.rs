@@ -9,7 +9,8 @@ use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
 use grove_core::{Error, Result};
 
 use super::config::{MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT};
-use super::inputs::{DummySource, Order, SyntheticSource};
+use super::inputs::{DummySource, SyntheticSource};
+use crate::data::order::Order;
 use crate::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
 use crate::models::{BertPretrainer, PretrainerInputs};
 

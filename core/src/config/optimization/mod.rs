@@ -14,8 +14,6 @@
 //! [`OptimizationConfig::normalized`] keeps only the selected branches (for `params.yaml`) and
 //! [`OptimizationConfig::validate`] checks value ranges.
 
-#[macro_use]
-mod macros;
 mod checks;
 mod optimizers;
 mod schedules;

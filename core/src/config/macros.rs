@@ -1,9 +1,11 @@
-//! Declarative helpers for the optimization configs: a struct whose every field has a
-//! default, an optimizer struct that also carries Keras' clipping keys, and a Model Garden
-//! "one-of" (a `type` key selecting one of several optional branches).
+//! Declarative helpers for typed configs, exported for task crates: a struct whose every
+//! field has a default, an optimizer struct that also carries Keras' clipping keys, and a
+//! Model Garden "one-of" (a `type` key selecting one of several optional branches).
 
 /// Declares a config struct whose fields all have defaults (`field: Type = default`), strict
-/// about unknown keys, with `Default` built from those values.
+/// about unknown keys, with `Default` built from those values. The calling crate needs
+/// `serde` as a dependency.
+#[macro_export]
 macro_rules! defaulted_config {
     (
         $(#[$meta:meta])*
@@ -28,6 +30,7 @@ macro_rules! defaulted_config {
 
 /// Declares an optimizer's config: [`defaulted_config!`] plus Keras' `clipnorm`, `clipvalue`
 /// and `global_clipnorm` keys that every Model Garden optimizer config inherits.
+#[macro_export]
 macro_rules! optimizer_config {
     (
         $(#[$meta:meta])*
@@ -35,7 +38,7 @@ macro_rules! optimizer_config {
             $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty = $default:expr ),* $(,)?
         }
     ) => {
-        defaulted_config! {
+        $crate::defaulted_config! {
             $(#[$meta])*
             pub struct $name {
                 $( $(#[$field_meta])* pub $field: $ty = $default, )*
@@ -65,8 +68,9 @@ macro_rules! optimizer_config {
 /// Declares a Model Garden one-of: an enum of types (serialized in snake_case) and a struct
 /// with the `type` key plus one optional branch per type. A branch that is absent takes its
 /// defaults when selected; `normalized` keeps only the selected branch; `validate` checks it
-/// through [`crate::config::optimization::Branch`] with the key `<key>.<branch>`; `From<branch>`
+/// through [`crate::config::Branch`] with the key `<key>.<branch>`; `From<branch>`
 /// selects that branch.
+#[macro_export]
 macro_rules! one_of_config {
     (
         $(#[$meta:meta])*
@@ -131,7 +135,7 @@ macro_rules! one_of_config {
 
             /// Checks the selected branch.
             pub fn validate(&self) -> $crate::error::Result<()> {
-                use $crate::config::optimization::Branch;
+                use $crate::config::Branch;
                 match self.kind {
                     $( $kind::$variant => {
                         self.$field().validate(concat!($key, ".", stringify!($field)))
