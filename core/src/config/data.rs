@@ -13,6 +13,25 @@ pub trait DataSpec {
     fn is_training(&self) -> Option<bool>;
 }
 
+/// Implements [`DataSpec`] for a data config struct with the fields `input_path: String`,
+/// `global_batch_size: usize` and `is_training: Option<bool>`.
+#[macro_export]
+macro_rules! impl_data_spec {
+    ($config:ty) => {
+        impl $crate::config::DataSpec for $config {
+            fn input_path(&self) -> &str {
+                &self.input_path
+            }
+            fn global_batch_size(&self) -> usize {
+                self.global_batch_size
+            }
+            fn is_training(&self) -> Option<bool> {
+                self.is_training
+            }
+        }
+    };
+}
+
 /// Model Garden's base `DataConfig`, reduced to the keys every Grove input acts on. A task whose
 /// inputs honour more of Model Garden's keys (`drop_remainder`, `shuffle_buffer_size`, ...)
 /// defines its own data config with them, as masked LM does.
@@ -29,14 +48,4 @@ pub struct DataConfig {
     pub seed: Option<u64>,
 }
 
-impl DataSpec for DataConfig {
-    fn input_path(&self) -> &str {
-        &self.input_path
-    }
-    fn global_batch_size(&self) -> usize {
-        self.global_batch_size
-    }
-    fn is_training(&self) -> Option<bool> {
-        self.is_training
-    }
-}
+crate::impl_data_spec!(DataConfig);

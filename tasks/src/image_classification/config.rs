@@ -2,7 +2,7 @@
 //! matches (`task.model.num_classes`, `input_size`, `dropout_rate`, `task.losses.
 //! label_smoothing`, `train_data.input_path`, `file_type`, `aug_rand_hflip`, ...).
 
-use grove_core::config::{Branch, DataSpec, TaskConfig};
+use grove_core::config::{Branch, TaskConfig};
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -46,17 +46,7 @@ grove_core::defaulted_config! {
     }
 }
 
-impl DataSpec for ImageDataConfig {
-    fn input_path(&self) -> &str {
-        &self.input_path
-    }
-    fn global_batch_size(&self) -> usize {
-        self.global_batch_size
-    }
-    fn is_training(&self) -> Option<bool> {
-        self.is_training
-    }
-}
+grove_core::impl_data_spec!(ImageDataConfig);
 
 grove_core::one_of_config! {
     /// The network before the classification layer: `{type: mlp, mlp: {...}}`.

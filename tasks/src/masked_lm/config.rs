@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use grove_core::config::{DataSpec, TaskConfig};
+use grove_core::config::TaskConfig;
 use grove_core::init_checkpoint::InitCheckpointRule;
 use grove_core::task::MAIN_VALIDATION_SET;
 use grove_core::{Error, Result};
@@ -56,17 +56,7 @@ impl Default for MaskedLmDataConfig {
     }
 }
 
-impl DataSpec for MaskedLmDataConfig {
-    fn input_path(&self) -> &str {
-        &self.input_path
-    }
-    fn global_batch_size(&self) -> usize {
-        self.global_batch_size
-    }
-    fn is_training(&self) -> Option<bool> {
-        self.is_training
-    }
-}
+grove_core::impl_data_spec!(MaskedLmDataConfig);
 
 /// `task:` of masked LM pretraining (Model Garden's `MaskedLMConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 
-use super::selection::LayerAdaptation;
+use super::selection::{layerwise_selections, LayerAdaptation};
 use super::{trust_ratio, update_moments, WeightDecaySelection};
 use crate::config::optimization::LambConfig;
 use crate::error::Result;
@@ -23,22 +23,18 @@ pub(crate) struct Lamb {
 
 impl Lamb {
     pub(crate) fn new(cfg: &LambConfig) -> Result<Self> {
-        let key = "optimizer.lamb";
+        let (decay, adaptation) = layerwise_selections(
+            "optimizer.lamb",
+            cfg.weight_decay_rate,
+            &cfg.exclude_from_weight_decay,
+            &cfg.exclude_from_layer_adaptation,
+        )?;
         Ok(Lamb {
             beta_1: cfg.beta_1,
             beta_2: cfg.beta_2,
             epsilon: cfg.epsilon,
-            decay: WeightDecaySelection::new(
-                key,
-                cfg.weight_decay_rate,
-                &None,
-                &cfg.exclude_from_weight_decay,
-            )?,
-            adaptation: LayerAdaptation::new(
-                key,
-                &cfg.exclude_from_weight_decay,
-                &cfg.exclude_from_layer_adaptation,
-            )?,
+            decay,
+            adaptation,
         })
     }
 }

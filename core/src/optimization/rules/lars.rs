@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 
-use super::selection::LayerAdaptation;
+use super::selection::{layerwise_selections, LayerAdaptation};
 use super::{trust_ratio, WeightDecaySelection};
 use crate::config::optimization::LarsConfig;
 use crate::error::Result;
@@ -28,23 +28,19 @@ pub(crate) struct Lars {
 
 impl Lars {
     pub(crate) fn new(cfg: &LarsConfig) -> Result<Self> {
-        let key = "optimizer.lars";
+        let (decay, adaptation) = layerwise_selections(
+            "optimizer.lars",
+            cfg.weight_decay_rate,
+            &cfg.exclude_from_weight_decay,
+            &cfg.exclude_from_layer_adaptation,
+        )?;
         Ok(Lars {
             momentum: cfg.momentum,
             eeta: cfg.eeta,
             nesterov: cfg.nesterov,
             classic_momentum: cfg.classic_momentum,
-            decay: WeightDecaySelection::new(
-                key,
-                cfg.weight_decay_rate,
-                &None,
-                &cfg.exclude_from_weight_decay,
-            )?,
-            adaptation: LayerAdaptation::new(
-                key,
-                &cfg.exclude_from_weight_decay,
-                &cfg.exclude_from_layer_adaptation,
-            )?,
+            decay,
+            adaptation,
         })
     }
 

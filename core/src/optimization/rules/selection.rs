@@ -79,3 +79,21 @@ impl LayerAdaptation {
         !self.exclude.iter().any(|r| r.is_match(name))
     }
 }
+
+/// The weight-decay and layer-adaptation selections of a layer-wise optimizer (LAMB, LARS),
+/// whose configs share these keys, at `key` (e.g. `optimizer.lamb`).
+pub(crate) fn layerwise_selections(
+    key: &str,
+    weight_decay_rate: f64,
+    exclude_from_weight_decay: &Option<Vec<String>>,
+    exclude_from_layer_adaptation: &Option<Vec<String>>,
+) -> Result<(WeightDecaySelection, LayerAdaptation)> {
+    let decay =
+        WeightDecaySelection::new(key, weight_decay_rate, &None, exclude_from_weight_decay)?;
+    let adaptation = LayerAdaptation::new(
+        key,
+        exclude_from_weight_decay,
+        exclude_from_layer_adaptation,
+    )?;
+    Ok((decay, adaptation))
+}
