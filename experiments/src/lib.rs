@@ -1,6 +1,6 @@
 //! grove-experiments: the experiments Grove ships and the `train` command line.
 //!
-//! [`register`] puts Grove's tasks and named experiments (`bert/local`, `bert/pretraining`, `image_classification/*`) in
+//! [`register`] puts Grove's tasks and named experiments (`bert/local`, `bert/pretraining`, `image_classification/*`, `vae/mnist_local`) in
 //! grove-core's registries; [`cli`] is the `train` binary's whole logic, reusable by a user's
 //! own binary after it registers its own experiments.
 
@@ -8,6 +8,7 @@ pub mod bert;
 pub mod cli;
 pub mod image_classification;
 mod logging;
+pub mod vae;
 
 use std::sync::OnceLock;
 
@@ -32,5 +33,6 @@ fn register_all() -> grove_core::Result<()> {
         "image_classification/cifar10",
         image_classification::cifar10,
     )?;
+    register_experiment("vae/mnist_local", vae::vae_mnist_local)?;
     Ok(())
 }

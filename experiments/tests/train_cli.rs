@@ -392,6 +392,7 @@ fn list_experiments_prints_the_registered_names() {
             "image_classification/cifar10",
             "image_classification/mnist",
             "image_classification/mnist_local",
+            "vae/mnist_local",
         ]
     );
 }
@@ -1150,4 +1151,29 @@ fn image_classification_trains_a_batch_norm_cnn_on_idx_files_and_reports_bad_one
         "{message}"
     );
     assert!(!fresh.join("ckpt-20").exists());
+}
+
+#[test]
+fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = train(&[
+        "--experiment=vae/mnist_local",
+        "--mode=train_and_eval",
+        &format!("--model_dir={}", model_dir.display()),
+        "trainer.train_steps=200",
+        "trainer.validation_interval=100",
+        "trainer.checkpoint_interval=100",
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let elbo = metric(&model_dir, "validation", "elbo");
+    assert_eq!(elbo.iter().map(|e| e.0).collect::<Vec<_>>(), [100, 200]);
+    // An untrained decoder scores about 784·ln 2 ≈ 543 nats per image.
+    assert!(elbo[0].1 > -400.0 && elbo[1].1 > elbo[0].1, "{elbo:?}");
+    for term in ["reconstruction_loss", "kl_divergence"] {
+        let values = metric(&model_dir, "validation", term);
+        assert!(values.iter().all(|v| v.1 > 0.0), "{term}: {values:?}");
+    }
 }

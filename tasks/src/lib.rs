@@ -11,6 +11,7 @@ pub mod data;
 pub mod image_classification;
 pub mod masked_lm;
 pub mod models;
+pub mod vae;
 
 /// Registers this crate's tasks and config types (the `bert` encoder) in grove-core's
 /// registries. Safe to call more than once.
@@ -23,5 +24,6 @@ fn register_all() -> grove_core::Result<()> {
     use grove_core::registry::{register_config_type, register_task};
     register_config_type::<models::EncoderFamily, models::BertEncoderConfig>(models::BERT_ENCODER)?;
     register_task::<masked_lm::MaskedLmTask>()?;
-    register_task::<image_classification::ImageClassificationTask>()
+    register_task::<image_classification::ImageClassificationTask>()?;
+    register_task::<vae::VaeTask>()
 }

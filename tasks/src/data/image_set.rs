@@ -40,9 +40,14 @@ impl ImageSet {
         &self.pixels[index * n..(index + 1) * n]
     }
 
-    /// Checks that every label is below `num_classes` and the image shape is `expected`
-    /// (height, width, channels); `origin` names the files in the error.
-    pub fn check(&self, num_classes: usize, expected: [usize; 3], origin: &str) -> Result<()> {
+    /// Checks that the image shape is `expected` (height, width, channels) and, when given,
+    /// that every label is below `num_classes`; `origin` names the files in the error.
+    pub fn check(
+        &self,
+        num_classes: Option<usize>,
+        expected: [usize; 3],
+        origin: &str,
+    ) -> Result<()> {
         let shape = [self.height, self.width, self.channels];
         if shape != expected {
             return Err(Error::Data(format!(
@@ -50,6 +55,9 @@ impl ImageSet {
                  task.model.input_size is {expected:?}"
             )));
         }
+        let Some(num_classes) = num_classes else {
+            return Ok(());
+        };
         if let Some((index, label)) = self
             .labels
             .iter()

@@ -237,9 +237,17 @@ impl TaskConfig for ImageClassificationConfig {
             ("task.train_data", &self.train_data),
             ("task.validation_data", &self.validation_data),
         ] {
-            validate_data(key, data, model.input_size[2])?;
+            data.validate(key, model.input_size[2])?;
         }
         Ok(())
+    }
+}
+
+impl ImageDataConfig {
+    /// Checks the values of the split at `key` (e.g. `task.train_data`) for images of
+    /// `channels` channels.
+    pub fn validate(&self, key: &str, channels: usize) -> Result<()> {
+        validate_data(key, self, channels)
     }
 }
 

@@ -1,17 +1,101 @@
 //! Batches of images: read once into memory, shuffled per epoch and augmented for training,
 //! normalized into `image` (N, C, H, W) f32 and `label` (N) u32 tensors.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Tensor};
-use grove_core::data::{Batch, BatchSource};
+use grove_core::data::{Batch, BatchSource, Dataset};
 use grove_core::rng::{stream_rng, Stream};
+use grove_core::task::InputContext;
 use grove_core::Result;
 use rand::Rng;
 
-use super::config::ImageDataConfig;
+use super::config::{ImageDataConfig, CIFAR10_FILES, IDX_FILES};
+use crate::data::image_files::{ImageFiles, ImageFormat};
 use crate::data::image_set::ImageSet;
 use crate::data::order::{Order, Sampler};
+use crate::data::synthetic_images::synthetic_images;
+
+/// The config key of the split an input context reads.
+pub fn split_key(context: &InputContext) -> &'static str {
+    if context.split == 0 {
+        "task.train_data"
+    } else {
+        "task.validation_data"
+    }
+}
+
+/// The images of each split, read once per run (an evaluation does not re-read its files).
+#[derive(Default)]
+pub struct LoadedImages {
+    by_split: Mutex<HashMap<usize, Arc<ImageSet>>>,
+}
+
+impl LoadedImages {
+    /// The images of split `context.split` as `data` names them; a synthetic validation split
+    /// starts after the `train_examples` of the training split, so no example is in both.
+    pub fn get(
+        &self,
+        data: &ImageDataConfig,
+        context: &InputContext,
+        train_examples: usize,
+    ) -> Result<Arc<ImageSet>> {
+        let mut loaded = self.by_split.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = loaded.get(&context.split) {
+            return Ok(set.clone());
+        }
+        let format = match data.file_type.as_str() {
+            IDX_FILES => Some(ImageFormat::Idx),
+            CIFAR10_FILES => Some(ImageFormat::Cifar10),
+            _ => None,
+        };
+        let set = match format {
+            Some(format) => ImageFiles {
+                format,
+                input_path: &data.input_path,
+                label_path: &data.label_path,
+                is_training: data.is_training == Some(true),
+                key: split_key(context),
+            }
+            .read()?,
+            None => {
+                let first = if context.split == 0 {
+                    0
+                } else {
+                    train_examples
+                };
+                synthetic_images(context.seed, first, data.num_examples)
+            }
+        };
+        let set = Arc::new(set);
+        loaded.insert(context.split, set.clone());
+        Ok(set)
+    }
+}
+
+/// The dataset of `images`: shuffled, repeated and augmented for training (seeking to
+/// `context.start_batch`), one pass in order for evaluation.
+pub fn image_dataset(
+    images: Arc<ImageSet>,
+    data: &ImageDataConfig,
+    context: &InputContext,
+) -> Dataset {
+    let seed = data.seed.unwrap_or(context.seed);
+    let (order, augmentation) = if data.is_training == Some(true) {
+        let position = context.start_batch * data.global_batch_size as u64;
+        let augmentation = Augmentation {
+            seed,
+            hflip: data.aug_rand_hflip,
+            crop_padding: data.aug_crop_padding,
+        };
+        (Order::Shuffled { seed, position }, Some(augmentation))
+    } else {
+        let count = images.len();
+        (Order::Sequential { first: 0, count }, None)
+    };
+    Dataset::prefetch(ImageSource::new(images, order, data, augmentation))
+}
 
 /// Random flips and crops of training images.
 #[derive(Debug, Clone, Copy)]
