@@ -1177,3 +1177,110 @@ fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
         assert!(values.iter().all(|v| v.1 > 0.0), "{term}: {values:?}");
     }
 }
+
+/// Writes `count` examples of the synthetic corpus as a TFRecord file of Model Garden's BERT
+/// pretraining `tf.train.Example`s (v1 or v2 feature names), sized as [`SMALL`].
+fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, count: usize) {
+    use grove_core::records::example::{encode_example, Example, FeatureValues};
+    use grove_core::records::tfrecord::frame_record;
+    use grove_tasks::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
+    let corpus = SyntheticCorpus::new(SyntheticCorpusSpec {
+        seed: 11,
+        num_examples: first + count,
+        seq_length: 32,
+        max_predictions_per_seq: 5,
+        vocab_size: 512,
+        use_next_sentence_label: true,
+    })
+    .unwrap();
+    let ints = |v: &[u32]| FeatureValues::Int64(v.iter().map(|&x| i64::from(x)).collect());
+    let (word_ids, type_ids) = if v2 {
+        ("input_word_ids", "input_type_ids")
+    } else {
+        ("input_ids", "segment_ids")
+    };
+    let mut bytes = Vec::new();
+    for index in first..first + count {
+        let e = corpus.example(index);
+        let mut example = Example::new();
+        example.insert(word_ids.into(), ints(&e.input_word_ids));
+        example.insert("input_mask".into(), ints(&e.input_mask));
+        example.insert(type_ids.into(), ints(&e.input_type_ids));
+        example.insert("masked_lm_positions".into(), ints(&e.masked_lm_positions));
+        example.insert("masked_lm_ids".into(), ints(&e.masked_lm_ids));
+        example.insert(
+            "masked_lm_weights".into(),
+            FeatureValues::Float(e.masked_lm_weights.clone()),
+        );
+        example.insert(
+            "next_sentence_labels".into(),
+            ints(&[e.next_sentence_label]),
+        );
+        bytes.extend(frame_record(&encode_example(&example)));
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn model_garden_pretraining_tfrecords_train_bert_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_file = dir.path().join("train-00000.tfrecord");
+    let eval_file = dir.path().join("eval.tfrecord");
+    write_pretraining_tfrecord(&train_file, false, 0, 256);
+    write_pretraining_tfrecord(&eval_file, true, 256, 24);
+    let train_pattern = format!(
+        "task.train_data.input_path={}",
+        dir.path().join("train-*").display()
+    );
+    let eval_path = format!("task.validation_data.input_path={}", eval_file.display());
+    let model_dir = dir.path().join("run");
+    let steps = "trainer.train_steps=60";
+    let v2 = "task.validation_data.use_v2_feature_names=true";
+    let output = run_small(
+        &model_dir,
+        "train_and_eval",
+        &[steps, &train_pattern, &eval_path, v2],
+    );
+    assert_ok(&output);
+    let losses = metric(&model_dir, "train", "training_loss");
+    assert!(losses.last().unwrap().1 < losses[0].1, "{losses:?}");
+    assert_eq!(metric(&model_dir, "validation", "validation_loss").len(), 3);
+
+    // The v2 file read with v1 names names the missing feature, the file and the record.
+    let fresh = dir.path().join("fresh");
+    let v1_eval = format!("task.train_data.input_path={}", eval_file.display());
+    let output = run_small(&fresh, "train", &[steps, &v1_eval, &eval_path, v2]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("eval.tfrecord: record 0") && message.contains("`input_ids` is missing"),
+        "{message}"
+    );
+    // A flipped byte fails the CRC check of its record.
+    let mut bytes = std::fs::read(&eval_file).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 1;
+    std::fs::write(&eval_file, bytes).unwrap();
+    let output = run_small(
+        &fresh,
+        "train_and_eval",
+        &[steps, &train_pattern, &eval_path, v2],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("record 23") && message.contains("record data CRC mismatch"),
+        "{message}"
+    );
+    let nothing = format!(
+        "task.train_data.input_path={}",
+        dir.path().join("none-*").display()
+    );
+    let output = run_small(&fresh, "train", &[steps, &nothing, &eval_path, v2]);
+    assert!(
+        stderr(&output).contains("matches no file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!fresh.join("ckpt-20").exists());
+}

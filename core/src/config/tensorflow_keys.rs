@@ -55,7 +55,6 @@ const DATA_KEYS: &[&str] = &[
     "prefetch_buffer_size",
     "autotune_algorithm",
     "trainer_id",
-    "use_v2_feature_names",
 ];
 
 /// Data keys that are dropped only with their Model Garden default (another value changes the
@@ -111,7 +110,7 @@ mod tests {
     fn tensorflow_keys_are_removed_and_listed() {
         let mut layer: Mapping = serde_yaml::from_str(
             "{trainer: {train_tf_function: true, train_steps: 5}, runtime: {enable_xla: true}, \
-             task: {train_data: {use_v2_feature_names: true, use_position_id: false, seq_length: 8}, \
+             task: {train_data: {cycle_length: 2, use_position_id: false, seq_length: 8}, \
              validation_data: {use_position_id: true}}}",
         )
         .unwrap();
@@ -121,7 +120,7 @@ mod tests {
             vec![
                 "trainer.train_tf_function",
                 "runtime.enable_xla",
-                "task.train_data.use_v2_feature_names",
+                "task.train_data.cycle_length",
                 "task.train_data.use_position_id",
             ]
         );

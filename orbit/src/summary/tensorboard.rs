@@ -16,6 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use grove_core::records::tfrecord::{frame_record, take_record};
+use grove_core::records::wire::{
+    invalid, put_bytes, put_key, put_varint, take_field, Field, WIRE_FIXED32, WIRE_FIXED64,
+    WIRE_VARINT,
+};
+
 use super::SummaryWriter;
 use crate::error::{OrbitError, Result};
 use crate::logs::Logs;
@@ -24,17 +30,6 @@ use crate::logs::Logs;
 const EVENT_FILE_PREFIX: &str = "events.out.tfevents.";
 /// The `file_version` of the first event of every file.
 const FILE_VERSION: &str = "brain.Event:2";
-/// Added to the rotated CRC by TFRecord's CRC masking.
-const CRC_MASK_DELTA: u32 = 0xa282_ead8;
-
-/// Protocol-buffer wire type of varints.
-const WIRE_VARINT: u8 = 0;
-/// Protocol-buffer wire type of 64-bit fixed-size values (`double`).
-const WIRE_FIXED64: u8 = 1;
-/// Protocol-buffer wire type of length-delimited values (strings, messages).
-const WIRE_LEN: u8 = 2;
-/// Protocol-buffer wire type of 32-bit fixed-size values (`float`).
-const WIRE_FIXED32: u8 = 5;
 
 /// Distinguishes event files created by one process within the same second.
 static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -165,73 +160,6 @@ fn wall_time() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-// ---------------------------------------------------------------------------------------------
-// TFRecord framing
-
-/// TFRecord's masked CRC-32C of `data`.
-fn masked_crc(data: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(data);
-    crc.rotate_right(15).wrapping_add(CRC_MASK_DELTA)
-}
-
-/// Frames `data` as one TFRecord.
-fn frame_record(data: &[u8]) -> Vec<u8> {
-    let length = (data.len() as u64).to_le_bytes();
-    let mut record = Vec::with_capacity(data.len() + 16);
-    record.extend_from_slice(&length);
-    record.extend_from_slice(&masked_crc(&length).to_le_bytes());
-    record.extend_from_slice(data);
-    record.extend_from_slice(&masked_crc(data).to_le_bytes());
-    record
-}
-
-/// An [`io::ErrorKind::InvalidData`] error.
-fn invalid(message: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message.into())
-}
-
-/// Splits `n` bytes off the front of `buf`, or fails naming what was truncated.
-fn take<'a>(buf: &mut &'a [u8], n: usize, what: &str) -> io::Result<&'a [u8]> {
-    if buf.len() < n {
-        return Err(invalid(format!("truncated {what}")));
-    }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Ok(head)
-}
-
-/// Reads a little-endian `u32` off the front of `buf`.
-fn take_u32(buf: &mut &[u8], what: &str) -> io::Result<u32> {
-    let bytes = take(buf, 4, what)?;
-    Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-}
-
-/// Fails unless the masked CRC of `data` is `expected`.
-fn check_crc(data: &[u8], expected: u32, what: &str) -> io::Result<()> {
-    if masked_crc(data) == expected {
-        Ok(())
-    } else {
-        Err(invalid(format!("{what} CRC mismatch")))
-    }
-}
-
-/// Reads one TFRecord off the front of `buf`, verifying both CRCs, and returns its data.
-fn take_record<'a>(buf: &mut &'a [u8]) -> io::Result<&'a [u8]> {
-    let length_bytes = take(buf, 8, "record length")?;
-    check_crc(
-        length_bytes,
-        take_u32(buf, "record length CRC")?,
-        "record length",
-    )?;
-    let mut length = [0u8; 8];
-    length.copy_from_slice(length_bytes);
-    let length = usize::try_from(u64::from_le_bytes(length))
-        .map_err(|_| invalid("record length does not fit in memory"))?;
-    let data = take(buf, length, "record data")?;
-    check_crc(data, take_u32(buf, "record data CRC")?, "record data")?;
-    Ok(data)
-}
-
 /// Decodes every record of an event file into its scalars.
 fn decode_file(mut bytes: &[u8]) -> io::Result<Vec<(u64, String, f32)>> {
     let mut scalars = Vec::new();
@@ -243,27 +171,6 @@ fn decode_file(mut bytes: &[u8]) -> io::Result<Vec<(u64, String, f32)>> {
 
 // ---------------------------------------------------------------------------------------------
 // Protocol-buffer encoding
-
-/// Appends `value` as a base-128 varint.
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-/// Appends a field key (field number and wire type).
-fn put_key(out: &mut Vec<u8>, field: u32, wire_type: u8) {
-    put_varint(out, (u64::from(field) << 3) | u64::from(wire_type));
-}
-
-/// Appends a length-delimited field (string, bytes or embedded message).
-fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_key(out, field, WIRE_LEN);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
 
 /// The `wall_time` and `step` fields every event starts with.
 fn event_header(wall_time: f64, step: u64) -> Vec<u8> {
@@ -304,51 +211,6 @@ fn scalar_value(tag: &str, value: f32) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------------------------
 // Protocol-buffer decoding
-
-/// The payload of one decoded protocol-buffer field.
-enum Field<'a> {
-    /// Wire type 0.
-    Varint(u64),
-    /// Wire type 1; no field read here needs its value (`wall_time`), so it is skipped.
-    Fixed64,
-    /// Wire type 2.
-    Bytes(&'a [u8]),
-    /// Wire type 5.
-    Fixed32(u32),
-}
-
-/// Reads a base-128 varint off the front of `buf`.
-fn take_varint(buf: &mut &[u8]) -> io::Result<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = take(buf, 1, "varint")?[0];
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(invalid("varint longer than 10 bytes"))
-}
-
-/// Reads one field (number and payload) off the front of `buf`.
-fn take_field<'a>(buf: &mut &'a [u8]) -> io::Result<(u64, Field<'a>)> {
-    let key = take_varint(buf)?;
-    let field = match (key & 7) as u8 {
-        WIRE_VARINT => Field::Varint(take_varint(buf)?),
-        WIRE_FIXED64 => {
-            take(buf, 8, "fixed64 field")?;
-            Field::Fixed64
-        }
-        WIRE_LEN => {
-            let length = usize::try_from(take_varint(buf)?)
-                .map_err(|_| invalid("field length does not fit in memory"))?;
-            Field::Bytes(take(buf, length, "length-delimited field")?)
-        }
-        WIRE_FIXED32 => Field::Fixed32(take_u32(buf, "fixed32 field")?),
-        other => return Err(invalid(format!("unsupported wire type {other}"))),
-    };
-    Ok((key >> 3, field))
-}
 
 /// Decodes one `Event` into its scalars; events without a summary yield none.
 fn decode_event(mut event: &[u8]) -> io::Result<Vec<(u64, String, f32)>> {
@@ -400,22 +262,6 @@ mod tests {
 
     fn logs(pairs: &[(&str, f64)]) -> Logs {
         pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
-    }
-
-    #[test]
-    fn crc32c_matches_the_standard_check_value() {
-        assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
-        // ((c >> 15) | (c << 17)) + 0xa282ead8, computed independently.
-        assert_eq!(masked_crc(b"123456789"), 0xc78a_b0e5);
-    }
-
-    #[test]
-    fn varints_round_trip() {
-        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
-            let mut buf = Vec::new();
-            put_varint(&mut buf, value);
-            assert_eq!(take_varint(&mut buf.as_slice()).unwrap(), value);
-        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! MNIST (IDX) and CIFAR-10 binary formats, and seeded synthetic images.
 
 pub mod cifar10;
+pub mod file_patterns;
 pub mod idx;
 pub mod image_files;
 pub mod image_set;

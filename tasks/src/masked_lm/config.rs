@@ -16,12 +16,21 @@ pub const DUMMY_INPUT: &str = "dummy";
 /// `input_path` keyword: Grove's seeded synthetic corpus with learnable structure.
 pub const SYNTHETIC_INPUT: &str = "synthetic";
 
+/// `file_type` of Model Garden's BERT pretraining TFRecord files.
+pub const TFRECORD_FILES: &str = "tfrecord";
+
 /// `task.train_data` / `task.validation_data` of masked LM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MaskedLmDataConfig {
-    /// `synthetic` or `dummy` (files come with a later reader).
+    /// `synthetic`, `dummy`, or files: a comma-separated list of paths or glob patterns.
     pub input_path: String,
+    /// The format of the files `input_path` names: `tfrecord` (Model Garden's pretraining
+    /// examples).
+    pub file_type: String,
+    /// The files use Model Garden's v2 feature names (`input_word_ids`, `input_type_ids`)
+    /// instead of `input_ids`, `segment_ids`.
+    pub use_v2_feature_names: bool,
     /// Sequences per batch.
     pub global_batch_size: usize,
     /// Training (shuffled per epoch, repeated) or evaluation (one pass in order); must be set.
@@ -36,7 +45,7 @@ pub struct MaskedLmDataConfig {
     pub max_predictions_per_seq: usize,
     /// Whether batches carry `next_sentence_labels` (trains the `next_sentence` head).
     pub use_next_sentence_label: bool,
-    /// Examples in the synthetic corpus of this split.
+    /// Examples in the synthetic corpus of this split (`input_path: synthetic`).
     pub num_examples: usize,
 }
 
@@ -44,6 +53,8 @@ impl Default for MaskedLmDataConfig {
     fn default() -> Self {
         MaskedLmDataConfig {
             input_path: String::new(),
+            file_type: TFRECORD_FILES.to_string(),
+            use_v2_feature_names: false,
             global_batch_size: 512,
             is_training: None,
             drop_remainder: true,
@@ -167,15 +178,18 @@ fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> 
         SYNTHETIC_INPUT | DUMMY_INPUT => {}
         "" => {
             return fail(format!(
-                "input_path is empty: use {SYNTHETIC_INPUT} or {DUMMY_INPUT}"
+                "input_path is empty: give {TFRECORD_FILES} files (paths or globs, comma \
+                 separated), {SYNTHETIC_INPUT} or {DUMMY_INPUT}"
             ))
         }
-        other => {
+        _ if data.file_type != TFRECORD_FILES => {
             return fail(format!(
-                "input_path = {other:?}: reading data files is not supported yet; use \
-                 {SYNTHETIC_INPUT} or {DUMMY_INPUT}"
+                "file_type = {:?}: only {TFRECORD_FILES} files are read (or use input_path \
+                 {SYNTHETIC_INPUT} or {DUMMY_INPUT})",
+                data.file_type
             ))
         }
+        _ => {}
     }
     if data.global_batch_size == 0 {
         return fail("global_batch_size = 0: it must be positive".to_string());

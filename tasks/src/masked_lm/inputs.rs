@@ -1,5 +1,8 @@
-//! Batches for masked LM: the synthetic corpus (shuffled and repeated for training, one pass in
-//! order for evaluation) and Model Garden's `dummy` zero batches.
+//! Batches for masked LM: examples of the synthetic corpus or of pretraining files (shuffled
+//! and repeated for training, one pass in order for evaluation) and Model Garden's `dummy`
+//! zero batches.
+
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use grove_core::data::{Batch, BatchSource};
@@ -10,21 +13,51 @@ use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus};
 
 use super::config::MaskedLmDataConfig;
 
-/// Batches from the synthetic corpus.
-pub struct SyntheticSource {
-    corpus: SyntheticCorpus,
+/// Masked LM examples by index.
+pub trait MlmExamples: Send + 'static {
+    /// Number of examples.
+    fn len(&self) -> usize;
+    /// Whether there is no example.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Example `index` (below `len()`).
+    fn example(&self, index: usize) -> MlmExample;
+}
+
+impl MlmExamples for SyntheticCorpus {
+    fn len(&self) -> usize {
+        SyntheticCorpus::len(self)
+    }
+    fn example(&self, index: usize) -> MlmExample {
+        SyntheticCorpus::example(self, index)
+    }
+}
+
+impl MlmExamples for Arc<Vec<MlmExample>> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn example(&self, index: usize) -> MlmExample {
+        self[index].clone()
+    }
+}
+
+/// Batches of masked LM examples.
+pub struct ExampleSource<E> {
+    examples: E,
     sampler: Sampler,
     batch_size: usize,
     drop_remainder: bool,
     with_nsp_labels: bool,
 }
 
-impl SyntheticSource {
-    /// A source over `corpus` in `order`.
-    pub fn new(corpus: SyntheticCorpus, order: Order, data: &MaskedLmDataConfig) -> Self {
-        SyntheticSource {
-            sampler: Sampler::new(order, corpus.len()),
-            corpus,
+impl<E: MlmExamples> ExampleSource<E> {
+    /// A source over `examples` in `order`.
+    pub fn new(examples: E, order: Order, data: &MaskedLmDataConfig) -> Self {
+        ExampleSource {
+            sampler: Sampler::new(order, examples.len()),
+            examples,
             batch_size: data.global_batch_size,
             drop_remainder: data.drop_remainder,
             with_nsp_labels: data.use_next_sentence_label,
@@ -32,7 +65,7 @@ impl SyntheticSource {
     }
 }
 
-impl BatchSource for SyntheticSource {
+impl<E: MlmExamples> BatchSource for ExampleSource<E> {
     fn next_batch(&mut self) -> Option<Result<Batch>> {
         let indices = self
             .sampler
@@ -40,7 +73,7 @@ impl BatchSource for SyntheticSource {
         if indices.is_empty() {
             return None;
         }
-        let examples: Vec<MlmExample> = indices.iter().map(|&i| self.corpus.example(i)).collect();
+        let examples: Vec<MlmExample> = indices.iter().map(|&i| self.examples.example(i)).collect();
         Some(to_batch(&examples, self.with_nsp_labels))
     }
 

@@ -1,8 +1,10 @@
-//! Masked LM pretraining: config, inputs and the task.
+//! Masked LM pretraining: config, inputs (synthetic, dummy, Model Garden's TFRecord files)
+//! and the task.
 
 pub mod config;
 pub mod inputs;
 pub mod task;
+pub mod tfrecord;
 
 pub use config::{MaskedLmConfig, MaskedLmDataConfig};
 pub use task::MaskedLmTask;

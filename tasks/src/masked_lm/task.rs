@@ -1,6 +1,9 @@
 //! The masked LM task (Model Garden's `MaskedLMTask`): BERT pretraining on masked tokens and,
 //! optionally, next-sentence prediction.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
@@ -8,10 +11,11 @@ use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
 use grove_core::{Error, Result};
 
-use super::config::{MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT};
-use super::inputs::{DummySource, SyntheticSource};
+use super::config::{MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT, SYNTHETIC_INPUT};
+use super::inputs::{DummySource, ExampleSource};
+use super::tfrecord::read_pretraining_examples;
 use crate::data::order::Order;
-use crate::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
+use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus, SyntheticCorpusSpec};
 use crate::models::{BertPretrainer, PretrainerInputs};
 
 /// Name of the classification head trained on `next_sentence_labels`.
@@ -20,6 +24,8 @@ const NEXT_SENTENCE_HEAD: &str = "next_sentence";
 /// Masked language modelling with a BERT pretrainer.
 pub struct MaskedLmTask {
     config: MaskedLmConfig,
+    /// Examples read from files per split, so an evaluation does not re-read them.
+    file_examples: Mutex<HashMap<usize, Arc<Vec<MlmExample>>>>,
 }
 
 impl Task for MaskedLmTask {
@@ -29,6 +35,7 @@ impl Task for MaskedLmTask {
     fn from_config(config: &MaskedLmConfig) -> Result<Self> {
         Ok(MaskedLmTask {
             config: config.clone(),
+            file_examples: Mutex::new(HashMap::new()),
         })
     }
 
@@ -44,7 +51,28 @@ impl Task for MaskedLmTask {
         if data.input_path == DUMMY_INPUT {
             return Ok(Dataset::prefetch(DummySource::new(data)?));
         }
+        let vocab_size = self
+            .config
+            .model
+            .bert_encoder("task.model")
+            .map_err(Error::Config)?
+            .vocab_size;
         let training = data.is_training == Some(true);
+        let shuffled = Order::Shuffled {
+            seed: data.seed.unwrap_or(context.seed),
+            position: context.start_batch * data.global_batch_size as u64,
+        };
+        if data.input_path != SYNTHETIC_INPUT {
+            let examples = self.file_examples(data, context, vocab_size)?;
+            let order = match training {
+                true => shuffled,
+                false => Order::Sequential {
+                    first: 0,
+                    count: examples.len(),
+                },
+            };
+            return Ok(Dataset::prefetch(ExampleSource::new(examples, order, data)));
+        }
         // Each split's examples follow the previous splits' in the corpus, so all splits share
         // the corpus' language but never an example.
         let first: usize = self
@@ -58,27 +86,18 @@ impl Task for MaskedLmTask {
             num_examples: first + data.num_examples,
             seq_length: data.seq_length,
             max_predictions_per_seq: data.max_predictions_per_seq,
-            vocab_size: self
-                .config
-                .model
-                .bert_encoder("task.model")
-                .map_err(Error::Config)?
-                .vocab_size,
+            vocab_size,
             use_next_sentence_label: data.use_next_sentence_label,
         })
         .map_err(|e| Error::Config(format!("task synthetic data: {e}")))?;
-        let order = if training {
-            Order::Shuffled {
-                seed: data.seed.unwrap_or(context.seed),
-                position: context.start_batch * data.global_batch_size as u64,
-            }
-        } else {
-            Order::Sequential {
+        let order = match training {
+            true => shuffled,
+            false => Order::Sequential {
                 first,
                 count: data.num_examples,
-            }
+            },
         };
-        Ok(Dataset::prefetch(SyntheticSource::new(corpus, order, data)))
+        Ok(Dataset::prefetch(ExampleSource::new(corpus, order, data)))
     }
 
     fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>> {
@@ -128,6 +147,31 @@ impl Task for MaskedLmTask {
 }
 
 impl MaskedLmTask {
+    /// The examples of the pretraining files of split `context.split` (read once).
+    fn file_examples(
+        &self,
+        data: &MaskedLmDataConfig,
+        context: &InputContext,
+        vocab_size: usize,
+    ) -> Result<Arc<Vec<MlmExample>>> {
+        let mut loaded = self.file_examples.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(examples) = loaded.get(&context.split) {
+            return Ok(examples.clone());
+        }
+        let key = match context.split {
+            0 => "task.train_data".to_string(),
+            1 => "task.validation_data".to_string(),
+            n => {
+                let names = self.config.extra_validation_data.keys();
+                let name = names.clone().nth(n - 2).cloned().unwrap_or_default();
+                format!("task.extra_validation_data.{name}")
+            }
+        };
+        let examples = Arc::new(read_pretraining_examples(data, vocab_size, &key)?);
+        loaded.insert(context.split, examples.clone());
+        Ok(examples)
+    }
+
     /// Model Garden's masked LM loss: weighted mean cross-entropy over the masked positions,
     /// plus the mean next-sentence cross-entropy when labels are present.
     fn forward_and_loss(
