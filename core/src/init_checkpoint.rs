@@ -112,8 +112,29 @@ pub fn load_init_checkpoint(
     vars: &ModelVars,
     rules: &[InitCheckpointRule],
 ) -> Result<InitReport> {
+    load_renamed_init_checkpoint(path, vars, rules, |name| Some(name.to_string()))
+}
+
+/// [`load_init_checkpoint`] for a file whose tensor names another library chose: `rename`
+/// gives each tensor's Grove name (`None` leaves the tensor unused), before the rules apply.
+/// Tasks ship name maps for formats they read, e.g. Hugging Face BERT checkpoints.
+pub fn load_renamed_init_checkpoint(
+    path: &str,
+    vars: &ModelVars,
+    rules: &[InitCheckpointRule],
+    rename: impl Fn(&str) -> Option<String>,
+) -> Result<InitReport> {
     let file = resolve_weights_file(path)?;
-    let tensors = read_weights(&file)?;
+    let mut tensors = HashMap::new();
+    let mut foreign = Vec::new();
+    for (name, tensor) in read_weights(&file)? {
+        match rename(&name) {
+            Some(grove_name) => {
+                tensors.insert(grove_name, tensor);
+            }
+            None => foreign.push(name),
+        }
+    }
     let origin = format!("task.init_checkpoint {}", file.display());
     let mut plan = Vec::new();
     let mut kept = Vec::new();
@@ -148,6 +169,7 @@ pub fn load_init_checkpoint(
         loaded.push(var.name);
     }
     let mut unexpected: Vec<String> = tensors.into_keys().filter(|n| !used.contains(n)).collect();
+    unexpected.extend(foreign);
     unexpected.sort();
     let report = InitReport {
         file,

@@ -14,7 +14,7 @@ use grove_tasks::models::{
 
 /// Model Garden's BERT optimization: AdamW (weight decay 0.01, not on LayerNorm and biases),
 /// polynomial decay from `learning_rate` to 0 over `train_steps`, polynomial warmup.
-fn bert_optimization(
+pub(crate) fn bert_optimization(
     learning_rate: f64,
     train_steps: u64,
     warmup_steps: u64,
@@ -43,7 +43,7 @@ fn bert_optimization(
 }
 
 /// Model Garden's restrictions of its BERT experiments: both splits say whether they train.
-fn bert_restrictions() -> Vec<String> {
+pub(crate) fn bert_restrictions() -> Vec<String> {
     vec![
         "task.train_data.is_training != None".to_string(),
         "task.validation_data.is_training != None".to_string(),
@@ -89,6 +89,22 @@ pub fn bert_pretraining() -> ExperimentConfig {
     }
 }
 
+/// The encoder of `bert/local` (and of the local fine-tuning experiments that start from it).
+pub(crate) fn local_encoder() -> BertEncoderConfig {
+    BertEncoderConfig {
+        vocab_size: 512,
+        hidden_size: 64,
+        num_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 256,
+        max_position_embeddings: 64,
+        dropout_rate: 0.0,
+        attention_dropout_rate: 0.0,
+        initializer_range: 0.1,
+        ..BertEncoderConfig::default()
+    }
+}
+
 /// `bert/local`: a 2-layer, hidden-64 BERT on the seeded synthetic corpus; trains to a
 /// clearly falling loss (less than half the first) on two CPU cores in well under a minute,
 /// with no download. Unlike BERT-base it initialises with a wider normal (0.1, about
@@ -106,18 +122,7 @@ pub fn bert_local() -> ExperimentConfig {
         num_examples,
         ..MaskedLmDataConfig::default()
     };
-    let encoder = BertEncoderConfig {
-        vocab_size: 512,
-        hidden_size: 64,
-        num_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 256,
-        max_position_embeddings: 64,
-        dropout_rate: 0.0,
-        attention_dropout_rate: 0.0,
-        initializer_range: 0.1,
-        ..BertEncoderConfig::default()
-    };
+    let encoder = local_encoder();
     let mut model = BertPretrainerConfig {
         cls_heads: vec![next_sentence_head(64)],
         mlm_initializer_range: 0.1,

@@ -8,6 +8,7 @@ pub mod bert;
 pub mod cli;
 pub mod image_classification;
 mod logging;
+pub mod sentence_prediction;
 pub mod vae;
 
 use std::sync::OnceLock;
@@ -32,6 +33,14 @@ fn register_all() -> grove_core::Result<()> {
     register_experiment(
         "image_classification/cifar10",
         image_classification::cifar10,
+    )?;
+    register_experiment(
+        "bert/sentence_prediction",
+        sentence_prediction::bert_sentence_prediction,
+    )?;
+    register_experiment(
+        "bert/sentence_prediction_local",
+        sentence_prediction::bert_sentence_prediction_local,
     )?;
     register_experiment("vae/mnist_local", vae::vae_mnist_local)?;
     Ok(())

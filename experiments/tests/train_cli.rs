@@ -389,6 +389,8 @@ fn list_experiments_prints_the_registered_names() {
         vec![
             "bert/local",
             "bert/pretraining",
+            "bert/sentence_prediction",
+            "bert/sentence_prediction_local",
             "image_classification/cifar10",
             "image_classification/mnist",
             "image_classification/mnist_local",
@@ -1283,4 +1285,99 @@ fn model_garden_pretraining_tfrecords_train_bert_local() {
         stderr(&output)
     );
     assert!(!fresh.join("ckpt-20").exists());
+}
+
+#[test]
+fn sentence_prediction_local_fine_tunes_a_bert_local_checkpoint_past_the_majority_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let pretrained = dir.path().join("pretrained");
+    assert_ok(
+        &train(&[
+            "--experiment=bert/local",
+            "--mode=train",
+            &format!("--model_dir={}", pretrained.display()),
+            "trainer.train_steps=200",
+        ])
+        .output()
+        .unwrap(),
+    );
+    let model_dir = dir.path().join("fine_tuned");
+    let output = train(&[
+        "--experiment=bert/sentence_prediction_local",
+        "--mode=train_and_eval",
+        &format!("--model_dir={}", model_dir.display()),
+        &format!("task.init_checkpoint={}", pretrained.display()),
+        "task.metric_type=f1",
+        "trainer.train_steps=100",
+        "task.validation_data.num_examples=256",
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let log = stderr(&output);
+    assert!(
+        log.contains("ckpt-200/model.safetensors: loaded 39 variables")
+            && log.contains("kept 2 at their initial values (sentence_prediction.out_proj"),
+        "{log}"
+    );
+    // Labels are balanced (B continues A or not), so the majority class scores about 0.5.
+    let accuracy = metric(&model_dir, "validation", "cls_accuracy");
+    let f1 = metric(&model_dir, "validation", "f1");
+    assert!(accuracy.last().unwrap().1 > 0.75, "{accuracy:?}");
+    assert!(f1.last().unwrap().1 > 0.7, "{f1:?}");
+}
+
+#[test]
+fn a_model_garden_glue_yaml_fine_tunes_bert_sentence_prediction_on_tsv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("vocab.txt");
+    std::fs::write(
+        &vocab,
+        "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncat\nsat\ndog\nran\n",
+    )
+    .unwrap();
+    let tsv = dir.path().join("mnli.tsv");
+    let rows: String = (0..12)
+        .map(|i| format!("the cat sat\tthe dog ran\t{}\n", i % 3))
+        .collect();
+    std::fs::write(&tsv, format!("premise\thypothesis\tlabel\n{rows}")).unwrap();
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/experiments/bert_glue_model_garden.yaml"
+    );
+    let model_dir = dir.path().join("run");
+    let data = |split: &str| {
+        format!(
+            "task.{split}={{input_path: {}, vocab_file: {}, text_fields: [premise, hypothesis], \
+             global_batch_size: 4, seq_length: 16}}",
+            tsv.display(),
+            vocab.display()
+        )
+    };
+    let tiny = "task.model.encoder.bert={vocab_size: 9, hidden_size: 8, num_layers: 1, \
+                num_attention_heads: 1, intermediate_size: 16, max_position_embeddings: 16}";
+    let settings = [
+        "--experiment=bert/sentence_prediction".to_string(),
+        "--mode=train_and_eval".to_string(),
+        format!("--model_dir={}", model_dir.display()),
+        format!("--config_file={file}"),
+        format!("--params_override={}", data("train_data")),
+        format!("--params_override={}", data("validation_data")),
+        format!("--params_override={tiny}"),
+        "trainer.train_steps=4".to_string(),
+        "trainer.steps_per_loop=2".to_string(),
+        "trainer.validation_interval=4".to_string(),
+        "trainer.validation_steps=2".to_string(),
+    ];
+    let args: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let output = train(&args).output().unwrap();
+    assert_ok(&output);
+    let log = stderr(&output);
+    assert!(
+        log.contains("task.hub_module_url") && log.contains("trainer.train_tf_function"),
+        "{log}"
+    );
+    assert_eq!(metric(&model_dir, "validation", "cls_accuracy").len(), 1);
+    let params = std::fs::read_to_string(model_dir.join("params.yaml")).unwrap();
+    assert!(params.contains("num_classes: 3"), "{params}");
 }

@@ -11,6 +11,8 @@ pub mod data;
 pub mod image_classification;
 pub mod masked_lm;
 pub mod models;
+pub mod sentence_prediction;
+pub mod text;
 pub mod vae;
 
 /// Registers this crate's tasks and config types (the `bert` encoder) in grove-core's
@@ -25,5 +27,6 @@ fn register_all() -> grove_core::Result<()> {
     register_config_type::<models::EncoderFamily, models::BertEncoderConfig>(models::BERT_ENCODER)?;
     register_task::<masked_lm::MaskedLmTask>()?;
     register_task::<image_classification::ImageClassificationTask>()?;
+    register_task::<sentence_prediction::SentencePredictionTask>()?;
     register_task::<vae::VaeTask>()
 }

@@ -61,6 +61,10 @@ const DATA_KEYS: &[&str] = &[
 /// model's inputs, which Grove does not build yet, so it stays an error).
 const DATA_KEYS_AT_DEFAULT: &[(&str, bool)] = &[("use_position_id", false)];
 
+/// Task keys that are dropped only when empty, their Model Garden default: a TF Hub module is
+/// a TensorFlow SavedModel, which Grove cannot load, so a URL stays an error.
+const TASK_KEYS_WHEN_EMPTY: &[&str] = &["hub_module_url"];
+
 /// Removes TensorFlow-only keys from a layer and returns their dotted paths.
 pub fn strip_tensorflow_keys(layer: &mut Mapping) -> Vec<String> {
     let mut removed = Vec::new();
@@ -69,6 +73,12 @@ pub fn strip_tensorflow_keys(layer: &mut Mapping) -> Vec<String> {
     let Some(Value::Mapping(task)) = layer.get_mut("task") else {
         return removed;
     };
+    for key in TASK_KEYS_WHEN_EMPTY {
+        if task.get(*key).and_then(Value::as_str) == Some("") {
+            task.remove(*key);
+            removed.push(format!("task.{key}"));
+        }
+    }
     for (split, data) in task.iter_mut() {
         let (Some(split), Value::Mapping(data)) = (split.as_str(), data) else {
             continue;

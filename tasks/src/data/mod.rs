@@ -7,5 +7,6 @@ pub mod idx;
 pub mod image_files;
 pub mod image_set;
 pub mod order;
+pub mod split_cache;
 pub mod synthetic_corpus;
 pub mod synthetic_images;

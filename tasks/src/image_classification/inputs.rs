@@ -1,8 +1,7 @@
 //! Batches of images: read once into memory, shuffled per epoch and augmented for training,
 //! normalized into `image` (N, C, H, W) f32 and `label` (N) u32 tensors.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use grove_core::data::{Batch, BatchSource, Dataset};
@@ -15,6 +14,7 @@ use super::config::{ImageDataConfig, CIFAR10_FILES, IDX_FILES};
 use crate::data::image_files::{ImageFiles, ImageFormat};
 use crate::data::image_set::ImageSet;
 use crate::data::order::{Order, Sampler};
+use crate::data::split_cache::SplitCache;
 use crate::data::synthetic_images::synthetic_images;
 
 /// The config key of the split an input context reads.
@@ -26,10 +26,10 @@ pub fn split_key(context: &InputContext) -> &'static str {
     }
 }
 
-/// The images of each split, read once per run (an evaluation does not re-read its files).
+/// The images of each split, read once per run.
 #[derive(Default)]
 pub struct LoadedImages {
-    by_split: Mutex<HashMap<usize, Arc<ImageSet>>>,
+    cache: SplitCache<ImageSet>,
 }
 
 impl LoadedImages {
@@ -41,36 +41,28 @@ impl LoadedImages {
         context: &InputContext,
         train_examples: usize,
     ) -> Result<Arc<ImageSet>> {
-        let mut loaded = self.by_split.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(set) = loaded.get(&context.split) {
-            return Ok(set.clone());
-        }
-        let format = match data.file_type.as_str() {
-            IDX_FILES => Some(ImageFormat::Idx),
-            CIFAR10_FILES => Some(ImageFormat::Cifar10),
-            _ => None,
-        };
-        let set = match format {
-            Some(format) => ImageFiles {
+        self.cache.get_or_load(context.split, || {
+            let format = match data.file_type.as_str() {
+                IDX_FILES => ImageFormat::Idx,
+                CIFAR10_FILES => ImageFormat::Cifar10,
+                _ => {
+                    let first = if context.split == 0 {
+                        0
+                    } else {
+                        train_examples
+                    };
+                    return Ok(synthetic_images(context.seed, first, data.num_examples));
+                }
+            };
+            ImageFiles {
                 format,
                 input_path: &data.input_path,
                 label_path: &data.label_path,
                 is_training: data.is_training == Some(true),
                 key: split_key(context),
             }
-            .read()?,
-            None => {
-                let first = if context.split == 0 {
-                    0
-                } else {
-                    train_examples
-                };
-                synthetic_images(context.seed, first, data.num_examples)
-            }
-        };
-        let set = Arc::new(set);
-        loaded.insert(context.split, set.clone());
-        Ok(set)
+            .read()
+        })
     }
 }
 

@@ -1,8 +1,7 @@
 //! The masked LM task (Model Garden's `MaskedLMTask`): BERT pretraining on masked tokens and,
 //! optionally, next-sentence prediction.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
@@ -15,6 +14,7 @@ use super::config::{MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT, SYNTHETIC_I
 use super::inputs::{DummySource, ExampleSource};
 use super::tfrecord::read_pretraining_examples;
 use crate::data::order::Order;
+use crate::data::split_cache::SplitCache;
 use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus, SyntheticCorpusSpec};
 use crate::models::{BertPretrainer, PretrainerInputs};
 
@@ -25,7 +25,7 @@ const NEXT_SENTENCE_HEAD: &str = "next_sentence";
 pub struct MaskedLmTask {
     config: MaskedLmConfig,
     /// Examples read from files per split, so an evaluation does not re-read them.
-    file_examples: Mutex<HashMap<usize, Arc<Vec<MlmExample>>>>,
+    file_examples: SplitCache<Vec<MlmExample>>,
 }
 
 impl Task for MaskedLmTask {
@@ -35,7 +35,7 @@ impl Task for MaskedLmTask {
     fn from_config(config: &MaskedLmConfig) -> Result<Self> {
         Ok(MaskedLmTask {
             config: config.clone(),
-            file_examples: Mutex::new(HashMap::new()),
+            file_examples: SplitCache::default(),
         })
     }
 
@@ -154,10 +154,6 @@ impl MaskedLmTask {
         context: &InputContext,
         vocab_size: usize,
     ) -> Result<Arc<Vec<MlmExample>>> {
-        let mut loaded = self.file_examples.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(examples) = loaded.get(&context.split) {
-            return Ok(examples.clone());
-        }
         let key = match context.split {
             0 => "task.train_data".to_string(),
             1 => "task.validation_data".to_string(),
@@ -167,9 +163,9 @@ impl MaskedLmTask {
                 format!("task.extra_validation_data.{name}")
             }
         };
-        let examples = Arc::new(read_pretraining_examples(data, vocab_size, &key)?);
-        loaded.insert(context.split, examples.clone());
-        Ok(examples)
+        self.file_examples.get_or_load(context.split, || {
+            read_pretraining_examples(data, vocab_size, &key)
+        })
     }
 
     /// Model Garden's masked LM loss: weighted mean cross-entropy over the masked positions,

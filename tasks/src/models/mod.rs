@@ -7,6 +7,7 @@
 
 pub mod bert;
 pub mod config;
+pub mod huggingface;
 pub mod layers;
 pub mod pretrainer;
 

@@ -1,0 +1,5 @@
+//! Text processing: BERT's WordPiece tokenization.
+
+pub mod wordpiece;
+
+pub use wordpiece::{Encoded, WordPieceTokenizer};
