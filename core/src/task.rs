@@ -120,13 +120,17 @@ pub trait Task: Send + Sized + 'static {
         context: &mut StepContext,
     ) -> Result<StepOutputs>;
 
-    /// Forward pass of one validation batch.
+    /// Forward pass of one validation batch. The default is `train_step`'s forward pass and
+    /// loss (the context carries no dropout stream in evaluation), as Model Garden's base task
+    /// does; tasks whose evaluation differs override it.
     fn validation_step(
         &self,
         inputs: &Batch,
         model: &Self::Model,
         context: &mut StepContext,
-    ) -> Result<StepOutputs>;
+    ) -> Result<StepOutputs> {
+        self.train_step(inputs, model, context)
+    }
 
     /// Folds one validation step's outputs into host state (`None` before the first step).
     /// Returning `None` disables `reduce_aggregated_logs`.

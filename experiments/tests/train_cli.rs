@@ -1381,3 +1381,52 @@ fn a_model_garden_glue_yaml_fine_tunes_bert_sentence_prediction_on_tsv_files() {
     let params = std::fs::read_to_string(model_dir.join("params.yaml")).unwrap();
     assert!(params.contains("num_classes: 3"), "{params}");
 }
+
+#[test]
+fn plain_text_tokenized_with_a_vocab_file_trains_bert_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = [
+        "the", "cat", "dog", "sat", "ran", "on", "mat", "home", "fast", "slow",
+    ];
+    let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."]
+        .iter()
+        .chain(&words)
+        .map(|w| format!("{w}\n"))
+        .collect();
+    std::fs::write(dir.path().join("vocab.txt"), vocab).unwrap();
+    let mut text = String::new();
+    for document in 0..40 {
+        for sentence in 0..4 {
+            let pick = |k: usize| words[(document * 7 + sentence * 3 + k) % words.len()];
+            text.push_str(&format!(
+                "{} {} {} {}.\n",
+                pick(0),
+                pick(1),
+                pick(2),
+                pick(5)
+            ));
+        }
+        text.push('\n');
+    }
+    std::fs::write(dir.path().join("corpus.txt"), text).unwrap();
+    let data = |split: &str| {
+        format!(
+            "task.{split}={{input_path: {}, file_type: text, vocab_file: {}}}",
+            dir.path().join("corpus.txt").display(),
+            dir.path().join("vocab.txt").display()
+        )
+    };
+    let model_dir = dir.path().join("run");
+    let output = run_small(
+        &model_dir,
+        "train_and_eval",
+        &[
+            "trainer.train_steps=40",
+            &data("train_data"),
+            &data("validation_data"),
+        ],
+    );
+    assert_ok(&output);
+    let losses = metric(&model_dir, "train", "training_loss");
+    assert!(losses.last().unwrap().1 < losses[0].1, "{losses:?}");
+}

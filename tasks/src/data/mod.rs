@@ -6,6 +6,7 @@ pub mod file_patterns;
 pub mod idx;
 pub mod image_files;
 pub mod image_set;
+pub mod mlm_masking;
 pub mod order;
 pub mod split_cache;
 pub mod synthetic_corpus;

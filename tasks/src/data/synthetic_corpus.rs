@@ -16,6 +16,8 @@ use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 
+use super::mlm_masking::Masking;
+
 /// Id of the padding token.
 pub const PAD_ID: u32 = 0;
 /// Id of the classification token that starts every example.
@@ -33,8 +35,6 @@ pub const TOPIC_SIZE: usize = 16;
 /// Probabilities of the likely successors, most likely first; the remaining mass
 /// (`1 - sum`) goes to a uniformly random token of the same topic.
 const SUCCESSOR_PROBS: [f64; NUM_SUCCESSORS] = [0.6, 0.25, 0.1];
-/// Fraction of eligible positions chosen for prediction (BERT's `masked_lm_prob`).
-const MASKED_LM_PROB: f64 = 0.15;
 /// Every example whose index is `PADDED_EVERY - 1` modulo `PADDED_EVERY` is shorter than
 /// `seq_length`, so every stretch of the corpus has padded examples.
 const PADDED_EVERY: usize = 8;
@@ -270,59 +270,20 @@ impl SyntheticCorpus {
     /// Masks the tokens BERT-style and pads every array to its final length.
     fn finish(
         &self,
-        mut tokens: Vec<u32>,
-        mut type_ids: Vec<u32>,
+        tokens: Vec<u32>,
+        type_ids: Vec<u32>,
         label: u32,
         rng: &mut StdRng,
     ) -> MlmExample {
-        let max_pred = self.spec.max_predictions_per_seq;
-        let candidates: Vec<usize> = (0..tokens.len())
-            .filter(|&i| tokens[i] >= FIRST_REGULAR_ID)
-            .collect();
-        let num_to_predict = ((candidates.len() as f64 * MASKED_LM_PROB).round() as usize)
-            .max(1)
-            .min(max_pred)
-            .min(candidates.len());
-        let mut chosen: Vec<usize> = sample(rng, candidates.len(), num_to_predict)
-            .into_iter()
-            .map(|i| candidates[i])
-            .collect();
-        chosen.sort_unstable();
-
-        let mut masked_lm_positions = Vec::with_capacity(max_pred);
-        let mut masked_lm_ids = Vec::with_capacity(max_pred);
-        for &pos in &chosen {
-            masked_lm_positions.push(pos as u32);
-            masked_lm_ids.push(tokens[pos]);
-            let r: f64 = rng.random();
-            tokens[pos] = if r < 0.8 {
-                MASK_ID
-            } else if r < 0.9 {
-                tokens[pos]
-            } else {
-                self.random_token(rng)
-            };
-        }
-        let mut masked_lm_weights = vec![1.0f32; chosen.len()];
-        masked_lm_positions.resize(max_pred, 0);
-        masked_lm_ids.resize(max_pred, 0);
-        masked_lm_weights.resize(max_pred, 0.0);
-
-        let real = tokens.len();
-        let seq_length = self.spec.seq_length;
-        let mut input_mask = vec![1u32; real];
-        tokens.resize(seq_length, PAD_ID);
-        input_mask.resize(seq_length, 0);
-        type_ids.resize(seq_length, 0);
-        MlmExample {
-            input_word_ids: tokens,
-            input_mask,
-            input_type_ids: type_ids,
-            masked_lm_positions,
-            masked_lm_ids,
-            masked_lm_weights,
-            next_sentence_label: label,
-        }
+        let masking = Masking {
+            seq_length: self.spec.seq_length,
+            max_predictions: self.spec.max_predictions_per_seq,
+            mask_id: MASK_ID,
+            pad_id: PAD_ID,
+            is_candidate: &|token| token >= FIRST_REGULAR_ID,
+            random_token: &|rng| self.random_token(rng),
+        };
+        masking.apply(tokens, type_ids, label, rng)
     }
 }
 

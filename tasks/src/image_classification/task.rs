@@ -89,13 +89,4 @@ impl Task for ImageClassificationTask {
     ) -> Result<StepOutputs> {
         self.forward_and_loss(inputs, model, context)
     }
-
-    fn validation_step(
-        &self,
-        inputs: &Batch,
-        model: &ImageClassifier,
-        context: &mut StepContext,
-    ) -> Result<StepOutputs> {
-        self.forward_and_loss(inputs, model, context)
-    }
 }

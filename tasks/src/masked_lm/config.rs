@@ -18,6 +18,10 @@ pub const SYNTHETIC_INPUT: &str = "synthetic";
 
 /// `file_type` of Model Garden's BERT pretraining TFRecord files.
 pub const TFRECORD_FILES: &str = "tfrecord";
+/// `file_type` of plain text: one sentence per line, a blank line between documents.
+pub const PLAIN_TEXT: &str = "text";
+/// `file_type` of JSON lines: one document per line in a `text` field.
+pub const JSONL_TEXT: &str = "jsonl";
 
 /// `task.train_data` / `task.validation_data` of masked LM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,8 +30,12 @@ pub struct MaskedLmDataConfig {
     /// `synthetic`, `dummy`, or files: a comma-separated list of paths or glob patterns.
     pub input_path: String,
     /// The format of the files `input_path` names: `tfrecord` (Model Garden's pretraining
-    /// examples).
+    /// examples), `text` or `jsonl` (raw text, tokenized with `vocab_file`).
     pub file_type: String,
+    /// The WordPiece vocabulary of `text` / `jsonl` files.
+    pub vocab_file: String,
+    /// Lowercase and strip accents before WordPiece (uncased models).
+    pub lower_case: bool,
     /// The files use Model Garden's v2 feature names (`input_word_ids`, `input_type_ids`)
     /// instead of `input_ids`, `segment_ids`.
     pub use_v2_feature_names: bool,
@@ -54,6 +62,8 @@ impl Default for MaskedLmDataConfig {
         MaskedLmDataConfig {
             input_path: String::new(),
             file_type: TFRECORD_FILES.to_string(),
+            vocab_file: String::new(),
+            lower_case: true,
             use_v2_feature_names: false,
             global_batch_size: 512,
             is_training: None,
@@ -182,14 +192,22 @@ fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> 
                  separated), {SYNTHETIC_INPUT} or {DUMMY_INPUT}"
             ))
         }
-        _ if data.file_type != TFRECORD_FILES => {
-            return fail(format!(
-                "file_type = {:?}: only {TFRECORD_FILES} files are read (or use input_path \
-                 {SYNTHETIC_INPUT} or {DUMMY_INPUT})",
-                data.file_type
-            ))
-        }
-        _ => {}
+        _ => match data.file_type.as_str() {
+            TFRECORD_FILES => {}
+            PLAIN_TEXT | JSONL_TEXT if data.vocab_file.is_empty() => {
+                return fail(format!(
+                    "vocab_file is empty: {} files are tokenized with a WordPiece vocabulary",
+                    data.file_type
+                ))
+            }
+            PLAIN_TEXT | JSONL_TEXT => {}
+            other => {
+                return fail(format!(
+                    "file_type = {other:?}: use {TFRECORD_FILES}, {PLAIN_TEXT} or {JSONL_TEXT} \
+                     (or input_path {SYNTHETIC_INPUT} or {DUMMY_INPUT})"
+                ))
+            }
+        },
     }
     if data.global_batch_size == 0 {
         return fail("global_batch_size = 0: it must be positive".to_string());

@@ -1,9 +1,11 @@
-//! Masked LM pretraining: config, inputs (synthetic, dummy, Model Garden's TFRecord files)
+//! Masked LM pretraining: config, inputs (synthetic, dummy, Model Garden's TFRecord files, raw
+//! text)
 //! and the task.
 
 pub mod config;
 pub mod inputs;
 pub mod task;
+pub mod text_corpus;
 pub mod tfrecord;
 
 pub use config::{MaskedLmConfig, MaskedLmDataConfig};

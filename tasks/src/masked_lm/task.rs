@@ -10,8 +10,11 @@ use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
 use grove_core::{Error, Result};
 
-use super::config::{MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT, SYNTHETIC_INPUT};
+use super::config::{
+    MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT, SYNTHETIC_INPUT, TFRECORD_FILES,
+};
 use super::inputs::{DummySource, ExampleSource};
+use super::text_corpus::text_pretraining_examples;
 use super::tfrecord::read_pretraining_examples;
 use crate::data::order::Order;
 use crate::data::split_cache::SplitCache;
@@ -135,19 +138,11 @@ impl Task for MaskedLmTask {
     ) -> Result<StepOutputs> {
         self.forward_and_loss(inputs, model, context)
     }
-
-    fn validation_step(
-        &self,
-        inputs: &Batch,
-        model: &BertPretrainer,
-        context: &mut StepContext,
-    ) -> Result<StepOutputs> {
-        self.forward_and_loss(inputs, model, context)
-    }
 }
 
 impl MaskedLmTask {
-    /// The examples of the pretraining files of split `context.split` (read once).
+    /// The examples of the pretraining files (TFRecord or text) of split `context.split`
+    /// (read once).
     fn file_examples(
         &self,
         data: &MaskedLmDataConfig,
@@ -164,7 +159,12 @@ impl MaskedLmTask {
             }
         };
         self.file_examples.get_or_load(context.split, || {
-            read_pretraining_examples(data, vocab_size, &key)
+            if data.file_type == TFRECORD_FILES {
+                read_pretraining_examples(data, vocab_size, &key)
+            } else {
+                let seed = data.seed.unwrap_or(context.seed);
+                text_pretraining_examples(data, vocab_size, &key, seed)
+            }
         })
     }
 

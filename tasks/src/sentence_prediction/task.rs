@@ -169,15 +169,6 @@ impl Task for SentencePredictionTask {
         self.forward_and_loss(inputs, model, context)
     }
 
-    fn validation_step(
-        &self,
-        inputs: &Batch,
-        model: &SentenceClassifier,
-        context: &mut StepContext,
-    ) -> Result<StepOutputs> {
-        self.forward_and_loss(inputs, model, context)
-    }
-
     fn aggregate_logs(
         &self,
         state: Option<Aggregate>,

@@ -2,4 +2,4 @@
 
 pub mod wordpiece;
 
-pub use wordpiece::{Encoded, WordPieceTokenizer};
+pub use wordpiece::{Encoded, SpecialIds, WordPieceTokenizer};

@@ -31,6 +31,22 @@ pub struct Encoded {
 pub struct WordPieceTokenizer {
     tokenizer: Tokenizer,
     pad_id: u32,
+    special_ids: SpecialIds,
+}
+
+/// The ids of BERT's special tokens in a vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialIds {
+    /// `[PAD]`.
+    pub pad: u32,
+    /// `[UNK]`.
+    pub unk: u32,
+    /// `[CLS]`.
+    pub cls: u32,
+    /// `[SEP]`.
+    pub sep: u32,
+    /// `[MASK]`, when the vocabulary has one (pretraining needs it).
+    pub mask: Option<u32>,
 }
 
 impl WordPieceTokenizer {
@@ -70,6 +86,13 @@ impl WordPieceTokenizer {
             .map(|t| id(t))
             .collect::<Result<_>>()?;
         let (pad_id, cls_id, sep_id) = (ids[0], ids[2], ids[3]);
+        let special_ids = SpecialIds {
+            pad: pad_id,
+            unk: ids[1],
+            cls: cls_id,
+            sep: sep_id,
+            mask: tokenizer.token_to_id("[MASK]"),
+        };
         let normalizer = BertNormalizer::new(true, true, Some(lower_case), lower_case);
         tokenizer
             .with_normalizer(Some(normalizer))
@@ -79,12 +102,30 @@ impl WordPieceTokenizer {
             ("[SEP]".to_string(), sep_id),
             ("[CLS]".to_string(), cls_id),
         )));
-        Ok(WordPieceTokenizer { tokenizer, pad_id })
+        Ok(WordPieceTokenizer {
+            tokenizer,
+            pad_id,
+            special_ids,
+        })
     }
 
     /// The number of tokens in the vocabulary.
     pub fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(false)
+    }
+
+    /// The ids of the special tokens.
+    pub fn special_ids(&self) -> SpecialIds {
+        self.special_ids
+    }
+
+    /// The WordPiece ids of `text`, without special tokens.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Data(format!("cannot tokenize {text:?}: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
     }
 
     /// The WordPiece tokens of `text` (no special tokens), for inspection.

@@ -100,15 +100,6 @@ impl Task for VaeTask {
     ) -> Result<StepOutputs> {
         self.forward_and_loss(inputs, model, context)
     }
-
-    fn validation_step(
-        &self,
-        inputs: &Batch,
-        model: &Vae,
-        context: &mut StepContext,
-    ) -> Result<StepOutputs> {
-        self.forward_and_loss(inputs, model, context)
-    }
 }
 
 #[cfg(test)]
