@@ -35,21 +35,22 @@ fn split(file_type: &str, training: bool, batch_size: usize) -> ImageDataConfig 
     }
 }
 
-/// The experiment around `task`, validating over the whole validation set.
+/// The experiment around `task`: summaries every `steps_per_loop` steps, checkpoints and a
+/// validation over the whole validation set every second loop.
 fn experiment(
     task: ImageClassificationConfig,
     train_steps: u64,
-    interval: u64,
+    steps_per_loop: u64,
     learning_rate: f64,
 ) -> ExperimentConfig {
     ExperimentConfig {
         task: Box::new(task),
         trainer: TrainerConfig {
             train_steps,
-            steps_per_loop: interval / 2,
-            summary_interval: interval / 2,
-            checkpoint_interval: interval,
-            validation_interval: interval,
+            steps_per_loop,
+            summary_interval: steps_per_loop,
+            checkpoint_interval: 2 * steps_per_loop,
+            validation_interval: 2 * steps_per_loop,
             validation_steps: -1,
             max_to_keep: 3,
             optimizer_config: adam_cosine(learning_rate, train_steps),
@@ -81,7 +82,7 @@ pub fn mnist_local() -> ExperimentConfig {
         validation_data: validation,
         ..ImageClassificationConfig::default()
     };
-    experiment(task, 600, 200, 3e-3)
+    experiment(task, 600, 100, 3e-3)
 }
 
 /// An MLP on MNIST's IDX files: set `task.train_data.input_path` and
@@ -104,6 +105,7 @@ pub fn mnist() -> ExperimentConfig {
         },
         ..ImageClassificationConfig::default()
     };
+    // 10 epochs of 60000 images, a loop per epoch.
     experiment(task, 4690, 469, 1e-3)
 }
 
@@ -136,5 +138,6 @@ pub fn cifar10() -> ExperimentConfig {
         },
         ..ImageClassificationConfig::default()
     };
+    // 30 epochs of 50000 images, a loop per epoch.
     experiment(task, 11730, 391, 1e-3)
 }

@@ -1155,6 +1155,31 @@ fn image_classification_trains_a_batch_norm_cnn_on_idx_files_and_reports_bad_one
     assert!(!fresh.join("ckpt-20").exists());
 }
 
+/// The file-reading experiments' defaults are valid configs whose only gap is the data: the
+/// run stops before creating anything and says which key to set.
+#[test]
+fn file_experiments_ask_for_their_input_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format) in [("mnist", "idx"), ("cifar10", "cifar10")] {
+        let model_dir = dir.path().join(name);
+        let output = train(&[
+            &format!("--experiment=image_classification/{name}"),
+            "--mode=train_and_eval",
+            &format!("--model_dir={}", model_dir.display()),
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains("task.train_data.input_path is empty")
+                && message.contains(&format!("{format} files")),
+            "{message}"
+        );
+        assert!(!model_dir.exists());
+    }
+}
+
 #[test]
 fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
     let dir = tempfile::tempdir().unwrap();

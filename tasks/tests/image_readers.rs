@@ -211,6 +211,32 @@ fn cifar10_batches_are_read_channels_last_from_a_directory_or_a_file() {
     .unwrap();
     assert_eq!(one.labels, [7, 9]);
 
+    // Gzip-compressed batches: found as `<name>.gz` in a directory, or given directly.
+    let zipped = tempfile::tempdir().unwrap();
+    let batch_1 = zipped.path().join("data_batch_1.bin.gz");
+    write(&batch_1, &[cifar_record(5), cifar_record(6)].concat(), true);
+    write(
+        &zipped.path().join("data_batch_3.bin"),
+        &cifar_record(8),
+        false,
+    );
+    write(
+        &zipped.path().join("test_batch.bin.gz"),
+        &cifar_record(4),
+        true,
+    );
+    let train = read(ImageFormat::Cifar10, zipped.path(), "", true).unwrap();
+    assert_eq!(train.labels, [5, 6, 8]);
+    assert_eq!(&train.image(2)[..6], &[1, 2, 3, 1, 2, 3]);
+    let test = read(ImageFormat::Cifar10, zipped.path(), "", false).unwrap();
+    assert_eq!(test.labels, [4]);
+    assert_eq!(
+        read(ImageFormat::Cifar10, &batch_1, "", true)
+            .unwrap()
+            .labels,
+        [5, 6]
+    );
+
     let truncated = dir.path().join("bad.bin");
     std::fs::write(&truncated, &cifar_record(1)[..100]).unwrap();
     let msg = read_cifar10(&[&truncated]).unwrap_err().to_string();
@@ -223,5 +249,8 @@ fn cifar10_batches_are_read_channels_last_from_a_directory_or_a_file() {
     assert!(msg.contains("record 0 has label 12"), "{msg}");
     let empty = tempfile::tempdir().unwrap();
     let msg = message(read(ImageFormat::Cifar10, empty.path(), "", true));
-    assert!(msg.contains("data_batch_1.bin"), "{msg}");
+    assert!(
+        msg.contains("data_batch_1.bin") && msg.contains("data_batch_5.bin"),
+        "{msg}"
+    );
 }

@@ -1,10 +1,12 @@
 //! The CIFAR-10 binary format (`data_batch_1.bin` ... `test_batch.bin`): records of one label
-//! byte and 3072 pixel bytes, the red, green and blue 32×32 planes in turn.
+//! byte and 3072 pixel bytes, the red, green and blue 32×32 planes in turn; a file may be
+//! gzip-compressed.
 
 use std::path::Path;
 
 use grove_core::{Error, Result};
 
+use super::gzip::read_maybe_gzip;
 use super::image_set::ImageSet;
 
 /// Side of a CIFAR-10 image.
@@ -23,7 +25,7 @@ pub fn read_cifar10(files: &[impl AsRef<Path>]) -> Result<ImageSet> {
     };
     for file in files {
         let file = file.as_ref();
-        let bytes = std::fs::read(file).map_err(|e| Error::io("cannot read", file, e))?;
+        let bytes = read_maybe_gzip(file)?;
         if bytes.is_empty() || bytes.len() % RECORD_LEN != 0 {
             return Err(Error::Data(format!(
                 "{}: {} bytes is not a whole number of {RECORD_LEN}-byte CIFAR-10 records \

@@ -2,10 +2,11 @@
 //! two zero bytes, a type byte (0x08: unsigned bytes, the only type image sets use), the
 //! number of dimensions, each dimension as a big-endian u32, then the data.
 
-use std::io::Read;
 use std::path::Path;
 
 use grove_core::{Error, Result};
+
+use super::gzip::read_maybe_gzip;
 
 /// An unsigned-byte IDX array.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,24 +15,6 @@ pub struct IdxArray {
     pub dims: Vec<usize>,
     /// The elements in row-major order.
     pub data: Vec<u8>,
-}
-
-/// Reads the whole file, un-gzipping it when it starts with the gzip magic bytes.
-pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes);
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes.as_slice())
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            Error::Data(format!(
-                "{}: the file starts like gzip but does not decompress ({e}); is it truncated?",
-                path.display()
-            ))
-        })?;
-    Ok(out)
 }
 
 /// Reads an unsigned-byte IDX file with `expected_dims` dimensions.

@@ -14,7 +14,7 @@ use super::image_set::ImageSet;
 pub enum ImageFormat {
     /// MNIST's IDX files (raw or gzip).
     Idx,
-    /// CIFAR-10's binary batches.
+    /// CIFAR-10's binary batches (raw or gzip).
     Cifar10,
 }
 
@@ -92,17 +92,12 @@ impl ImageFiles<'_> {
 
     /// `dir/name`, or `dir/name.gz`.
     fn standard_file(&self, dir: &Path, name: &str) -> Result<PathBuf> {
-        let candidates = [dir.join(name), dir.join(format!("{name}.gz"))];
-        candidates
-            .iter()
-            .find(|p| p.is_file())
-            .cloned()
-            .ok_or_else(|| {
-                Error::Data(format!(
-                    "{}.input_path = {:?}: the directory holds neither {name} nor {name}.gz",
-                    self.key, self.input_path
-                ))
-            })
+        present(dir, name).ok_or_else(|| {
+            Error::Data(format!(
+                "{}.input_path = {:?}: the directory holds neither {name} nor {name}.gz",
+                self.key, self.input_path
+            ))
+        })
     }
 
     fn cifar_files(&self, path: &Path) -> Result<Vec<PathBuf>> {
@@ -114,14 +109,11 @@ impl ImageFiles<'_> {
         } else {
             vec!["test_batch.bin".to_string()]
         };
-        let files: Vec<PathBuf> = names
-            .iter()
-            .map(|n| path.join(n))
-            .filter(|p| p.is_file())
-            .collect();
+        let files: Vec<PathBuf> = names.iter().filter_map(|n| present(path, n)).collect();
         if files.is_empty() {
             return Err(Error::Data(format!(
-                "{}.input_path = {:?}: the directory holds none of {}",
+                "{}.input_path = {:?}: the directory holds none of {} (each raw or with .gz \
+                 appended)",
                 self.key,
                 self.input_path,
                 names.join(", ")
@@ -129,6 +121,13 @@ impl ImageFiles<'_> {
         }
         Ok(files)
     }
+}
+
+/// The file `dir/name`, else `dir/name.gz`, if either exists.
+fn present(dir: &Path, name: &str) -> Option<PathBuf> {
+    [dir.join(name), dir.join(format!("{name}.gz"))]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 /// An IDX images file (N × rows × columns) and its labels file (N).

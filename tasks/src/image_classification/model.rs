@@ -147,3 +147,67 @@ impl ImageClassifier {
         self.head.forward(&x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use grove_core::vars::ModelVars;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::image_classification::config::{BackboneConfig, CnnConfig};
+
+    /// Batch norm normalizes by the batch in training, updating its moving statistics (which
+    /// get no gradient, so the optimizer leaves them alone), and by those statistics in
+    /// evaluation, where each image's logits are independent of the rest of the batch.
+    #[test]
+    fn batch_norm_trains_on_batch_statistics_and_evaluates_on_moving_ones() {
+        let mut backbone = BackboneConfig::selecting(BackboneType::Cnn);
+        backbone.cnn = Some(CnnConfig {
+            filters: vec![2],
+            ..CnnConfig::default()
+        });
+        let cfg = ImageClassifierConfig {
+            num_classes: 3,
+            input_size: vec![4, 4, 1],
+            norm_type: NormType::BatchNorm,
+            backbone,
+            ..ImageClassifierConfig::default()
+        };
+        let vars = ModelVars::new();
+        let model =
+            ImageClassifier::new(&cfg, vars.var_builder(3, DType::F32, &Device::Cpu)).unwrap();
+        let pixels: Vec<f32> = (0..64).map(|i| ((i * 37) % 11) as f32 + 3.0).collect();
+        let images = Tensor::from_vec(pixels, (4, 1, 4, 4), &Device::Cpu).unwrap();
+        let first = images.narrow(0, 0, 1).unwrap();
+        let row = |t: &Tensor| -> Vec<f32> { t.get(0).unwrap().to_vec1().unwrap() };
+        let moving_mean = || -> Vec<f32> {
+            let var = vars
+                .named_vars()
+                .into_iter()
+                .find(|v| v.name == "backbone.0.batch_norm.running_mean")
+                .expect("the moving mean is a model variable");
+            var.var.as_tensor().to_vec1().unwrap()
+        };
+
+        let eval_batch = model.forward(&images, None).unwrap();
+        assert_eq!(row(&eval_batch), row(&model.forward(&first, None).unwrap()));
+        assert_eq!(moving_mean(), [0.0, 0.0]);
+
+        let mut rng = StdRng::seed_from_u64(0);
+        let train_batch = model.forward(&images, Some(&mut rng)).unwrap();
+        let train_first = model.forward(&first, Some(&mut rng)).unwrap();
+        assert_ne!(row(&train_batch), row(&train_first));
+        assert!(moving_mean().iter().any(|&m| m != 0.0));
+
+        let after = model.forward(&images, None).unwrap();
+        assert_ne!(row(&after), row(&eval_batch));
+        assert_eq!(row(&after), row(&model.forward(&first, None).unwrap()));
+
+        let grads = train_batch.sum_all().unwrap().backward().unwrap();
+        for v in vars.named_vars() {
+            let has_grad = grads.get(v.var.as_tensor()).is_some();
+            assert_eq!(has_grad, !v.name.contains("running_"), "{}", v.name);
+        }
+    }
+}
