@@ -183,8 +183,23 @@ grove_core::defaulted_config! {
 impl ImageClassifierConfig {
     /// `input_size` as (height, width, channels).
     pub fn input_shape(&self) -> [usize; 3] {
-        [self.input_size[0], self.input_size[1], self.input_size[2]]
+        input_shape(&self.input_size)
     }
+}
+
+/// A validated `task.model.input_size` as (height, width, channels).
+pub fn input_shape(input_size: &[usize]) -> [usize; 3] {
+    [input_size[0], input_size[1], input_size[2]]
+}
+
+/// Checks `task.model.input_size`: three positive numbers.
+pub fn check_input_size(input_size: &[usize]) -> Result<()> {
+    if input_size.len() != 3 || input_size.contains(&0) {
+        return Err(Error::Config(format!(
+            "task.model.input_size = {input_size:?}: give [height, width, channels], all positive"
+        )));
+    }
+    Ok(())
 }
 
 impl TaskConfig for ImageClassificationConfig {
@@ -208,12 +223,7 @@ impl TaskConfig for ImageClassificationConfig {
                 model.num_classes
             )));
         }
-        if model.input_size.len() != 3 || model.input_size.contains(&0) {
-            return Err(Error::Config(format!(
-                "task.model.input_size = {:?}: give [height, width, channels], all positive",
-                model.input_size
-            )));
-        }
+        check_input_size(&model.input_size)?;
         model.backbone.validate()?;
         if !(0.0..1.0).contains(&model.dropout_rate) {
             return Err(Error::Config(format!(

@@ -3,7 +3,9 @@
 use grove_core::config::TaskConfig;
 use grove_core::{Error, Result};
 
-use crate::image_classification::config::{ImageDataConfig, CIFAR10_FILES};
+use crate::image_classification::config::{
+    check_input_size, input_shape, ImageDataConfig, CIFAR10_FILES,
+};
 
 grove_core::defaulted_config! {
     /// `task.model`: MLP encoder to a diagonal Gaussian posterior, MLP decoder to Bernoulli
@@ -49,7 +51,7 @@ grove_core::defaulted_config! {
 impl VaeModelConfig {
     /// `input_size` as (height, width, channels).
     pub fn input_shape(&self) -> [usize; 3] {
-        [self.input_size[0], self.input_size[1], self.input_size[2]]
+        input_shape(&self.input_size)
     }
 }
 
@@ -68,12 +70,7 @@ impl TaskConfig for VaeConfig {
 
     fn validate(&self) -> Result<()> {
         let model = &self.model;
-        if model.input_size.len() != 3 || model.input_size.contains(&0) {
-            return Err(Error::Config(format!(
-                "task.model.input_size = {:?}: give [height, width, channels], all positive",
-                model.input_size
-            )));
-        }
+        check_input_size(&model.input_size)?;
         let sizes = [
             ("encoder_hidden_sizes", &model.encoder_hidden_sizes),
             ("decoder_hidden_sizes", &model.decoder_hidden_sizes),
