@@ -14,6 +14,7 @@ pub mod error;
 pub mod init_checkpoint;
 pub mod metrics;
 pub mod optimization;
+pub mod progressive;
 pub mod registry;
 pub mod rng;
 pub mod runtime;

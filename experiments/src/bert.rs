@@ -1,12 +1,13 @@
-//! BERT experiments: `bert/local` (a tiny model that trains on the CPU in seconds) and
-//! `bert/pretraining` (Model Garden's BERT-base recipe).
+//! BERT experiments: `bert/local` (a tiny model that trains on the CPU in seconds),
+//! `bert/pretraining` (Model Garden's BERT-base recipe) and their progressive (layer stacking)
+//! variants `bert/progressive_local` and `bert/progressive`.
 
 use grove_core::config::optimization::{
-    AdamWConfig, LearningRateConfig, LearningRateType, OptimizationConfig, OptimizerConfig,
-    OptimizerType, PolynomialLrConfig, PolynomialWarmupConfig, WarmupConfig, WarmupType,
+    AdamWConfig, OptimizationConfig, OptimizerConfig, OptimizerType,
 };
-use grove_core::config::{ExperimentConfig, TrainerConfig};
+use grove_core::config::{ExperimentConfig, ProgressiveConfig, StackingStageConfig, TrainerConfig};
 use grove_tasks::masked_lm::config::SYNTHETIC_INPUT;
+use grove_tasks::masked_lm::progressive::with_polynomial_schedule;
 use grove_tasks::masked_lm::{MaskedLmConfig, MaskedLmDataConfig};
 use grove_tasks::models::{
     BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig, EncoderConfig, BERT_ENCODER,
@@ -19,7 +20,7 @@ fn bert_optimization(
     train_steps: u64,
     warmup_steps: u64,
 ) -> OptimizationConfig {
-    OptimizationConfig {
+    let adamw = OptimizationConfig {
         optimizer: OptimizerConfig {
             kind: OptimizerType::Adamw,
             adamw: Some(AdamWConfig {
@@ -29,27 +30,9 @@ fn bert_optimization(
             ..OptimizerConfig::default()
         }
         .normalized(),
-        learning_rate: LearningRateConfig {
-            kind: LearningRateType::Polynomial,
-            polynomial: Some(PolynomialLrConfig {
-                initial_learning_rate: learning_rate,
-                decay_steps: train_steps,
-                end_learning_rate: 0.0,
-                ..PolynomialLrConfig::default()
-            }),
-            ..LearningRateConfig::default()
-        }
-        .normalized(),
-        warmup: WarmupConfig {
-            kind: Some(WarmupType::Polynomial),
-            polynomial: Some(PolynomialWarmupConfig {
-                warmup_steps: Some(warmup_steps),
-                ..PolynomialWarmupConfig::default()
-            }),
-            ..WarmupConfig::default()
-        }
-        .normalized(),
-    }
+        ..OptimizationConfig::default()
+    };
+    with_polynomial_schedule(adamw, learning_rate, 0.0, train_steps, warmup_steps)
 }
 
 /// Model Garden's restrictions of its BERT experiments: both splits say whether they train.
@@ -156,4 +139,49 @@ pub fn bert_local() -> ExperimentConfig {
         restrictions: bert_restrictions(),
         references: Default::default(),
     }
+}
+
+/// A stacking stage growing to `num_layers`, with Model Garden's per-stage schedule shape.
+fn stage(
+    num_layers: usize,
+    num_steps: u64,
+    warmup_steps: u64,
+    (initial_learning_rate, end_learning_rate): (f64, f64),
+) -> StackingStageConfig {
+    StackingStageConfig {
+        num_layers,
+        num_steps,
+        warmup_steps,
+        initial_learning_rate,
+        end_learning_rate,
+        decay_steps: num_steps,
+    }
+}
+
+/// `bert/progressive`: BERT-base pretraining grown by stacking 3 → 6 → 12 layers over
+/// Model Garden's default 112.5k + 112.5k + 450k steps.
+pub fn bert_progressive() -> ExperimentConfig {
+    let mut config = bert_pretraining();
+    let stages = vec![
+        stage(3, 112_500, 10_000, (1e-4, 1e-4)),
+        stage(6, 112_500, 10_000, (1e-4, 1e-4)),
+        stage(12, 450_000, 10_000, (1e-4, 0.0)),
+    ];
+    config.trainer.train_steps = stages.iter().map(|s| s.num_steps).sum();
+    config.trainer.progressive = Some(ProgressiveConfig { stage_list: stages });
+    config
+}
+
+/// `bert/progressive_local`: `bert/local`'s tiny BERT and synthetic data grown by stacking
+/// 1 → 2 → 4 layers over 100 + 100 + 200 steps (seconds on a CPU).
+pub fn bert_progressive_local() -> ExperimentConfig {
+    let mut config = bert_local();
+    let stages = vec![
+        stage(1, 100, 20, (3e-3, 1e-3)),
+        stage(2, 100, 20, (3e-3, 1e-3)),
+        stage(4, 200, 20, (3e-3, 0.0)),
+    ];
+    config.trainer.train_steps = stages.iter().map(|s| s.num_steps).sum();
+    config.trainer.progressive = Some(ProgressiveConfig { stage_list: stages });
+    config
 }

@@ -21,5 +21,8 @@ pub fn register() -> grove_core::Result<()> {
 fn register_all() -> grove_core::Result<()> {
     use grove_core::registry::{register_config_type, register_task};
     register_config_type::<models::EncoderFamily, models::BertEncoderConfig>(models::BERT_ENCODER)?;
-    register_task::<masked_lm::MaskedLmTask>()
+    register_task::<masked_lm::MaskedLmTask>()?;
+    grove_core::progressive::register_progressive_policy(
+        masked_lm::progressive::progressive_masked_lm,
+    )
 }
