@@ -161,26 +161,31 @@ fn stage(
 /// `bert/progressive`: BERT-base pretraining grown by stacking 3 → 6 → 12 layers over
 /// Model Garden's default 112.5k + 112.5k + 450k steps.
 pub fn bert_progressive() -> ExperimentConfig {
-    let mut config = bert_pretraining();
-    let stages = vec![
-        stage(3, 112_500, 10_000, (1e-4, 1e-4)),
-        stage(6, 112_500, 10_000, (1e-4, 1e-4)),
-        stage(12, 450_000, 10_000, (1e-4, 0.0)),
-    ];
-    config.trainer.train_steps = stages.iter().map(|s| s.num_steps).sum();
-    config.trainer.progressive = Some(ProgressiveConfig { stage_list: stages });
-    config
+    progressive(
+        bert_pretraining(),
+        vec![
+            stage(3, 112_500, 10_000, (1e-4, 1e-4)),
+            stage(6, 112_500, 10_000, (1e-4, 1e-4)),
+            stage(12, 450_000, 10_000, (1e-4, 0.0)),
+        ],
+    )
 }
 
 /// `bert/progressive_local`: `bert/local`'s tiny BERT and synthetic data grown by stacking
 /// 1 → 2 → 4 layers over 100 + 100 + 200 steps (seconds on a CPU).
 pub fn bert_progressive_local() -> ExperimentConfig {
-    let mut config = bert_local();
-    let stages = vec![
-        stage(1, 100, 20, (3e-3, 1e-3)),
-        stage(2, 100, 20, (3e-3, 1e-3)),
-        stage(4, 200, 20, (3e-3, 0.0)),
-    ];
+    progressive(
+        bert_local(),
+        vec![
+            stage(1, 100, 20, (3e-3, 1e-3)),
+            stage(2, 100, 20, (3e-3, 1e-3)),
+            stage(4, 200, 20, (3e-3, 0.0)),
+        ],
+    )
+}
+
+/// `config` trained progressively through `stages`, to the end of the last one.
+fn progressive(mut config: ExperimentConfig, stages: Vec<StackingStageConfig>) -> ExperimentConfig {
     config.trainer.train_steps = stages.iter().map(|s| s.num_steps).sum();
     config.trainer.progressive = Some(ProgressiveConfig { stage_list: stages });
     config

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use candle_core::Device;
+use grove_core::config::ExperimentConfig;
 use grove_core::config::StackingStageConfig;
-use grove_core::progressive::get_progressive_policy;
+use grove_core::progressive::{get_progressive_policy, ProgressivePolicy};
 use grove_core::vars::ModelVars;
 use grove_orbit::Trainer;
 use grove_tasks::masked_lm::progressive::stacked_source;
@@ -27,10 +28,21 @@ fn stages() -> Vec<StackingStageConfig> {
         .collect()
 }
 
-fn trainer() -> ProgressiveTrainer {
+/// bert/progressive_local with [`stages`].
+fn config() -> ExperimentConfig {
     grove_experiments::register().unwrap();
     let mut config = grove_experiments::bert::bert_progressive_local();
     config.trainer.progressive.as_mut().unwrap().stage_list = stages();
+    config
+}
+
+fn policy() -> Box<dyn ProgressivePolicy> {
+    let config = config();
+    get_progressive_policy(config.task.as_ref(), &config.trainer).unwrap()
+}
+
+fn trainer() -> ProgressiveTrainer {
+    let mut config = config();
     config.trainer.steps_per_loop = 10;
     config.trainer.train_steps = 80;
     config.trainer.export_checkpoint = false;
@@ -63,10 +75,7 @@ fn layers(trainer: &ProgressiveTrainer) -> usize {
 
 #[test]
 fn the_stage_of_every_step_follows_model_garden() {
-    grove_experiments::register().unwrap();
-    let mut config = grove_experiments::bert::bert_progressive_local();
-    config.trainer.progressive.as_mut().unwrap().stage_list = stages();
-    let policy = get_progressive_policy(config.task.as_ref(), &config.trainer).unwrap();
+    let policy = policy();
     for step in 0..200u64 {
         let expected = match step {
             0..25 => 0,
@@ -102,10 +111,7 @@ fn stages_switch_at_loop_ends_with_a_fresh_optimizer_and_stacked_layers() {
 
 #[test]
 fn a_grown_model_copies_layer_i_from_old_layer_i_mod_k() {
-    grove_experiments::register().unwrap();
-    let mut config = grove_experiments::bert::bert_progressive_local();
-    config.trainer.progressive.as_mut().unwrap().stage_list = stages();
-    let policy = get_progressive_policy(config.task.as_ref(), &config.trainer).unwrap();
+    let policy = policy();
     let (old, new) = (ModelVars::new(), ModelVars::new());
     policy.get_model(1, None, &old, 7, &Device::Cpu).unwrap();
     policy

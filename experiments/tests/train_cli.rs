@@ -397,7 +397,12 @@ fn list_experiments_prints_the_registered_names() {
     let names = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
         names.lines().collect::<Vec<_>>(),
-        vec!["bert/local", "bert/pretraining"]
+        vec![
+            "bert/local",
+            "bert/pretraining",
+            "bert/progressive",
+            "bert/progressive_local"
+        ]
     );
 }
 

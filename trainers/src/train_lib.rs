@@ -87,6 +87,10 @@ pub struct RunOptions {
 /// (opening data files), the latest checkpoint is restored or, without one, the task
 /// initializes the model (e.g. from `task.init_checkpoint`); only then does a training mode
 /// create model_dir and write `params.yaml`, so bad input leaves no model_dir behind.
+///
+/// With `trainer.progressive` set, the task config's registered progressive policy builds the
+/// stages and a [`ProgressiveTrainer`] replaces the [`DefaultTrainer`]
+/// (docs/progressive_training.md).
 pub fn run_experiment(
     config: &ExperimentConfig,
     mode: Mode,

@@ -83,3 +83,28 @@ impl ProgressiveConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_must_be_given_and_sized() {
+        let empty = ProgressiveConfig::default().validate().unwrap_err();
+        assert!(empty.to_string().contains("stage_list is empty"), "{empty}");
+        let unsized_stage = ProgressiveConfig {
+            stage_list: vec![StackingStageConfig::default()],
+        };
+        let error = unsized_stage.validate().unwrap_err().to_string();
+        assert!(error.contains("stage_list[0].num_layers = 0"), "{error}");
+        let stage = StackingStageConfig {
+            num_layers: 3,
+            num_steps: 10,
+            ..StackingStageConfig::default()
+        };
+        let ok = ProgressiveConfig {
+            stage_list: vec![stage],
+        };
+        ok.validate().unwrap();
+    }
+}
