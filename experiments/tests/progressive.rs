@@ -128,3 +128,13 @@ fn a_grown_model_copies_layer_i_from_old_layer_i_mod_k() {
         "encoder.layer.1.output.weight"
     );
 }
+
+#[test]
+fn bert_progressive_stacks_3_6_12_layers_over_model_gardens_steps() {
+    let config = grove_experiments::bert::bert_progressive();
+    config.trainer.validate().unwrap();
+    let stages = &config.trainer.progressive.as_ref().unwrap().stage_list;
+    let plan: Vec<(usize, u64)> = stages.iter().map(|s| (s.num_layers, s.num_steps)).collect();
+    assert_eq!(plan, [(3, 112_500), (6, 112_500), (12, 450_000)]);
+    assert_eq!(config.trainer.train_steps, 675_000);
+}
