@@ -15,6 +15,7 @@ pub mod error;
 pub mod init_checkpoint;
 pub mod metrics;
 pub mod optimization;
+pub mod progressive;
 pub mod records;
 pub mod registry;
 pub mod rng;

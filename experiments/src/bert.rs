@@ -1,12 +1,11 @@
-//! BERT experiments: `bert/local` (a tiny model that trains on the CPU in seconds) and
-//! `bert/pretraining` (Model Garden's BERT-base recipe).
+//! BERT experiments: `bert/local` (a tiny model that trains on the CPU in seconds),
+//! `bert/pretraining` (Model Garden's BERT-base recipe) and their progressive (layer stacking)
+//! variants `bert/progressive_local` and `bert/progressive`.
 
-use grove_core::config::optimization::{
-    AdamWConfig, LearningRateConfig, OptimizationConfig, OptimizerConfig, PolynomialLrConfig,
-    PolynomialWarmupConfig, WarmupConfig, WarmupType,
-};
-use grove_core::config::{ExperimentConfig, TrainerConfig};
+use grove_core::config::optimization::{AdamWConfig, OptimizationConfig, OptimizerConfig};
+use grove_core::config::{ExperimentConfig, ProgressiveConfig, StackingStageConfig, TrainerConfig};
 use grove_tasks::masked_lm::config::SYNTHETIC_INPUT;
+use grove_tasks::masked_lm::progressive::with_polynomial_schedule;
 use grove_tasks::masked_lm::{MaskedLmConfig, MaskedLmDataConfig};
 use grove_tasks::models::{
     BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig, EncoderConfig, BERT_ENCODER,
@@ -19,27 +18,14 @@ pub(crate) fn bert_optimization(
     train_steps: u64,
     warmup_steps: u64,
 ) -> OptimizationConfig {
-    OptimizationConfig {
+    let adamw = OptimizationConfig {
         optimizer: OptimizerConfig::from(AdamWConfig {
             weight_decay_rate: 0.01,
             ..AdamWConfig::default()
         }),
-        ema: None,
-        learning_rate: LearningRateConfig::from(PolynomialLrConfig {
-            initial_learning_rate: learning_rate,
-            decay_steps: train_steps,
-            end_learning_rate: 0.0,
-            ..PolynomialLrConfig::default()
-        }),
-        warmup: WarmupConfig {
-            kind: Some(WarmupType::Polynomial),
-            polynomial: Some(PolynomialWarmupConfig {
-                warmup_steps: Some(warmup_steps),
-                ..PolynomialWarmupConfig::default()
-            }),
-            ..WarmupConfig::default()
-        },
-    }
+        ..OptimizationConfig::default()
+    };
+    with_polynomial_schedule(adamw, learning_rate, 0.0, train_steps, warmup_steps)
 }
 
 /// Model Garden's restrictions of its BERT experiments: both splits say whether they train.
@@ -151,4 +137,54 @@ pub fn bert_local() -> ExperimentConfig {
         restrictions: bert_restrictions(),
         references: Default::default(),
     }
+}
+
+/// A stacking stage growing to `num_layers`, with Model Garden's per-stage schedule shape.
+fn stage(
+    num_layers: usize,
+    num_steps: u64,
+    warmup_steps: u64,
+    (initial_learning_rate, end_learning_rate): (f64, f64),
+) -> StackingStageConfig {
+    StackingStageConfig {
+        num_layers,
+        num_steps,
+        warmup_steps,
+        initial_learning_rate,
+        end_learning_rate,
+        decay_steps: num_steps,
+    }
+}
+
+/// `bert/progressive`: BERT-base pretraining grown by stacking 3 → 6 → 12 layers over
+/// Model Garden's default 112.5k + 112.5k + 450k steps.
+pub fn bert_progressive() -> ExperimentConfig {
+    progressive(
+        bert_pretraining(),
+        vec![
+            stage(3, 112_500, 10_000, (1e-4, 1e-4)),
+            stage(6, 112_500, 10_000, (1e-4, 1e-4)),
+            stage(12, 450_000, 10_000, (1e-4, 0.0)),
+        ],
+    )
+}
+
+/// `bert/progressive_local`: `bert/local`'s tiny BERT and synthetic data grown by stacking
+/// 1 → 2 → 4 layers over 100 + 100 + 200 steps (seconds on a CPU).
+pub fn bert_progressive_local() -> ExperimentConfig {
+    progressive(
+        bert_local(),
+        vec![
+            stage(1, 100, 20, (3e-3, 1e-3)),
+            stage(2, 100, 20, (3e-3, 1e-3)),
+            stage(4, 200, 20, (3e-3, 0.0)),
+        ],
+    )
+}
+
+/// `config` trained progressively through `stages`, to the end of the last one.
+fn progressive(mut config: ExperimentConfig, stages: Vec<StackingStageConfig>) -> ExperimentConfig {
+    config.trainer.train_steps = stages.iter().map(|s| s.num_steps).sum();
+    config.trainer.progressive = Some(ProgressiveConfig { stage_list: stages });
+    config
 }

@@ -1,6 +1,7 @@
 //! grove-experiments: the experiments Grove ships and the `train` command line.
 //!
-//! [`register`] puts Grove's tasks and named experiments (`bert/local`, `bert/pretraining`, `image_classification/*`, `vae/mnist_local`) in
+//! [`register`] puts Grove's tasks and named experiments (`bert/*`, `image_classification/*`,
+//! `vae/mnist_local`) in
 //! grove-core's registries; [`cli`] is the `train` binary's whole logic, reusable by a user's
 //! own binary after it registers its own experiments.
 
@@ -25,6 +26,8 @@ fn register_all() -> grove_core::Result<()> {
     grove_tasks::register()?;
     register_experiment("bert/local", bert::bert_local)?;
     register_experiment("bert/pretraining", bert::bert_pretraining)?;
+    register_experiment("bert/progressive", bert::bert_progressive)?;
+    register_experiment("bert/progressive_local", bert::bert_progressive_local)?;
     register_experiment(
         "image_classification/mnist_local",
         image_classification::mnist_local,

@@ -43,8 +43,19 @@ fn run_small_with_flags(
 
 /// The command [`run_small_with_flags`] runs.
 fn small_command(model_dir: &Path, mode: &str, flags: &[&str], overrides: &[&str]) -> Command {
+    experiment_command("bert/local", model_dir, mode, flags, overrides)
+}
+
+/// `experiment` with [`SMALL`], extra `flags`, then each of `overrides` as a --params_override.
+fn experiment_command(
+    experiment: &str,
+    model_dir: &Path,
+    mode: &str,
+    flags: &[&str],
+    overrides: &[&str],
+) -> Command {
     let mut args = vec![
-        "--experiment=bert/local".to_string(),
+        format!("--experiment={experiment}"),
         format!("--mode={mode}"),
         format!("--model_dir={}", model_dir.display()),
         format!("--params_override={SMALL}"),
@@ -389,6 +400,8 @@ fn list_experiments_prints_the_registered_names() {
         vec![
             "bert/local",
             "bert/pretraining",
+            "bert/progressive",
+            "bert/progressive_local",
             "bert/sentence_prediction",
             "bert/sentence_prediction_local",
             "image_classification/cifar10",
@@ -1454,4 +1467,131 @@ fn plain_text_tokenized_with_a_vocab_file_trains_bert_local() {
     assert_ok(&output);
     let losses = metric(&model_dir, "train", "training_loss");
     assert!(losses.last().unwrap().1 < losses[0].1, "{losses:?}");
+}
+
+/// bert/progressive_local with [`SMALL`]: 1 → 2 → 4 layers over 25 + 25 + 30 steps (the first
+/// boundary inside a 10-step loop).
+const PROGRESSIVE: &str = "trainer.train_steps=80,trainer.progressive.stage_list=[\
+    {num_layers: 1, num_steps: 25, warmup_steps: 5, initial_learning_rate: 0.003, end_learning_rate: 0.001, decay_steps: 25},\
+    {num_layers: 2, num_steps: 25, warmup_steps: 5, initial_learning_rate: 0.003, end_learning_rate: 0.001, decay_steps: 25},\
+    {num_layers: 4, num_steps: 30, warmup_steps: 5, initial_learning_rate: 0.003, end_learning_rate: 0.0, decay_steps: 30}]";
+
+fn progressive_command(model_dir: &Path) -> Command {
+    experiment_command(
+        "bert/progressive_local",
+        model_dir,
+        "train",
+        &[],
+        &[PROGRESSIVE],
+    )
+}
+
+#[test]
+fn a_killed_progressive_run_resumes_in_its_stage_and_exports_loadable_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let resumed = dir.path().join("resumed");
+    let first = progressive_command(&straight).output().unwrap();
+    assert_ok(&first);
+    let log = stderr(&first);
+    assert!(
+        log.contains("stage 0 -> stage 1 at global step 30"),
+        "{log}"
+    );
+    assert!(
+        log.contains("stage 1 -> stage 2 at global step 50"),
+        "{log}"
+    );
+    let stages: Vec<(u64, f64)> = metric(&straight, "train", "stage");
+    let expected: Vec<(u64, f64)> = [0., 0., 0., 1., 1., 2., 2., 2.]
+        .into_iter()
+        .enumerate()
+        .map(|(i, stage)| (10 * (i as u64 + 1), stage))
+        .collect();
+    assert_eq!(stages, expected);
+    // ckpt-40 is in stage 1: a 2-layer model whose optimizer started at step 30.
+    let state = std::fs::read_to_string(straight.join("ckpt-40/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(
+        (
+            state["stage"].as_u64(),
+            state["optimizer_iterations"].as_u64()
+        ),
+        (Some(1), Some(10))
+    );
+    let model = tensors(&straight.join("ckpt-40/model.safetensors"));
+    assert!(model.keys().any(|n| n.starts_with("encoder.layer.1.")));
+    assert!(!model.keys().any(|n| n.starts_with("encoder.layer.2.")));
+
+    // Kill -9 once ckpt-40 (stage 1) exists, then run the same command again.
+    let mut child = progressive_command(&resumed)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let index = resumed.join("checkpoint");
+    while !std::fs::read_to_string(&index).is_ok_and(|i| i.contains("ckpt-40")) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at_kill = std::fs::read_to_string(&index).unwrap();
+    assert!(
+        !at_kill.contains("ckpt-80"),
+        "the run ended before the kill"
+    );
+    let again = progressive_command(&resumed).output().unwrap();
+    assert_ok(&again);
+    assert!(stderr(&again).contains("restored from checkpoint"));
+    for ckpt in ["ckpt-80", "exported_ckpts/ckpt-80"] {
+        for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+            let a = std::fs::read(straight.join(ckpt).join(file)).unwrap();
+            let b = std::fs::read(resumed.join(ckpt).join(file)).unwrap();
+            assert!(a == b, "{ckpt}/{file} differs");
+        }
+    }
+
+    // Exports: only in the last stage, every checkpoint_interval, plain (no stage).
+    let exported = straight.join("exported_ckpts");
+    assert!(exported.join("ckpt-60").exists() && !exported.join("ckpt-40").exists());
+    let state = std::fs::read_to_string(exported.join("ckpt-80/state.json")).unwrap();
+    assert!(!state.contains("stage"), "{state}");
+    // An exported checkpoint initializes a 4-layer bert/local masked LM run.
+    let finetuned = dir.path().join("finetuned");
+    let init = format!(
+        "task.init_checkpoint={}",
+        exported.join("ckpt-80").display()
+    );
+    let layers = "task.model.encoder.bert.num_layers=4";
+    let run = run_small(
+        &finetuned,
+        "train",
+        &[FROZEN, &init, layers, "trainer.train_steps=10"],
+    );
+    assert_ok(&run);
+    assert_eq!(
+        tensors(&finetuned.join("ckpt-10/model.safetensors")),
+        tensors(&exported.join("ckpt-80/model.safetensors"))
+    );
+    // And a 4-layer sentence prediction fine-tune starts from its encoder and pooler.
+    let classifier = dir.path().join("classifier");
+    let output = train(&[
+        "--experiment=bert/sentence_prediction_local",
+        "--mode=train",
+        &format!("--model_dir={}", classifier.display()),
+        &format!("task.init_checkpoint={}", exported.display()),
+        layers,
+        "trainer.train_steps=10",
+        "trainer.steps_per_loop=10",
+        "trainer.summary_interval=10",
+        "trainer.checkpoint_interval=10",
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let log = stderr(&output);
+    assert!(
+        log.contains("exported_ckpts/ckpt-80/model.safetensors: loaded 71 variables")
+            && log.contains("kept 2 at their initial values (sentence_prediction.out_proj"),
+        "{log}"
+    );
 }

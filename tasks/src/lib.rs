@@ -28,5 +28,8 @@ fn register_all() -> grove_core::Result<()> {
     register_task::<masked_lm::MaskedLmTask>()?;
     register_task::<image_classification::ImageClassificationTask>()?;
     register_task::<sentence_prediction::SentencePredictionTask>()?;
-    register_task::<vae::VaeTask>()
+    register_task::<vae::VaeTask>()?;
+    grove_core::progressive::register_progressive_policy(
+        masked_lm::progressive::progressive_masked_lm,
+    )
 }

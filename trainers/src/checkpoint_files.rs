@@ -30,6 +30,10 @@ pub struct TrainState {
     /// `global_step + input_offset`.
     #[serde(default)]
     pub input_offset: u64,
+    /// The progressive training stage of the model and optimizer (absent outside progressive
+    /// training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<usize>,
 }
 
 /// Writes named tensors as a safetensors file (moved to the CPU first).

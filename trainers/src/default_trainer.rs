@@ -12,6 +12,7 @@ use grove_core::metrics::{collect_and_reset, Metric};
 use grove_core::optimization::{
     build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
 };
+use grove_core::progressive::StageOptimizer;
 use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{DynTask, InputContext, StepContext, StepOutputs};
 use grove_core::vars::ModelVars;
@@ -70,10 +71,27 @@ impl DefaultTrainer {
         device: Device,
         roles: Roles,
     ) -> Result<Self> {
-        let seed = config.runtime.seed;
         let vars = ModelVars::new();
-        let model = task.build_model(vars.var_builder(seed, DType::F32, &device))?;
+        let model = task.build_model(vars.var_builder(config.runtime.seed, DType::F32, &device))?;
         let optimization = &config.trainer.optimizer_config;
+        let optimizer = StageOptimizer {
+            optimizer: build_optimizer_with_ema(optimization)?,
+            schedule: build_schedule(optimization),
+        };
+        Self::from_parts(task, (model, vars), optimizer, config, device, roles)
+    }
+
+    /// A trainer of `task` around a model built already (with its variables) and an
+    /// optimizer; opens the inputs `roles` asks for.
+    pub(crate) fn from_parts(
+        task: Box<dyn DynTask>,
+        (model, vars): (Box<dyn Any + Send>, ModelVars),
+        optimizer: StageOptimizer,
+        config: &ExperimentConfig,
+        device: Device,
+        roles: Roles,
+    ) -> Result<Self> {
+        let seed = config.runtime.seed;
         let context = InputContext {
             seed,
             start_batch: 0,
@@ -93,8 +111,8 @@ impl DefaultTrainer {
             task,
             model,
             vars,
-            optimizer: build_optimizer_with_ema(optimization)?,
-            schedule: build_schedule(optimization),
+            optimizer: optimizer.optimizer,
+            schedule: optimizer.schedule,
             device,
             seed,
             global_step: 0,
@@ -103,6 +121,30 @@ impl DefaultTrainer {
             validation_sets,
             preemption: Preemption::new(),
         })
+    }
+
+    /// Replaces the model, its variables and the optimizer (progressive training's stage
+    /// switch); the global step and the inputs stay.
+    pub(crate) fn replace_model(
+        &mut self,
+        model: Box<dyn Any + Send>,
+        vars: ModelVars,
+        optimizer: StageOptimizer,
+    ) {
+        self.model = model;
+        self.vars = vars;
+        self.optimizer = optimizer.optimizer;
+        self.schedule = optimizer.schedule;
+    }
+
+    /// The device the model lives on.
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Updates the optimizer has applied (restarted by progressive training's stage switches).
+    pub fn optimizer_iterations(&self) -> u64 {
+        self.optimizer.iterations()
     }
 
     /// Stops training loops after the current step once `preemption` is requested.
@@ -275,9 +317,9 @@ impl DefaultTrainer {
             .validation_step(batch, self.model.as_ref(), &mut context)
     }
 
-    /// Writes a checkpoint; `averaged` writes the moving averages (where there are any) as
-    /// the model weights.
-    fn save_to(&self, dir: &Path, averaged: bool) -> Result<()> {
+    /// Writes the checkpoint files into `dir`: `stage` is recorded in `state.json` when given;
+    /// `averaged` writes the moving averages (where there are any) as the model weights.
+    pub(crate) fn save_to(&self, dir: &Path, stage: Option<usize>, averaged: bool) -> Result<()> {
         let mut weights = self.vars.tensors();
         if averaged {
             let averages: HashMap<String, Tensor> =
@@ -297,11 +339,13 @@ impl DefaultTrainer {
                 global_step: self.global_step,
                 optimizer_iterations: self.optimizer.iterations(),
                 input_offset: self.input_offset,
+                stage,
             },
         )
     }
 
-    fn restore_from(&mut self, dir: &Path) -> Result<()> {
+    /// Loads the checkpoint in `dir` into the current model and optimizer.
+    pub(crate) fn restore_from(&mut self, dir: &Path) -> Result<()> {
         let state = read_state(dir)?;
         let origin = dir.join(MODEL_WEIGHTS_FILE).display().to_string();
         self.vars.load_exact(&read_model(dir)?, &origin)?;
@@ -317,7 +361,7 @@ impl DefaultTrainer {
 
     /// Rebuilds the training inputs at batch `global_step + input_offset`, where the run's
     /// input stream stands.
-    fn reposition_train_inputs(&mut self) -> Result<()> {
+    pub(crate) fn reposition_train_inputs(&mut self) -> Result<()> {
         if self.train_data.is_some() {
             self.train_data = Some(self.task.build_train_inputs(&InputContext {
                 seed: self.seed,
@@ -365,7 +409,7 @@ fn open_validation_sets(
         .collect()
 }
 
-fn boxed(error: Error) -> RunnerError {
+pub(crate) fn boxed(error: Error) -> RunnerError {
     Box::new(error)
 }
 
@@ -392,11 +436,11 @@ impl Evaluator for DefaultTrainer {
 
 impl Checkpointable for DefaultTrainer {
     fn save(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
-        self.save_to(dir, false).map_err(boxed)
+        self.save_to(dir, None, false).map_err(boxed)
     }
 
     fn save_export(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
-        self.save_to(dir, true).map_err(boxed)
+        self.save_to(dir, None, true).map_err(boxed)
     }
 
     fn restore(&mut self, dir: &Path) -> std::result::Result<(), RunnerError> {

@@ -1,6 +1,6 @@
 //! grove-trainers: turns a Task into an Orbit run.
 //!
-//! It owns the [`DefaultTrainer`] (model, optimizer, schedule, inputs and metrics of one Task,
+//! It owns the [`DefaultTrainer`] and the [`ProgressiveTrainer`] (model, optimizer, schedule, inputs and metrics of one Task,
 //! exposed to Orbit as trainer, evaluator and checkpointable state), the checkpoint directory
 //! contents ([`checkpoint_files`]), config drift on resume ([`config_drift`]) and [`train_lib::run_experiment`], which wires a resolved
 //! config, the task registry and Orbit's Controller together for one mode. It knows no concrete
@@ -11,8 +11,11 @@ pub mod config_drift;
 pub mod default_trainer;
 pub mod error;
 pub mod model_dir_lock;
+pub mod progressive_trainer;
+mod stage_task;
 pub mod train_lib;
 
 pub use default_trainer::{DefaultTrainer, Roles};
 pub use error::{is_preemption, is_user_error, Error, Result};
+pub use progressive_trainer::ProgressiveTrainer;
 pub use train_lib::{run_experiment, EvalCheckpoint, Mode, RunOptions, PARAMS_FILE};

@@ -4,19 +4,22 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use candle_core::Device;
 use grove_core::config::{ExperimentConfig, MetricComparison, TrainerConfig};
+use grove_core::progressive::get_progressive_policy;
 use grove_core::registry::get_task;
 use grove_core::runtime::{compute_threads, device};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
-    write_atomically, BestCheckpointExporter, CheckpointManager, Comparison, Controller,
-    ControllerOptions, EarlyStopping, Logs, LossGuard, Preemption, Trainer,
+    write_atomically, BestCheckpointExporter, CheckpointManager, Checkpointable, Comparison,
+    Controller, ControllerOptions, EarlyStopping, Evaluator, Logs, LossGuard, Preemption, Trainer,
 };
 
 use crate::config_drift::{check_drift, record_changes, Change};
 use crate::default_trainer::{DefaultTrainer, Roles};
 use crate::error::Result;
 use crate::model_dir_lock::{lock_model_dir, ModelDirLock};
+use crate::progressive_trainer::ProgressiveTrainer;
 
 /// File of the resolved config inside model_dir.
 pub const PARAMS_FILE: &str = "params.yaml";
@@ -84,6 +87,10 @@ pub struct RunOptions {
 /// (opening data files), the latest checkpoint is restored or, without one, the task
 /// initializes the model (e.g. from `task.init_checkpoint`); only then does a training mode
 /// create model_dir and write `params.yaml`, so bad input leaves no model_dir behind.
+///
+/// With `trainer.progressive` set, the task config's registered progressive policy builds the
+/// stages and a [`ProgressiveTrainer`] replaces the [`DefaultTrainer`]
+/// (docs/progressive_training.md).
 pub fn run_experiment(
     config: &ExperimentConfig,
     mode: Mode,
@@ -101,50 +108,104 @@ pub fn run_experiment(
         Vec::new()
     };
     let device = device(&config.runtime)?;
-    let task = get_task(config.task.as_ref())?;
     let preemption = Preemption::on_signals()?;
-    let trainer = DefaultTrainer::new(task, config, device.clone(), mode.roles())?
-        .with_preemption(preemption.clone());
+    let controller_options = controller_options(config, model_dir, preemption.clone())?;
+    let roles = mode.roles();
+    let task_config = config.task.as_ref();
+    let run = Run {
+        config,
+        mode,
+        model_dir,
+        options: &options,
+        accepted_changes: &accepted_changes,
+    };
+    if config.trainer.progressive.is_some() {
+        let policy = get_progressive_policy(task_config, &config.trainer)?;
+        let trainer = ProgressiveTrainer::new(policy, config, device.clone(), roles, model_dir)?
+            .with_preemption(preemption);
+        log_start(config, &device, trainer.current().vars().parameter_count());
+        run.drive(Controller::new(trainer, controller_options)?)
+    } else {
+        let trainer = DefaultTrainer::new(get_task(task_config)?, config, device.clone(), roles)?
+            .with_preemption(preemption);
+        log_start(config, &device, trainer.vars().parameter_count());
+        run.drive(Controller::new(trainer, controller_options)?)
+    }
+}
+
+fn log_start(config: &ExperimentConfig, device: &Device, parameters: usize) {
     tracing::info!(
         "task {} | device {:?} | {} compute threads | {} parameters",
         config.task.type_name(),
         device,
         compute_threads(),
-        trainer.vars().parameter_count()
+        parameters
     );
-    let controller_options = controller_options(config, model_dir, preemption)?;
-    let mut controller = Controller::new(trainer, controller_options)?;
-    let t = &config.trainer;
-    if !mode.roles().train {
-        return evaluate_checkpoints(&mut controller, config, mode, model_dir, &options);
+}
+
+/// What either trainer needs from run_experiment beyond Orbit's traits.
+trait Runner: Trainer + Evaluator + Checkpointable {
+    /// Initializes a model that no checkpoint restored (e.g. from `task.init_checkpoint`).
+    fn initialize(&mut self) -> grove_core::Result<()>;
+}
+
+impl Runner for DefaultTrainer {
+    fn initialize(&mut self) -> grove_core::Result<()> {
+        DefaultTrainer::initialize(self)
     }
-    controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
-    let step = controller.runner().global_step();
-    let _lock = write_params(config, model_dir, step, &accepted_changes)?;
-    match mode {
-        Mode::TrainAndEval => {
-            let logs = controller.train_and_evaluate(
-                t.train_steps,
-                t.validation_steps,
-                t.validation_interval,
-            )?;
-            Ok(logs.unwrap_or_default())
+}
+
+impl Runner for ProgressiveTrainer {
+    fn initialize(&mut self) -> grove_core::Result<()> {
+        ProgressiveTrainer::initialize(self)
+    }
+}
+
+/// One run's settings, shared by both trainers.
+struct Run<'a> {
+    config: &'a ExperimentConfig,
+    mode: Mode,
+    model_dir: &'a Path,
+    options: &'a RunOptions,
+    accepted_changes: &'a [Change],
+}
+
+impl Run<'_> {
+    /// Restores or initializes, writes params.yaml and runs the mode.
+    fn drive<R: Runner>(&self, mut controller: Controller<R>) -> Result<Logs> {
+        let (config, mode, model_dir) = (self.config, self.mode, self.model_dir);
+        let t = &config.trainer;
+        if !mode.roles().train {
+            return evaluate_checkpoints(&mut controller, config, mode, model_dir, self.options);
         }
-        Mode::TrainAndPostEval => {
-            controller.train(t.train_steps)?;
-            Ok(controller.evaluate(t.validation_steps)?)
-        }
-        _ => {
-            controller.train(t.train_steps)?;
-            Ok(Logs::new())
+        controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
+        let step = controller.runner().global_step();
+        let _lock = write_params(config, model_dir, step, self.accepted_changes)?;
+        match mode {
+            Mode::TrainAndEval => {
+                let logs = controller.train_and_evaluate(
+                    t.train_steps,
+                    t.validation_steps,
+                    t.validation_interval,
+                )?;
+                Ok(logs.unwrap_or_default())
+            }
+            Mode::TrainAndPostEval => {
+                controller.train(t.train_steps)?;
+                Ok(controller.evaluate(t.validation_steps)?)
+            }
+            _ => {
+                controller.train(t.train_steps)?;
+                Ok(Logs::new())
+            }
         }
     }
 }
 
 /// The evaluation-only modes: `eval` (latest, all, or one checkpoint) and `continuous_eval`.
 /// They never initialize a model: without a checkpoint there is nothing to evaluate.
-fn evaluate_checkpoints(
-    controller: &mut Controller<DefaultTrainer>,
+fn evaluate_checkpoints<R: Runner>(
+    controller: &mut Controller<R>,
     config: &ExperimentConfig,
     mode: Mode,
     model_dir: &Path,

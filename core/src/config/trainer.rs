@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::optimization::OptimizationConfig;
+use super::progressive::ProgressiveConfig;
 use crate::error::{Error, Result};
 
 /// Which direction of `best_checkpoint_eval_metric` is better.
@@ -85,6 +86,17 @@ pub struct TrainerConfig {
     pub continuous_eval_timeout: u64,
     /// Sub-directory of model_dir receiving validation summaries.
     pub validation_summary_subdir: String,
+    /// Progressive training stages; set, it selects the progressive trainer
+    /// (docs/progressive_training.md).
+    pub progressive: Option<ProgressiveConfig>,
+    /// Progressive training: also save plain checkpoints to `model_dir/exported_ckpts`.
+    pub export_checkpoint: bool,
+    /// Progressive training: steps between exported checkpoints (unset: `checkpoint_interval`).
+    pub export_checkpoint_interval: Option<u64>,
+    /// Progressive training: exported checkpoints kept (unset: `max_to_keep`).
+    pub export_max_to_keep: Option<u64>,
+    /// Progressive training: export only while training the last stage.
+    pub export_only_final_stage_ckpt: bool,
 }
 
 impl Default for TrainerConfig {
@@ -108,6 +120,11 @@ impl Default for TrainerConfig {
             recovery_max_trials: 0,
             continuous_eval_timeout: 3600,
             validation_summary_subdir: "validation".to_string(),
+            progressive: None,
+            export_checkpoint: true,
+            export_checkpoint_interval: None,
+            export_max_to_keep: None,
+            export_only_final_stage_ckpt: true,
         }
     }
 }
@@ -182,6 +199,27 @@ impl TrainerConfig {
                  other than \"train\", e.g. \"validation\"",
                 self.validation_summary_subdir
             )));
+        }
+        self.validate_progressive()
+    }
+
+    fn validate_progressive(&self) -> Result<()> {
+        let Some(progressive) = &self.progressive else {
+            return Ok(());
+        };
+        progressive.validate()?;
+        if let Some(interval) = self.export_checkpoint_interval {
+            positive("trainer.export_checkpoint_interval", interval)?;
+            if interval % self.steps_per_loop != 0 {
+                return Err(Error::Config(format!(
+                    "trainer.export_checkpoint_interval = {interval} is not a multiple of \
+                     trainer.steps_per_loop = {}: exports happen at loop ends only",
+                    self.steps_per_loop
+                )));
+            }
+        }
+        if let Some(keep) = self.export_max_to_keep {
+            positive("trainer.export_max_to_keep", keep)?;
         }
         Ok(())
     }
