@@ -1403,8 +1403,6 @@ fn a_model_garden_glue_yaml_fine_tunes_bert_sentence_prediction_on_tsv_files() {
         format!("--params_override={}", data("validation_data")),
         format!("--params_override={tiny}"),
         "trainer.train_steps=4".to_string(),
-        "trainer.steps_per_loop=2".to_string(),
-        "trainer.validation_interval=4".to_string(),
         "trainer.validation_steps=2".to_string(),
     ];
     let args: Vec<&str> = settings.iter().map(String::as_str).collect();
