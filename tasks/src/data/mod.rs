@@ -9,6 +9,7 @@ pub mod image_files;
 pub mod image_set;
 pub mod mlm_masking;
 pub mod order;
+pub mod rows;
 pub mod split_cache;
 pub mod synthetic_corpus;
 pub mod synthetic_images;

@@ -9,6 +9,7 @@ use grove_core::data::{Batch, BatchSource};
 use grove_core::Result;
 
 use crate::data::order::{Order, Sampler};
+use crate::data::rows::stack_rows;
 use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus};
 
 use super::config::MaskedLmDataConfig;
@@ -118,39 +119,27 @@ impl BatchSource for DummySource {
 
 /// Stacks examples into the features of Model Garden's BERT pretraining input.
 fn to_batch(examples: &[MlmExample], with_nsp_labels: bool) -> Result<Batch> {
-    let rows = examples.len();
-    let device = Device::Cpu;
-    let stack_u32 = |field: fn(&MlmExample) -> &Vec<u32>| -> Result<Tensor> {
-        let width = field(&examples[0]).len();
-        let flat: Vec<u32> = examples
-            .iter()
-            .flat_map(|e| field(e).iter().copied())
-            .collect();
-        Ok(Tensor::from_vec(flat, (rows, width), &device)?)
-    };
     let mut batch = Batch::new();
-    batch.insert("input_word_ids", stack_u32(|e| &e.input_word_ids)?);
-    batch.insert("input_mask", stack_u32(|e| &e.input_mask)?);
-    batch.insert("input_type_ids", stack_u32(|e| &e.input_type_ids)?);
     batch.insert(
-        "masked_lm_positions",
-        stack_u32(|e| &e.masked_lm_positions)?,
+        "input_word_ids",
+        stack_rows(examples, |e| &e.input_word_ids)?,
     );
-    batch.insert("masked_lm_ids", stack_u32(|e| &e.masked_lm_ids)?);
-    let width = examples[0].masked_lm_weights.len();
-    let weights: Vec<f32> = examples
-        .iter()
-        .flat_map(|e| e.masked_lm_weights.iter().copied())
-        .collect();
+    batch.insert("input_mask", stack_rows(examples, |e| &e.input_mask)?);
     batch.insert(
-        "masked_lm_weights",
-        Tensor::from_vec(weights, (rows, width), &device)?,
+        "input_type_ids",
+        stack_rows(examples, |e| &e.input_type_ids)?,
     );
+    let positions = stack_rows(examples, |e| &e.masked_lm_positions)?;
+    batch.insert("masked_lm_positions", positions);
+    batch.insert("masked_lm_ids", stack_rows(examples, |e| &e.masked_lm_ids)?);
+    let weights = stack_rows(examples, |e| &e.masked_lm_weights)?;
+    batch.insert("masked_lm_weights", weights);
     if with_nsp_labels {
         let labels: Vec<u32> = examples.iter().map(|e| e.next_sentence_label).collect();
+        let rows = labels.len();
         batch.insert(
             "next_sentence_labels",
-            Tensor::from_vec(labels, rows, &device)?,
+            Tensor::from_vec(labels, rows, &Device::Cpu)?,
         );
     }
     Ok(batch)

@@ -12,6 +12,7 @@ use grove_core::{Error, Result};
 use super::config::{LabelType, SentenceDataConfig, JSONL_FILES};
 use crate::data::file_patterns::expand_input_path;
 use crate::data::order::Sampler;
+use crate::data::rows::stack_rows;
 use crate::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
 use crate::text::{Encoded, WordPieceTokenizer};
 
@@ -233,18 +234,12 @@ impl BatchSource for SentenceSource {
         }
         let rows: Vec<&SentenceExample> = indices.iter().map(|&i| &self.examples[i]).collect();
         let batch = (|| {
-            let width = rows[0].encoded.input_word_ids.len();
-            let stack = |field: fn(&Encoded) -> &Vec<u32>| {
-                let flat: Vec<u32> = rows
-                    .iter()
-                    .flat_map(|r| field(&r.encoded).clone())
-                    .collect();
-                Tensor::from_vec(flat, (rows.len(), width), &Device::Cpu)
-            };
             let mut batch = Batch::new();
-            batch.insert("input_word_ids", stack(|e| &e.input_word_ids)?);
-            batch.insert("input_mask", stack(|e| &e.input_mask)?);
-            batch.insert("input_type_ids", stack(|e| &e.input_type_ids)?);
+            let ids = stack_rows(&rows, |r| &r.encoded.input_word_ids)?;
+            batch.insert("input_word_ids", ids);
+            batch.insert("input_mask", stack_rows(&rows, |r| &r.encoded.input_mask)?);
+            let type_ids = stack_rows(&rows, |r| &r.encoded.input_type_ids)?;
+            batch.insert("input_type_ids", type_ids);
             let labels = rows.iter().map(|r| r.label);
             let label = if self.regression {
                 Tensor::from_vec(labels.collect::<Vec<f32>>(), rows.len(), &Device::Cpu)?
