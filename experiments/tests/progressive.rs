@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use grove_core::config::ExperimentConfig;
 use grove_core::config::StackingStageConfig;
 use grove_core::progressive::{get_progressive_policy, ProgressivePolicy};
 use grove_core::vars::ModelVars;
 use grove_orbit::Trainer;
 use grove_tasks::masked_lm::progressive::stacked_source;
+use grove_tasks::models::{BertPretrainer, PretrainerInputs};
 use grove_trainers::{ProgressiveTrainer, Roles};
 
 /// 1 → 2 → 4 layers over 25 + 25 + 30 steps: the first boundary is not a multiple of the
@@ -109,24 +110,91 @@ fn stages_switch_at_loop_ends_with_a_fresh_optimizer_and_stacked_layers() {
     assert_eq!(trainer.current().optimizer_iterations(), 0);
 }
 
-#[test]
-fn a_grown_model_copies_layer_i_from_old_layer_i_mod_k() {
+/// Sets every ReZero scale of `vars` to a distinct non-zero value, as training would.
+fn train_rezero_scales(vars: &ModelVars) {
+    for (i, var) in vars
+        .named_vars()
+        .iter()
+        .filter(|v| v.name.ends_with(".rezero_alpha"))
+        .enumerate()
+    {
+        let alpha = Tensor::new(&[0.5f32 + 0.25 * i as f32], &Device::Cpu).unwrap();
+        var.var.set(&alpha).unwrap();
+    }
+}
+
+/// A 2-layer model with trained ReZero scales and the 4-layer model grown from it.
+fn grow_2_to_4_layers() -> (ModelVars, BertPretrainer, ModelVars, BertPretrainer) {
     let policy = policy();
     let (old, new) = (ModelVars::new(), ModelVars::new());
-    policy.get_model(1, None, &old, 7, &Device::Cpu).unwrap();
-    policy
+    let old_model = policy.get_model(1, None, &old, 7, &Device::Cpu).unwrap();
+    train_rezero_scales(&old);
+    let new_model = policy
         .get_model(2, Some(&old), &new, 8, &Device::Cpu)
         .unwrap();
+    let unbox = |m: Box<dyn std::any::Any + Send>| *m.downcast::<BertPretrainer>().unwrap();
+    (old, unbox(old_model), new, unbox(new_model))
+}
+
+#[test]
+fn a_grown_model_copies_layer_i_from_old_layer_i_mod_k() {
+    let (old, _, new, _) = grow_2_to_4_layers();
     let (old, new) = (by_name(&old), by_name(&new));
     assert!(new.contains_key("encoder.layer.3.output.weight"));
     assert!(!old.contains_key("encoder.layer.2.output.weight"));
     for (name, tensor) in &new {
-        assert_eq!(tensor, &old[&stacked_source(name, 2)], "{name}");
+        let duplicated_scale = [
+            "encoder.layer.2.rezero_alpha",
+            "encoder.layer.3.rezero_alpha",
+        ];
+        if duplicated_scale.contains(&name.as_str()) {
+            assert_eq!(tensor, &[0.0], "{name} restarts at 0, as in Model Garden");
+        } else {
+            assert_eq!(tensor, &old[&stacked_source(name, 2)], "{name}");
+        }
     }
+    assert_eq!(old["encoder.layer.1.rezero_alpha"], [0.75]);
     assert_eq!(
         stacked_source("encoder.layer.3.output.weight", 2),
         "encoder.layer.1.output.weight"
     );
+}
+
+#[test]
+fn growing_a_rezero_model_keeps_its_function() {
+    let (_, old, _, new) = grow_2_to_4_layers();
+    let dev = Device::Cpu;
+    let inputs = PretrainerInputs {
+        input_word_ids: Tensor::new(&[[2u32, 17, 99, 3, 41, 5], [2, 8, 300, 7, 3, 0]], &dev)
+            .unwrap(),
+        input_mask: Tensor::new(&[[1u32, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]], &dev).unwrap(),
+        input_type_ids: Tensor::new(&[[0u32, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 0]], &dev).unwrap(),
+        masked_lm_positions: Tensor::new(&[[1u32, 4], [2, 3]], &dev).unwrap(),
+    };
+    let (a, b) = (
+        old.forward(&inputs, None).unwrap(),
+        new.forward(&inputs, None).unwrap(),
+    );
+    let max_diff = |x: &Tensor, y: &Tensor| {
+        (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(max_diff(&a.mlm_logits, &b.mlm_logits), 0.0);
+    for ((name, x), (_, y)) in a.cls_logits.iter().zip(&b.cls_logits) {
+        assert_eq!(max_diff(x, y), 0.0, "{name}");
+    }
+    // Not vacuous: the same 2-layer weights with zero ReZero scales compute another function.
+    let vars = ModelVars::new();
+    let unscaled = policy().get_model(1, None, &vars, 7, &dev).unwrap();
+    let unscaled = unscaled.downcast::<BertPretrainer>().unwrap();
+    let c = unscaled.forward(&inputs, None).unwrap();
+    assert!(max_diff(&a.mlm_logits, &c.mlm_logits) > 1e-3);
 }
 
 #[test]

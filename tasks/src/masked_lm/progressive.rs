@@ -2,7 +2,9 @@
 //! `trainer.progressive.stage_list` trains a BERT pretrainer with the stage's `num_layers`;
 //! a grown model's layer `i` starts as the previous model's layer `i mod k` (k its layer
 //! count), everything else (embeddings, heads) carries over, and each stage has its own
-//! polynomial decay with polynomial warmup.
+//! polynomial decay with polynomial warmup. As in Model Garden, the ReZero scales of the
+//! duplicated layers (`i >= k`) restart at 0, so a ReZero encoder grows without changing its
+//! function.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use grove_core::{Error, Result};
 
 use super::config::MaskedLmConfig;
 use super::task::MaskedLmTask;
+use crate::models::bert::REZERO_ALPHA;
 use crate::models::{BertEncoderConfig, BertPretrainer};
 
 /// Prefix of the encoder's transformer layers' variables (`encoder.layer.<i>.<rest>`).
@@ -96,34 +99,29 @@ pub fn with_polynomial_schedule(
 /// The variable of a `old_layers`-layer model a stacked model's variable `name` starts from:
 /// layer `i` maps to layer `i mod old_layers`, other variables to themselves.
 pub fn stacked_source(name: &str, old_layers: usize) -> String {
-    let Some(rest) = name.strip_prefix(LAYER_PREFIX) else {
-        return name.to_string();
-    };
-    match rest.split_once('.') {
-        Some((index, tail)) => match index.parse::<usize>() {
-            Ok(i) => format!("{LAYER_PREFIX}{}.{tail}", i % old_layers.max(1)),
-            Err(_) => name.to_string(),
-        },
+    match layer_of(name) {
+        Some((i, tail)) => format!("{LAYER_PREFIX}{}.{tail}", i % old_layers.max(1)),
         None => name.to_string(),
     }
+}
+
+/// The transformer layer index and the rest of a variable name `encoder.layer.<i>.<rest>`.
+fn layer_of(name: &str) -> Option<(usize, &str)> {
+    let (index, rest) = name.strip_prefix(LAYER_PREFIX)?.split_once('.')?;
+    Some((index.parse().ok()?, rest))
 }
 
 /// Number of transformer layers among `names`.
 fn layer_count<'a>(names: impl Iterator<Item = &'a String>) -> usize {
     names
-        .filter_map(|n| {
-            n.strip_prefix(LAYER_PREFIX)?
-                .split_once('.')?
-                .0
-                .parse::<usize>()
-                .ok()
-        })
-        .map(|i| i + 1)
+        .filter_map(|n| layer_of(n))
+        .map(|(i, _)| i + 1)
         .max()
         .unwrap_or(0)
 }
 
-/// Sets every variable of `new` from `old` by the stacking rule ([`stacked_source`]).
+/// Sets every variable of `new` from `old` by the stacking rule ([`stacked_source`]), then
+/// zeroes the ReZero scale of every duplicated layer (index `>=` the old layer count).
 pub fn stack_weights(old: &ModelVars, new: &ModelVars) -> Result<()> {
     let old: HashMap<String, Tensor> = old.tensors().into_iter().collect();
     let old_layers = layer_count(old.keys());
@@ -135,7 +133,15 @@ pub fn stack_weights(old: &ModelVars, new: &ModelVars) -> Result<()> {
                 var.name
             ))
         })?;
-        set_checked(&var, tensor, "the previous stage's model")?;
+        let duplicated_rezero = matches!(
+            layer_of(&var.name),
+            Some((i, REZERO_ALPHA)) if i >= old_layers
+        );
+        if duplicated_rezero {
+            set_checked(&var, &tensor.zeros_like()?, "a reset ReZero scale")?;
+        } else {
+            set_checked(&var, tensor, "the previous stage's model")?;
+        }
     }
     Ok(())
 }

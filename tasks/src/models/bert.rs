@@ -4,11 +4,13 @@
 //! `num_layers` transformer blocks. Each block is self-attention (additive padding mask,
 //! query scaled by `1/sqrt(head_size)`, dropout on the probabilities), an output dense,
 //! dropout, residual and LayerNorm, then a GELU feed-forward block with dropout, residual and
-//! LayerNorm. Hidden states travel as a `(batch * seq, hidden)` matrix between blocks so every
-//! dense layer is one plain matmul.
+//! LayerNorm. With `use_rezero` the two residuals are `x + alpha * sublayer(x)` instead, with
+//! one learned scalar per layer and no LayerNorm (Model Garden's `ReZeroTransformer`). Hidden
+//! states travel as a `(batch * seq, hidden)` matrix between blocks so every dense layer is one
+//! plain matmul.
 
 use candle_core::{DType, Result, Tensor, D};
-use candle_nn::VarBuilder;
+use candle_nn::{Init, VarBuilder};
 use rand::rngs::StdRng;
 
 use super::config::BertEncoderConfig;
@@ -25,17 +27,48 @@ fn attention_bias(input_mask: &Tensor, dtype: DType) -> Result<Tensor> {
         .reshape((batch, 1, 1, seq))
 }
 
-/// One post-LayerNorm transformer block (Model Garden's `TransformerEncoderBlock`).
+/// Name of a ReZero layer's residual scale, under `layer.<i>`.
+pub const REZERO_ALPHA: &str = "rezero_alpha";
+
+/// How a block joins a sub-layer's output `y` to the sub-layer's input `x`.
+#[derive(Debug, Clone)]
+enum Residual {
+    /// `LayerNorm(x + y)`: BERT's post-LayerNorm.
+    PostNorm(LayerNorm),
+    /// `x + alpha * y` with the layer's learned scalar `alpha` (shape `(1,)`).
+    ReZero(Tensor),
+}
+
+impl Residual {
+    /// The post-LayerNorm residual with its norm's variables under `vb`.
+    fn post_norm(hidden: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self::PostNorm(LayerNorm::new(
+            hidden,
+            LayerNorm::BERT_EPS,
+            vb,
+        )?))
+    }
+
+    fn forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::PostNorm(norm) => norm.forward(&(x + y)?),
+            Self::ReZero(alpha) => x + y.broadcast_mul(alpha)?,
+        }
+    }
+}
+
+/// One transformer block: Model Garden's post-LayerNorm `TransformerEncoderBlock`, or its
+/// `ReZeroTransformer`.
 #[derive(Debug, Clone)]
 struct TransformerBlock {
     query: Dense,
     key: Dense,
     value: Dense,
     attention_output: Dense,
-    attention_layer_norm: LayerNorm,
+    attention_residual: Residual,
     intermediate: Dense,
     output: Dense,
-    output_layer_norm: LayerNorm,
+    output_residual: Residual,
     num_heads: usize,
     head_size: usize,
     dropout_rate: f64,
@@ -48,19 +81,24 @@ impl TransformerBlock {
         let h = cfg.hidden_size;
         let std = cfg.initializer_range;
         let attn = vb.pp("attention");
+        let (attention_residual, output_residual) = if cfg.use_rezero {
+            let alpha = vb.get_with_hints(1, REZERO_ALPHA, Init::Const(0.0))?;
+            (Residual::ReZero(alpha.clone()), Residual::ReZero(alpha))
+        } else {
+            (
+                Residual::post_norm(h, vb.pp("attention_layer_norm"))?,
+                Residual::post_norm(h, vb.pp("output_layer_norm"))?,
+            )
+        };
         Ok(Self {
             query: Dense::normal(h, h, std, attn.pp("query"))?,
             key: Dense::normal(h, h, std, attn.pp("key"))?,
             value: Dense::normal(h, h, std, attn.pp("value"))?,
             attention_output: Dense::normal(h, h, std, attn.pp("output"))?,
-            attention_layer_norm: LayerNorm::new(
-                h,
-                LayerNorm::BERT_EPS,
-                vb.pp("attention_layer_norm"),
-            )?,
+            attention_residual,
             intermediate: Dense::normal(h, cfg.intermediate_size, std, vb.pp("intermediate"))?,
             output: Dense::normal(cfg.intermediate_size, h, std, vb.pp("output"))?,
-            output_layer_norm: LayerNorm::new(h, LayerNorm::BERT_EPS, vb.pp("output_layer_norm"))?,
+            output_residual,
             num_heads: cfg.num_attention_heads,
             head_size: cfg.head_size(),
             dropout_rate: cfg.dropout_rate,
@@ -97,12 +135,12 @@ impl TransformerBlock {
             .reshape((batch * seq, hidden))?;
         let attention = self.attention_output.forward(&context)?;
         let attention = dropout_opt(&attention, self.dropout_rate, rng.as_deref_mut())?;
-        let x = self.attention_layer_norm.forward(&(x + attention)?)?;
+        let x = self.attention_residual.forward(x, &attention)?;
 
         let inner = self.intermediate.forward(&x)?.gelu_erf()?;
         let out = self.output.forward(&inner)?;
         let out = dropout_opt(&out, self.dropout_rate, rng)?;
-        self.output_layer_norm.forward(&(x + out)?)
+        self.output_residual.forward(&x, &out)
     }
 }
 
@@ -124,7 +162,8 @@ impl BertEncoder {
     /// `embeddings_layer_norm.{weight,bias}` and, for each layer `i`,
     /// `layer.{i}.attention.{query,key,value,output}.{weight,bias}`,
     /// `layer.{i}.attention_layer_norm.{weight,bias}`, `layer.{i}.intermediate.{weight,bias}`,
-    /// `layer.{i}.output.{weight,bias}` and `layer.{i}.output_layer_norm.{weight,bias}`.
+    /// `layer.{i}.output.{weight,bias}` and `layer.{i}.output_layer_norm.{weight,bias}`; with
+    /// `use_rezero`, `layer.{i}.rezero_alpha` `(1,)` replaces the two layer norms.
     ///
     /// Fails if `cfg` does not validate.
     pub fn new(cfg: &BertEncoderConfig, vb: VarBuilder) -> Result<Self> {
@@ -350,9 +389,57 @@ mod tests {
         Ok(())
     }
 
+    fn rezero_config() -> BertEncoderConfig {
+        BertEncoderConfig {
+            use_rezero: true,
+            ..small_config()
+        }
+    }
+
+    #[test]
+    fn rezero_layers_have_one_scale_and_start_as_the_identity() -> Result<()> {
+        let (varmap, encoder) = build(&rezero_config())?;
+        let data = varmap.data().lock().unwrap();
+        let layer_vars: Vec<&String> = data.keys().filter(|n| n.contains(".layer.1.")).collect();
+        assert!(
+            layer_vars.iter().all(|n| !n.contains("layer_norm")),
+            "{layer_vars:?}"
+        );
+        assert_eq!(layer_vars.len(), 13, "{layer_vars:?}");
+        let alpha = &data["encoder.layer.1.rezero_alpha"];
+        assert_eq!(alpha.as_tensor().to_vec1::<f32>()?, [0.0]);
+
+        let (ids, mask, types) = batch()?;
+        let before = encoder
+            .forward(&ids, &mask, &types, None)?
+            .to_vec3::<f32>()?;
+        let intermediate = &data["encoder.layer.0.intermediate.weight"];
+        intermediate.set(&(intermediate.as_tensor() * 3.0)?)?;
+        let after = encoder
+            .forward(&ids, &mask, &types, None)?
+            .to_vec3::<f32>()?;
+        assert_eq!(
+            before, after,
+            "a layer with a zero scale passes its input through"
+        );
+        data["encoder.layer.0.rezero_alpha"].set(&Tensor::new(&[0.5f32], &Device::Cpu)?)?;
+        let scaled = encoder
+            .forward(&ids, &mask, &types, None)?
+            .to_vec3::<f32>()?;
+        assert_ne!(before, scaled);
+        Ok(())
+    }
+
     #[test]
     fn gradient_reaches_every_parameter() -> Result<()> {
-        let (varmap, encoder) = build(&small_config())?;
+        for config in [small_config(), rezero_config()] {
+            gradient_reaches_every_parameter_of(&config)?;
+        }
+        Ok(())
+    }
+
+    fn gradient_reaches_every_parameter_of(config: &BertEncoderConfig) -> Result<()> {
+        let (varmap, encoder) = build(config)?;
         let (ids, mask, types) = batch()?;
         let mut rng = StdRng::seed_from_u64(11);
         let out = encoder.forward(&ids, &mask, &types, Some(&mut rng))?;

@@ -85,6 +85,13 @@ pub struct BertEncoderConfig {
     pub type_vocab_size: usize,
     /// Standard deviation of the normal initializer for weights and embeddings.
     pub initializer_range: f64,
+    /// ReZero blocks instead of post-LayerNorm ones (Model Garden's `ReZeroTransformer` with
+    /// `use_layer_norm: false`): each block adds `alpha * sublayer(x)` to its input, with one
+    /// learned scalar `alpha` per layer (`layer.<i>.rezero_alpha`, initialised to 0) shared by
+    /// the attention and feed-forward residuals, and no LayerNorm inside the block. A layer
+    /// whose alpha is 0 is the identity, so progressive stacking can grow the model without
+    /// changing its function.
+    pub use_rezero: bool,
 }
 
 impl Default for BertEncoderConfig {
@@ -101,6 +108,7 @@ impl Default for BertEncoderConfig {
             max_position_embeddings: 512,
             type_vocab_size: 2,
             initializer_range: 0.02,
+            use_rezero: false,
         }
     }
 }
