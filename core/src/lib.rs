@@ -14,6 +14,7 @@ pub mod data;
 pub mod error;
 pub mod init_checkpoint;
 pub mod metrics;
+pub mod ops;
 pub mod optimization;
 pub mod progressive;
 pub mod records;

@@ -1,4 +1,8 @@
-//! The runtime a run executes on: the device and the number of compute threads.
+//! The runtime a run executes on: the device, the number of compute threads, and the time
+//! since the process started (for the time to the first training step).
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use candle_core::Device;
 
@@ -45,4 +49,18 @@ pub fn set_compute_threads(num_threads: usize) {
 /// The number of compute threads candle uses.
 pub fn compute_threads() -> usize {
     candle_core::utils::get_num_threads()
+}
+
+/// When the binary's `main` started, if it called [`mark_process_start`].
+static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+
+/// Records the process start; a binary calls it first thing in `main` (later calls do
+/// nothing).
+pub fn mark_process_start() {
+    PROCESS_START.get_or_init(Instant::now);
+}
+
+/// Time since [`mark_process_start`], or `None` if the binary never called it.
+pub fn since_process_start() -> Option<Duration> {
+    PROCESS_START.get().map(Instant::elapsed)
 }

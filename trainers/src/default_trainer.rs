@@ -202,6 +202,7 @@ impl DefaultTrainer {
             });
             self.global_step += 1;
             steps_run += 1;
+            log_first_step();
         }
         let mut logs: Logs = collect_and_reset(&mut self.train_metrics)?
             .into_iter()
@@ -411,6 +412,17 @@ fn open_validation_sets(
 
 pub(crate) fn boxed(error: Error) -> RunnerError {
     Box::new(error)
+}
+
+/// Logs, once per process, how long after the start of `main` the first training step ended
+/// (benches/ reads it for the time to first step).
+fn log_first_step() {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    LOGGED.call_once(|| {
+        if let Some(elapsed) = grove_core::runtime::since_process_start() {
+            tracing::info!("first step done after {:.3} s", elapsed.as_secs_f64());
+        }
+    });
 }
 
 impl Trainer for DefaultTrainer {

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
-use super::optimizer::{write, NamedVar, Optimizer};
+use super::in_place::{read_f32, update_f32};
+use super::optimizer::{NamedVar, Optimizer};
 use super::slots::{SlotSpec, Slots};
 use crate::config::optimization::EmaConfig;
 use crate::error::Result;
@@ -53,15 +54,14 @@ impl MovingAverage {
 impl Optimizer for MovingAverage {
     fn apply(&mut self, params: &[NamedVar], grads: &GradStore, lr: f64) -> Result<()> {
         self.inner.apply(params, grads, lr)?;
-        let keep = self.decay(self.inner.iterations());
+        let keep = self.decay(self.inner.iterations()) as f32;
         for param in params {
-            let w = param
-                .var
-                .as_tensor()
-                .detach()
-                .to_dtype(candle_core::DType::F32)?;
-            let slots = self.averages.get_or_init(param)?;
-            slots[0] = (slots[0].affine(keep, 0.0)? + w.affine(1.0 - keep, 0.0)?)?;
+            let average = &mut self.averages.get_or_init(param)[0];
+            read_f32(param.var.as_tensor(), |w| {
+                for (a, &w) in average.iter_mut().zip(w) {
+                    *a = keep * *a + (1.0 - keep) * w;
+                }
+            })?;
         }
         Ok(())
     }
@@ -97,13 +97,7 @@ impl Optimizer for MovingAverage {
     fn swap_average_weights(&mut self, params: &[NamedVar]) -> Result<bool> {
         for param in params {
             if let Some(slots) = self.averages.get_mut(&param.name) {
-                let raw = param
-                    .var
-                    .as_tensor()
-                    .copy()?
-                    .to_dtype(candle_core::DType::F32)?;
-                write(param, &slots[0])?;
-                slots[0] = raw;
+                update_f32(&param.var, |w| w.swap_with_slice(&mut slots[0]))?;
             }
         }
         Ok(true)

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Tensor, Var};
+use candle_core::{Tensor, Var};
 
 use crate::config::optimization::{OptimizationConfig, OptimizerConfig, OptimizerType};
 use crate::error::Result;
@@ -113,25 +113,4 @@ pub fn build_optimizer_with_ema(cfg: &OptimizationConfig) -> Result<Box<dyn Opti
         Some(ema) => Box::new(MovingAverage::new(optimizer, ema.clone())),
         None => optimizer,
     })
-}
-
-/// The value of `param` (detached, so updates build no autograd graph) and its gradient in
-/// `grads`, both as f32; `None` when the var has no gradient.
-pub(crate) fn f32_value_and_grad(
-    param: &NamedVar,
-    grads: &GradStore,
-) -> Result<Option<(Tensor, Tensor)>> {
-    let var = param.var.as_tensor();
-    let Some(g) = grads.get(var) else {
-        return Ok(None);
-    };
-    let w = var.detach().to_dtype(DType::F32)?;
-    Ok(Some((w, g.detach().to_dtype(DType::F32)?)))
-}
-
-/// Writes the f32 value `new` into `param`, converting it to the var's dtype.
-pub(crate) fn write(param: &NamedVar, new: &Tensor) -> Result<()> {
-    let new = new.to_dtype(param.var.dtype())?;
-    param.var.set(&new)?;
-    Ok(())
 }

@@ -8,7 +8,8 @@ use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
 use super::clipping::{clip_scale, global_norm};
-use super::optimizer::{f32_value_and_grad, write, NamedVar, Optimizer};
+use super::in_place::{read_f32, update_f32};
+use super::optimizer::{NamedVar, Optimizer};
 use super::slots::{SlotSpec, Slots};
 use crate::config::optimization::GradientClipping;
 use crate::error::Result;
@@ -22,7 +23,54 @@ pub(crate) struct StepInfo {
     pub t: f64,
 }
 
-/// One optimizer's update of one variable.
+/// A variable's gradient as an update rule reads it: the raw values times the clip factor
+/// (global-norm clips, then `clipnorm`), then limited to `±clipvalue`, in Keras' order. The
+/// clipping happens as the rule reads, so no clipped copy is made.
+pub(crate) struct Gradient<'a> {
+    values: &'a [f32],
+    factor: f32,
+    limit: f32,
+}
+
+impl<'a> Gradient<'a> {
+    /// `values` scaled by `global_scale` and clipped as `clipping` says.
+    fn new(values: &'a [f32], global_scale: f64, clipping: &GradientClipping) -> Self {
+        let mut factor = global_scale;
+        if let Some(limit) = clipping.clipnorm {
+            factor *= clip_scale(global_scale * l2_norm(values), limit);
+        }
+        Gradient {
+            values,
+            factor: factor as f32,
+            limit: clipping.clipvalue.map_or(f32::INFINITY, |v| v as f32),
+        }
+    }
+
+    /// The clipped gradient, element by element.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = f32> + '_ {
+        let (factor, limit) = (self.factor, self.limit);
+        self.values
+            .iter()
+            .map(move |g| (g * factor).clamp(-limit, limit))
+    }
+}
+
+/// The L2 norm of `values`, accumulated in f64.
+pub(crate) fn l2_norm(values: &[f32]) -> f64 {
+    l2_norm_of(values.iter().copied())
+}
+
+/// The L2 norm of the elements `values` yields, accumulated in f64.
+pub(crate) fn l2_norm_of(values: impl Iterator<Item = f32>) -> f64 {
+    values
+        .map(|x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// One optimizer's update of one variable, as one pass (two for the layer-wise rules) over
+/// plain f32 slices: the variable `w`, its clipped gradient `g` and its slots, all of the
+/// variable's length, updated in place.
 pub(crate) trait UpdateRule: Send {
     /// The slots every variable keeps, in the order `update` receives them.
     fn slots(&self) -> Vec<SlotSpec>;
@@ -33,16 +81,15 @@ pub(crate) trait UpdateRule: Send {
         0.0
     }
 
-    /// The new value of the variable `name` (f32 `w`) from its clipped gradient `g`; updates
-    /// `slots` in place.
+    /// Updates the variable `name` and its `slots` in place from its gradient `g`.
     fn update(
         &self,
         name: &str,
-        w: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
+        w: &mut [f32],
+        g: &Gradient,
+        slots: &mut [Vec<f32>],
         step: StepInfo,
-    ) -> Result<Tensor>;
+    );
 }
 
 /// An [`Optimizer`] applying `R` to every variable with a gradient, after clipping.
@@ -76,27 +123,6 @@ impl<R: UpdateRule> RuleOptimizer<R> {
         let first = clip_scale(norm, own);
         Ok(first * clip_scale(norm * first, keras))
     }
-
-    /// `g` times `scale`, then clipped per variable (`clipnorm`) and elementwise
-    /// (`clipvalue`), in Keras' order.
-    fn clip(&self, g: Tensor, scale: f64) -> Result<Tensor> {
-        let mut g = if scale == 1.0 {
-            g
-        } else {
-            g.affine(scale, 0.0)?
-        };
-        if let Some(limit) = self.clipping.clipnorm {
-            let norm = f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?).sqrt();
-            let factor = clip_scale(norm, limit);
-            if factor != 1.0 {
-                g = g.affine(factor, 0.0)?;
-            }
-        }
-        if let Some(limit) = self.clipping.clipvalue {
-            g = g.clamp(-limit as f32, limit as f32)?;
-        }
-        Ok(g)
-    }
 }
 
 impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
@@ -106,14 +132,21 @@ impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
             lr,
             t: (self.iterations + 1) as f64,
         };
+        let RuleOptimizer {
+            rule,
+            clipping,
+            slots,
+            ..
+        } = self;
         for param in params {
-            let Some((w, g)) = f32_value_and_grad(param, grads)? else {
+            let Some(g) = grads.get(param.var.as_tensor()) else {
                 continue;
             };
-            let g = self.clip(g, scale)?;
-            let slots = self.slots.get_or_init(param)?;
-            let new_w = self.rule.update(&param.name, &w, &g, slots, step)?;
-            write(param, &new_w)?;
+            let slots = slots.get_or_init(param);
+            read_f32(g, |g| {
+                let g = Gradient::new(g, scale, clipping);
+                update_f32(&param.var, |w| rule.update(&param.name, w, &g, slots, step))
+            })??;
         }
         self.iterations += 1;
         Ok(())

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Shape, Tensor};
 
 use super::optimizer::NamedVar;
 use crate::error::{Error, Result};
@@ -28,12 +28,21 @@ impl SlotSpec {
 }
 
 /// The slots of every variable that has received an update. Every variable has the same slot
-/// names, in the order given at construction; slots are f32 tensors of the variable's shape.
+/// names, in the order given at construction; slots are host f32 buffers with the variable's
+/// element count (update rules run over them as slices), and tensors of the variable's shape
+/// in checkpoints.
 #[derive(Debug, Clone)]
 pub(crate) struct Slots {
     specs: Vec<SlotSpec>,
     names: Vec<&'static str>,
-    by_var: HashMap<String, Vec<Tensor>>,
+    by_var: HashMap<String, VarSlots>,
+}
+
+/// One variable's slot buffers and the variable's shape.
+#[derive(Debug, Clone)]
+struct VarSlots {
+    shape: Shape,
+    values: Vec<Vec<f32>>,
 }
 
 impl Slots {
@@ -47,38 +56,36 @@ impl Slots {
     }
 
     /// The slots of `param`, created at their initial values on first use.
-    pub(crate) fn get_or_init(&mut self, param: &NamedVar) -> Result<&mut Vec<Tensor>> {
-        if !self.by_var.contains_key(&param.name) {
-            let t = param.var.as_tensor();
-            let zeros = Tensor::zeros(t.shape(), DType::F32, t.device())?;
-            let slots = self
-                .specs
+    pub(crate) fn get_or_init(&mut self, param: &NamedVar) -> &mut [Vec<f32>] {
+        let specs = &self.specs;
+        let slots = self.by_var.entry(param.name.clone()).or_insert_with(|| {
+            let shape = param.var.as_tensor().shape().clone();
+            let values = specs
                 .iter()
-                .map(|spec| zeros.affine(1.0, spec.initial_value))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            self.by_var.insert(param.name.clone(), slots);
-        }
-        Ok(self
-            .by_var
-            .get_mut(&param.name)
-            .expect("slots were inserted above"))
+                .map(|spec| vec![spec.initial_value as f32; shape.elem_count()])
+                .collect();
+            VarSlots { shape, values }
+        });
+        &mut slots.values
     }
 
     /// The slots of the variable `name`, if it has any yet.
-    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Vec<Tensor>> {
-        self.by_var.get_mut(name)
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut [Vec<f32>]> {
+        self.by_var.get_mut(name).map(|s| s.values.as_mut_slice())
     }
 
-    /// Every slot as `(<var name>/<slot>, tensor)`, sorted by the full name.
+    /// Every slot as `(<var name>/<slot>, tensor)` (a CPU tensor of the variable's shape),
+    /// sorted by the full name.
     pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
         let mut out: Vec<(String, Tensor)> = self
             .by_var
             .iter()
             .flat_map(|(var, slots)| {
-                self.names
-                    .iter()
-                    .zip(slots)
-                    .map(move |(slot, t)| (format!("{var}/{slot}"), t.clone()))
+                self.names.iter().zip(&slots.values).map(move |(slot, v)| {
+                    let t = Tensor::from_slice(v, &slots.shape, &Device::Cpu)
+                        .expect("a slot buffer has its variable's element count");
+                    (format!("{var}/{slot}"), t)
+                })
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -98,7 +105,9 @@ impl Slots {
         keys.sort();
         let params: HashMap<&str, &NamedVar> =
             params.iter().map(|p| (p.name.as_str(), p)).collect();
-        let mut by_var: HashMap<String, Vec<Option<Tensor>>> = HashMap::new();
+        // Per variable: its shape and each slot's values, once read.
+        type Partial = (Shape, Vec<Option<Vec<f32>>>);
+        let mut by_var: HashMap<String, Partial> = HashMap::new();
         for key in keys {
             let tensor = state.remove(&key).expect("key taken from the map");
             let (var_name, slot) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
@@ -120,25 +129,28 @@ impl Slots {
                     var.dims()
                 )));
             }
-            let tensor = tensor.to_dtype(DType::F32)?.to_device(var.device())?;
-            let slots = by_var
+            let values = tensor
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let (_, slots) = by_var
                 .entry(var_name.to_string())
-                .or_insert_with(|| vec![None; self.names.len()]);
-            slots[index] = Some(tensor);
+                .or_insert_with(|| (var.shape().clone(), vec![None; self.names.len()]));
+            slots[index] = Some(values);
         }
         let mut complete = HashMap::with_capacity(by_var.len());
-        for (var_name, slots) in by_var {
-            let mut tensors = Vec::with_capacity(slots.len());
-            for (slot, tensor) in self.names.iter().zip(slots) {
-                let Some(tensor) = tensor else {
+        for (var_name, (shape, slots)) in by_var {
+            let mut values = Vec::with_capacity(slots.len());
+            for (slot, slot_values) in self.names.iter().zip(slots) {
+                let Some(slot_values) = slot_values else {
                     return Err(Error::Checkpoint(format!(
                         "optimizer state tensor `{var_name}/{slot}` is missing while other \
                          slots of `{var_name}` are present"
                     )));
                 };
-                tensors.push(tensor);
+                values.push(slot_values);
             }
-            complete.insert(var_name, tensors);
+            complete.insert(var_name, VarSlots { shape, values });
         }
         self.by_var = complete;
         Ok(())

@@ -15,16 +15,18 @@ pub struct Scores {
 
 /// Scores `logits` (N, K) against `labels` (N). With label smoothing `ε` the target is
 /// `1 − ε` on the label plus `ε / K` on every class (Keras' `label_smoothing`), so the loss is
-/// `−(1 − ε)·log p_label − ε·mean_k log p_k`.
+/// `−(1 − ε)·log p_label − ε·mean_k log p_k`, computed as `CE + ε·(x_label − mean_k x_k)`
+/// (the same value, through the fused cross-entropy).
 pub fn score(logits: &Tensor, labels: &Tensor, smoothing: f64, k: usize) -> Result<Scores> {
-    let labels = labels.to_dtype(DType::U32)?.unsqueeze(1)?;
-    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let picked = log_probs.gather(&labels, 1)?.squeeze(1)?;
+    let labels = labels.to_dtype(DType::U32)?;
+    let cross_entropy = grove_core::ops::cross_entropy_rows(logits, &labels)?;
+    let labels = labels.unsqueeze(1)?;
     let per_example_loss = if smoothing > 0.0 {
-        let spread = log_probs.mean(D::Minus1)?.affine(smoothing, 0.0)?;
-        (picked.affine(1.0 - smoothing, 0.0)? + spread)?.neg()?
+        let label_logit = logits.gather(&labels, 1)?.squeeze(1)?;
+        let spread = (label_logit - logits.mean(D::Minus1)?)?.affine(smoothing, 0.0)?;
+        (cross_entropy + spread)?
     } else {
-        picked.neg()?
+        cross_entropy
     };
     let logits = logits.detach();
     let label_logit = logits.gather(&labels, 1)?;

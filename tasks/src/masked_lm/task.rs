@@ -222,12 +222,11 @@ impl MaskedLmTask {
 /// (1.0 where the arg-max is the label).
 fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor)> {
     let labels = labels.to_dtype(DType::U32)?;
-    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let picked = log_probs.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let per_row = grove_core::ops::cross_entropy_rows(logits, &labels)?;
     let correct = logits
         .detach()
         .argmax(D::Minus1)?
         .eq(&labels)?
         .to_dtype(DType::F32)?;
-    Ok((picked.neg()?, correct))
+    Ok((per_row, correct))
 }

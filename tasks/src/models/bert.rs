@@ -9,7 +9,7 @@
 //! states travel as a `(batch * seq, hidden)` matrix between blocks so every dense layer is one
 //! plain matmul.
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::StdRng;
 
@@ -126,7 +126,7 @@ impl TransformerBlock {
         let k = split_heads(self.key.forward(x)?)?;
         let v = split_heads(self.value.forward(x)?)?;
         let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = grove_core::ops::softmax_last_dim(&scores)?;
         let probs = dropout_opt(&probs, self.attention_dropout_rate, rng.as_deref_mut())?;
         // (B, NH, S, DH) -> (B*S, H); the reshape copies the transposed view once.
         let context = probs
@@ -137,7 +137,7 @@ impl TransformerBlock {
         let attention = dropout_opt(&attention, self.dropout_rate, rng.as_deref_mut())?;
         let x = self.attention_residual.forward(x, &attention)?;
 
-        let inner = self.intermediate.forward(&x)?.gelu_erf()?;
+        let inner = grove_core::ops::gelu_erf(&self.intermediate.forward(&x)?)?;
         let out = self.output.forward(&inner)?;
         let out = dropout_opt(&out, self.dropout_rate, rng)?;
         self.output_residual.forward(&x, &out)

@@ -5,7 +5,7 @@
 //! the caller's `VarBuilder` with [`Init`] hints and never with candle's unseeded RNG; dropout
 //! masks come from the caller's seeded [`StdRng`].
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -83,7 +83,7 @@ impl Module for Dense {
     }
 }
 
-/// Layer normalisation over the last dimension, built from primitive ops so it has a backward.
+/// Layer normalisation over the last dimension, with a backward (unlike candle-nn's).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -102,16 +102,10 @@ impl LayerNorm {
         Ok(Self { weight, bias, eps })
     }
 
-    /// Normalises `x` over its last dimension, then scales by `weight` and shifts by `bias`.
+    /// Normalises `x` over its last dimension, then scales by `weight` and shifts by `bias`
+    /// (Grove's fused kernel on the CPU).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&mean)?;
-        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let inv_std = (var + self.eps)?.sqrt()?.recip()?;
-        centered
-            .broadcast_mul(&inv_std)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        grove_core::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 

@@ -41,7 +41,7 @@ impl MaskedLmHead {
     /// Maps gathered hidden states `(N, H)` to logits `(N, vocab)` using `word_embeddings`
     /// `(vocab, H)` as the decoder weight.
     pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
-        let h = self.dense.forward(hidden)?.gelu_erf()?;
+        let h = grove_core::ops::gelu_erf(&self.dense.forward(hidden)?)?;
         let h = self.layer_norm.forward(&h)?;
         h.matmul(&word_embeddings.t()?)?
             .broadcast_add(&self.output_bias)

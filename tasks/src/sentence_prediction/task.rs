@@ -63,11 +63,10 @@ impl SentencePredictionTask {
             return Ok(step);
         }
         let labels = labels.to_dtype(DType::U32)?;
-        let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let picked = log_probs.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
+        let per_example = grove_core::ops::cross_entropy_rows(&logits, &labels)?;
         let predictions = logits.detach().argmax(D::Minus1)?;
         let correct = predictions.eq(&labels)?.to_dtype(DType::F32)?;
-        let mut step = StepOutputs::with_loss(picked.neg()?.mean_all()?);
+        let mut step = StepOutputs::with_loss(per_example.mean_all()?);
         step.insert("cls_correct", correct);
         step.insert("predictions", predictions.to_dtype(DType::F32)?);
         step.insert("labels", labels.to_dtype(DType::F32)?);

@@ -1,10 +1,7 @@
 //! Keras Adagrad.
 
-use candle_core::Tensor;
-
 use crate::config::optimization::AdagradConfig;
-use crate::error::Result;
-use crate::optimization::rule::{StepInfo, UpdateRule};
+use crate::optimization::rule::{Gradient, StepInfo, UpdateRule};
 use crate::optimization::slots::SlotSpec;
 
 /// `acc += g²` (starting at `initial_accumulator_value`), `w −= lr·g/(sqrt(acc) + ε)`.
@@ -31,17 +28,11 @@ impl UpdateRule for Adagrad {
         }]
     }
 
-    fn update(
-        &self,
-        _: &str,
-        w: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
-        step: StepInfo,
-    ) -> Result<Tensor> {
-        let accumulator = (&slots[0] + g.sqr()?)?;
-        slots[0] = accumulator.clone();
-        let step = (g.affine(step.lr, 0.0)? / accumulator.sqrt()?.affine(1.0, self.epsilon)?)?;
-        Ok((w - step)?)
+    fn update(&self, _: &str, w: &mut [f32], g: &Gradient, slots: &mut [Vec<f32>], step: StepInfo) {
+        let (lr, eps) = (step.lr as f32, self.epsilon as f32);
+        for ((w, g), acc) in w.iter_mut().zip(g.iter()).zip(slots[0].iter_mut()) {
+            *acc += g * g;
+            *w -= lr * g / (acc.sqrt() + eps);
+        }
     }
 }

@@ -1,12 +1,10 @@
 //! Keras Adam (with AMSGrad) and Model Garden's `AdamWeightDecay` (BERT's AdamW), which is
 //! Adam plus decoupled weight decay and its own global-norm clip.
 
-use candle_core::Tensor;
-
-use super::{update_moments, WeightDecaySelection};
+use super::WeightDecaySelection;
 use crate::config::optimization::{AdamConfig, AdamWConfig};
 use crate::error::Result;
-use crate::optimization::rule::{StepInfo, UpdateRule};
+use crate::optimization::rule::{Gradient, StepInfo, UpdateRule};
 use crate::optimization::slots::SlotSpec;
 
 /// Adam as Keras computes it. With `t` the 1-based update number:
@@ -71,28 +69,32 @@ impl UpdateRule for Adam {
     fn update(
         &self,
         name: &str,
-        w: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
+        w: &mut [f32],
+        g: &Gradient,
+        slots: &mut [Vec<f32>],
         step: StepInfo,
-    ) -> Result<Tensor> {
-        let (m, v) = update_moments(slots, g, self.beta_1, self.beta_2)?;
-        let v = if self.amsgrad {
-            let vhat = slots[2].maximum(&v)?;
-            slots[2] = vhat.clone();
-            vhat
-        } else {
-            v
-        };
+    ) {
+        let (b1, b2) = (self.beta_1 as f32, self.beta_2 as f32);
         let lr_t =
             step.lr * (1.0 - self.beta_2.powf(step.t)).sqrt() / (1.0 - self.beta_1.powf(step.t));
-        let update = (&m / v.sqrt()?.affine(1.0, self.epsilon)?)?.affine(lr_t, 0.0)?;
+        let (lr_t, eps) = (lr_t as f32, self.epsilon as f32);
         let rate = self.decay.as_ref().map_or(0.0, |d| d.rate_for(name));
-        let w = if rate > 0.0 {
-            w.affine(1.0 - step.lr * rate, 0.0)?
-        } else {
-            w.clone()
-        };
-        Ok((w - update)?)
+        let keep = (1.0 - step.lr * rate) as f32;
+        let (m, rest) = slots.split_at_mut(1);
+        let (v, vhat) = rest.split_at_mut(1);
+        let moments = m[0].iter_mut().zip(v[0].iter_mut());
+        let mut vhat = vhat.first_mut().map(|s| s.iter_mut());
+        for ((w, g), (m, v)) in w.iter_mut().zip(g.iter()).zip(moments) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            let second = match vhat.as_mut().and_then(|it| it.next()) {
+                Some(vhat) => {
+                    *vhat = vhat.max(*v);
+                    *vhat
+                }
+                None => *v,
+            };
+            *w = *w * keep - lr_t * *m / (second.sqrt() + eps);
+        }
     }
 }

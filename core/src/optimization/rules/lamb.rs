@@ -1,13 +1,11 @@
 //! LAMB (Model Garden's `LAMB`): Adam's bias-corrected direction plus weight decay, scaled
 //! per variable by a trust ratio.
 
-use candle_core::Tensor;
-
 use super::selection::{layerwise_selections, LayerAdaptation};
-use super::{trust_ratio, update_moments, WeightDecaySelection};
+use super::{trust_ratio, WeightDecaySelection};
 use crate::config::optimization::LambConfig;
 use crate::error::Result;
-use crate::optimization::rule::{StepInfo, UpdateRule};
+use crate::optimization::rule::{l2_norm, l2_norm_of, Gradient, StepInfo, UpdateRule};
 use crate::optimization::slots::SlotSpec;
 
 /// With `t` the 1-based update number: `m`, `v` as Adam; `u = (m/(1−b1^t)) /
@@ -47,24 +45,35 @@ impl UpdateRule for Lamb {
     fn update(
         &self,
         name: &str,
-        w: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
+        w: &mut [f32],
+        g: &Gradient,
+        slots: &mut [Vec<f32>],
         step: StepInfo,
-    ) -> Result<Tensor> {
-        let (m, v) = update_moments(slots, g, self.beta_1, self.beta_2)?;
-        let m_hat = m.affine(1.0 / (1.0 - self.beta_1.powf(step.t)), 0.0)?;
-        let v_hat = v.affine(1.0 / (1.0 - self.beta_2.powf(step.t)), 0.0)?;
-        let mut u = (m_hat / v_hat.sqrt()?.affine(1.0, self.epsilon)?)?;
-        let rate = self.decay.rate_for(name);
-        if rate > 0.0 {
-            u = (u + w.affine(rate, 0.0)?)?;
+    ) {
+        let (b1, b2, eps) = (self.beta_1 as f32, self.beta_2 as f32, self.epsilon as f32);
+        let m_scale = (1.0 / (1.0 - self.beta_1.powf(step.t))) as f32;
+        let v_scale = (1.0 / (1.0 - self.beta_2.powf(step.t))) as f32;
+        let rate = self.decay.rate_for(name) as f32;
+        let (m, v) = slots.split_at_mut(1);
+        let (m, v) = (&mut m[0], &mut v[0]);
+        for ((m, v), g) in m.iter_mut().zip(v.iter_mut()).zip(g.iter()) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
         }
+        let direction =
+            |w: f32, m: f32, v: f32| m * m_scale / ((v * v_scale).sqrt() + eps) + rate * w;
         let ratio = if self.adaptation.applies_to(name) {
-            trust_ratio(w, &u, 1.0)?
+            let u = w
+                .iter()
+                .zip(m.iter().zip(v.iter()))
+                .map(|(&w, (&m, &v))| direction(w, m, v));
+            trust_ratio(l2_norm(w), l2_norm_of(u), 1.0)
         } else {
             1.0
         };
-        Ok((w - u.affine(ratio * step.lr, 0.0)?)?)
+        let scale = (ratio * step.lr) as f32;
+        for (w, (&m, &v)) in w.iter_mut().zip(m.iter().zip(v.iter())) {
+            *w -= scale * direction(*w, m, v);
+        }
     }
 }

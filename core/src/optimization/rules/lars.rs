@@ -1,13 +1,11 @@
 //! LARS (Model Garden's `LARS`): momentum SGD whose learning rate is scaled per variable by
 //! a trust ratio `eeta·‖w‖/‖·‖`.
 
-use candle_core::Tensor;
-
 use super::selection::{layerwise_selections, LayerAdaptation};
 use super::{trust_ratio, WeightDecaySelection};
 use crate::config::optimization::LarsConfig;
 use crate::error::Result;
-use crate::optimization::rule::{StepInfo, UpdateRule};
+use crate::optimization::rule::{l2_norm, l2_norm_of, Gradient, StepInfo, UpdateRule};
 use crate::optimization::slots::SlotSpec;
 
 /// With `g' = g + rate·w` (decay for the selected vars) and slot `momentum` `v`:
@@ -44,11 +42,13 @@ impl Lars {
         })
     }
 
-    fn ratio(&self, name: &str, w: &Tensor, direction: &Tensor) -> Result<f64> {
+    /// The trust ratio of `name` from the norms of its weights and of its update direction
+    /// (computed only when layer adaptation applies).
+    fn ratio(&self, name: &str, w: &[f32], direction_norm: impl FnOnce() -> f64) -> f64 {
         if self.adaptation.applies_to(name) {
-            trust_ratio(w, direction, self.eeta)
+            trust_ratio(l2_norm(w), direction_norm(), self.eeta)
         } else {
-            Ok(1.0)
+            1.0
         }
     }
 }
@@ -61,38 +61,39 @@ impl UpdateRule for Lars {
     fn update(
         &self,
         name: &str,
-        w: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
+        w: &mut [f32],
+        g: &Gradient,
+        slots: &mut [Vec<f32>],
         step: StepInfo,
-    ) -> Result<Tensor> {
-        let rate = self.decay.rate_for(name);
-        let g = if rate > 0.0 {
-            (g + w.affine(rate, 0.0)?)?
-        } else {
-            g.clone()
-        };
-        let m = self.momentum;
+    ) {
+        let rate = self.decay.rate_for(name) as f32;
+        let (m, nesterov) = (self.momentum as f32, self.nesterov);
+        let velocity = &mut slots[0];
         if self.classic_momentum {
-            let scaled = g.affine(self.ratio(name, w, &g)? * step.lr, 0.0)?;
-            let v = (slots[0].affine(m, 0.0)? + &scaled)?;
-            let update = if self.nesterov {
-                (v.affine(m, 0.0)? + scaled)?
-            } else {
-                v.clone()
-            };
-            slots[0] = v;
-            Ok((w - update)?)
+            let decayed = g.iter().zip(w.iter()).map(|(g, &w)| g + rate * w);
+            let ratio = self.ratio(name, w, || l2_norm_of(decayed));
+            let scale = (ratio * step.lr) as f32;
+            for ((w, v), g) in w.iter_mut().zip(velocity.iter_mut()).zip(g.iter()) {
+                let scaled = scale * (g + rate * *w);
+                *v = m * *v + scaled;
+                *w -= if nesterov { m * *v + scaled } else { *v };
+            }
         } else {
-            let v = (slots[0].affine(m, 0.0)? + &g)?;
-            let update = if self.nesterov {
-                (v.affine(m, 0.0)? + g)?
-            } else {
-                v.clone()
-            };
-            slots[0] = v;
-            let ratio = self.ratio(name, w, &update)?;
-            Ok((w - update.affine(ratio * step.lr, 0.0)?)?)
+            // The direction u = v (Nesterov: m·v + g'), from the updated v and g' = g + rate·w
+            // (w is unchanged until the last loop).
+            let direction =
+                |v: f32, g: f32, w: f32| if nesterov { m * v + g + rate * w } else { v };
+            for ((v, g), &w) in velocity.iter_mut().zip(g.iter()).zip(w.iter()) {
+                *v = m * *v + g + rate * w;
+            }
+            let ratio = self.ratio(name, w, || {
+                let u = velocity.iter().zip(g.iter()).zip(w.iter());
+                l2_norm_of(u.map(|((&v, g), &w)| direction(v, g, w)))
+            });
+            let scale = (ratio * step.lr) as f32;
+            for ((w, &v), g) in w.iter_mut().zip(velocity.iter()).zip(g.iter()) {
+                *w -= scale * direction(v, g, *w);
+            }
         }
     }
 }

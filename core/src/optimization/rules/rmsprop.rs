@@ -1,11 +1,8 @@
 //! Keras RMSprop (legacy `tf.keras.optimizers.RMSprop`), optionally centered and with
 //! momentum.
 
-use candle_core::Tensor;
-
 use crate::config::optimization::RmspropConfig;
-use crate::error::Result;
-use crate::optimization::rule::{StepInfo, UpdateRule};
+use crate::optimization::rule::{Gradient, StepInfo, UpdateRule};
 use crate::optimization::slots::SlotSpec;
 
 /// `rms = ρ·rms + (1−ρ)·g²`; centered: `mg = ρ·mg + (1−ρ)·g` and the denominator uses
@@ -42,33 +39,29 @@ impl UpdateRule for Rmsprop {
         slots
     }
 
-    fn update(
-        &self,
-        _: &str,
-        w: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
-        step: StepInfo,
-    ) -> Result<Tensor> {
-        let rho = self.rho;
-        let rms = (slots[0].affine(rho, 0.0)? + g.sqr()?.affine(1.0 - rho, 0.0)?)?;
-        slots[0] = rms.clone();
-        let denominator = if self.centered {
-            let last = slots.len() - 1;
-            let mg = (slots[last].affine(rho, 0.0)? + g.affine(1.0 - rho, 0.0)?)?;
-            slots[last] = mg.clone();
-            (rms - mg.sqr()?)?
-        } else {
-            rms
-        };
-        let lr_g = g.affine(step.lr, 0.0)?;
-        if self.momentum > 0.0 {
-            let scaled = (lr_g / denominator.affine(1.0, self.epsilon)?.sqrt()?)?;
-            let mom = (slots[1].affine(self.momentum, 0.0)? + scaled)?;
-            slots[1] = mom.clone();
-            Ok((w - mom)?)
-        } else {
-            Ok((w - (lr_g / denominator.sqrt()?.affine(1.0, self.epsilon)?)?)?)
+    fn update(&self, _: &str, w: &mut [f32], g: &Gradient, slots: &mut [Vec<f32>], step: StepInfo) {
+        let (rho, lr, eps) = (self.rho as f32, step.lr as f32, self.epsilon as f32);
+        let mu = self.momentum as f32;
+        let (rms, rest) = slots.split_at_mut(1);
+        let (momentum, mg) = rest.split_at_mut(usize::from(self.momentum > 0.0));
+        let mut momentum = momentum.first_mut().map(|s| s.iter_mut());
+        let mut mg = mg.first_mut().map(|s| s.iter_mut());
+        for ((w, g), rms) in w.iter_mut().zip(g.iter()).zip(rms[0].iter_mut()) {
+            *rms = rho * *rms + (1.0 - rho) * g * g;
+            let denominator = match mg.as_mut().and_then(|it| it.next()) {
+                Some(mg) => {
+                    *mg = rho * *mg + (1.0 - rho) * g;
+                    *rms - *mg * *mg
+                }
+                None => *rms,
+            };
+            match momentum.as_mut().and_then(|it| it.next()) {
+                Some(mom) => {
+                    *mom = mu * *mom + lr * g / (denominator + eps).sqrt();
+                    *w -= *mom;
+                }
+                None => *w -= lr * g / (denominator.sqrt() + eps),
+            }
         }
     }
 }

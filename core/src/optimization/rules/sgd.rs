@@ -1,10 +1,7 @@
 //! Keras SGD with optional (Nesterov) momentum.
 
-use candle_core::Tensor;
-
 use crate::config::optimization::SgdConfig;
-use crate::error::Result;
-use crate::optimization::rule::{StepInfo, UpdateRule};
+use crate::optimization::rule::{Gradient, StepInfo, UpdateRule};
 use crate::optimization::slots::SlotSpec;
 
 /// Keras SGD. With momentum `m > 0` each var keeps a `momentum` slot `v`:
@@ -33,25 +30,18 @@ impl UpdateRule for Sgd {
         }
     }
 
-    fn update(
-        &self,
-        _: &str,
-        w: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
-        step: StepInfo,
-    ) -> Result<Tensor> {
-        let lr_g = g.affine(step.lr, 0.0)?;
-        if self.momentum <= 0.0 {
-            return Ok((w - lr_g)?);
-        }
-        let v = (slots[0].affine(self.momentum, 0.0)? - &lr_g)?;
-        let new_w = if self.nesterov {
-            ((w + v.affine(self.momentum, 0.0)?)? - lr_g)?
-        } else {
-            (w + &v)?
+    fn update(&self, _: &str, w: &mut [f32], g: &Gradient, slots: &mut [Vec<f32>], step: StepInfo) {
+        let lr = step.lr as f32;
+        let Some(velocity) = slots.first_mut() else {
+            for (w, g) in w.iter_mut().zip(g.iter()) {
+                *w -= lr * g;
+            }
+            return;
         };
-        slots[0] = v;
-        Ok(new_w)
+        let m = self.momentum as f32;
+        for ((w, g), v) in w.iter_mut().zip(g.iter()).zip(velocity.iter_mut()) {
+            *v = m * *v - lr * g;
+            *w += if self.nesterov { m * *v - lr * g } else { *v };
+        }
     }
 }

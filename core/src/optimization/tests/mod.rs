@@ -381,3 +381,35 @@ fn load_state_rejects_foreign_state() {
     );
     assert!(msg.contains("dense.weight/momentum"), "{msg}");
 }
+
+#[test]
+fn variables_off_the_fused_path_get_the_same_update() {
+    // An f64 variable and a strided gradient go through the host copy instead of the
+    // in-place CPU update; the result must match the fused path's.
+    let fused = run(adamw(adamw_cfg(0.01, 0.0)).as_mut());
+    let dev = Device::Cpu;
+    let w = Var::from_vec(W0.to_vec(), 3, &dev).unwrap();
+    let b = Var::from_vec(B0.map(|x| x as f32).to_vec(), 2, &dev).unwrap();
+    let params = vec![
+        NamedVar::new("dense.weight", w),
+        NamedVar::new("dense.bias", b),
+    ];
+    let mut opt = adamw(adamw_cfg(0.01, 0.0));
+    for (step, lr) in LRS.iter().enumerate() {
+        let mut grads = grad_store(&params, step);
+        let gw = grads.remove(params[0].var.as_tensor()).unwrap();
+        // [g0, g1, g2] as every other element of a 6-element tensor.
+        let strided = Tensor::stack(&[&gw, &gw], 1)
+            .unwrap()
+            .narrow(1, 0, 1)
+            .unwrap();
+        let strided = strided.squeeze(1).unwrap();
+        assert!(!strided.is_contiguous());
+        grads.insert(params[0].var.as_tensor(), strided);
+        opt.apply(&params, &grads, *lr).unwrap();
+    }
+    let w64: Vec<f64> = params[0].var.as_tensor().to_vec1().unwrap();
+    assert_eq!(params[0].var.dtype(), candle_core::DType::F64);
+    assert_close(&w64, &values(&fused[0]), "f64 weight");
+    assert_close(&values(&params[1]), &values(&fused[1]), "f32 bias");
+}

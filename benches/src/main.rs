@@ -1,0 +1,129 @@
+//! `grove-bench`: one measurement per process, printed as one JSON line on stdout, for
+//! `benches/harness.py` (which runs Grove, bare candle, PyTorch and TensorFlow interleaved).
+//!
+//! ```text
+//! grove-bench mlp  --runner grove|candle --warmup 20 --steps 100 --threads 2
+//! grove-bench bert --runner grove|candle --warmup 3 --steps 5 --threads 2
+//! grove-bench checkpoint --dir /tmp --rounds 3
+//! grove-bench overhead --steps 400
+//! ```
+
+mod bare_candle;
+mod checkpoint;
+mod grove_step;
+mod overhead;
+mod workloads;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use workloads::Workload;
+
+/// The allocator `train` uses (benches/README.md): freed buffers are reused, not faulted in
+/// again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "grove-bench",
+    about = "One Grove benchmark measurement as a JSON line"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Training step time of the MLP workload.
+    Mlp(StepArgs),
+    /// Training step time of the BERT-mini masked LM workload.
+    Bert(StepArgs),
+    /// Checkpoint save (with fsync) and restore throughput.
+    Checkpoint {
+        /// Directory to write the checkpoints in (on the disk to measure).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Save/restore rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// The Controller's overhead around the trainer's inner loop.
+    Overhead {
+        /// Training steps of bert/local.
+        #[arg(long, default_value_t = 400)]
+        steps: u64,
+    },
+}
+
+#[derive(Args)]
+struct StepArgs {
+    /// Grove (DefaultTrainer + Task) or a bare candle loop.
+    #[arg(long, value_enum, default_value_t = Runner::Grove)]
+    runner: Runner,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Timed steps.
+    #[arg(long, default_value_t = 20)]
+    steps: u64,
+    /// Compute threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Runner {
+    Grove,
+    Candle,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match cli.command {
+        Command::Mlp(args) => step(Workload::Mlp, &args)?,
+        Command::Bert(args) => step(Workload::Bert, &args)?,
+        Command::Checkpoint { dir, rounds } => checkpoint::measure(&dir, rounds)?,
+        Command::Overhead { steps } => overhead::measure(steps)?,
+    };
+    let mut report = report;
+    report["peak_rss_mb"] = json!(peak_rss_mb());
+    println!("{report}");
+    Ok(())
+}
+
+/// Times `workload`'s step with the chosen runner.
+fn step(workload: Workload, args: &StepArgs) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.steps > 0, "--steps must be positive");
+    grove_core::runtime::set_compute_threads(args.threads);
+    let (name, ms) = match args.runner {
+        Runner::Grove => (
+            "grove",
+            grove_step::step_ms(workload, args.warmup, args.steps)?,
+        ),
+        Runner::Candle => (
+            "candle",
+            bare_candle::step_ms(workload, args.warmup, args.steps)?,
+        ),
+    };
+    Ok(json!({
+        "runner": name,
+        "workload": format!("{workload:?}").to_lowercase(),
+        "ms_per_step": ms,
+        "threads": grove_core::runtime::compute_threads(),
+        "versions": { "grove": env!("CARGO_PKG_VERSION"), "candle": "0.11.1" },
+    }))
+}
+
+/// The process's peak resident set (`VmHWM` of /proc/self/status) in MB; 0 where unknown.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}

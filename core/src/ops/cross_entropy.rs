@@ -1,0 +1,130 @@
+//! Softmax cross-entropy of each row of logits against an integer label.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use super::rows::{f32_slice, fused, row_len, rows_per_task};
+use super::softmax::softmax_rows;
+
+/// The loss of every row of `logits` `(N, C)` against `labels` `(N,)` (integer classes):
+/// `logsumexp(row) − row[label]`, shape `(N,)`. Weighting and averaging are left to the
+/// caller. Fused on f32 CPU logits, primitive ops elsewhere; a label `>= C` is an error.
+pub fn cross_entropy_rows(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let (rows, _) = logits.dims2()?;
+    if labels.dims() != [rows] {
+        candle_core::bail!(
+            "cross-entropy: labels have shape {:?}, expected ({rows},)",
+            labels.dims()
+        );
+    }
+    if !fused(logits) {
+        return cross_entropy_rows_primitive(logits, labels);
+    }
+    let labels = labels.to_dtype(DType::U32)?.to_device(logits.device())?;
+    logits.contiguous()?.apply_op2(&labels, CrossEntropy)
+}
+
+/// [`cross_entropy_rows`] written with candle's primitive (differentiable) ops.
+pub fn cross_entropy_rows_primitive(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let labels = labels.to_dtype(DType::U32)?.unsqueeze(1)?;
+    log_probs.gather(&labels, 1)?.squeeze(1)?.neg()
+}
+
+/// The labels of a contiguous u32 storage.
+fn label_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [u32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::U32(labels), Some((start, end))) => Ok(&labels[start..end]),
+        _ => candle_core::bail!("{op}: labels must be contiguous u32"),
+    }
+}
+
+fn check_labels(labels: &[u32], classes: usize, op: &str) -> Result<()> {
+    if let Some((row, label)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes)
+    {
+        candle_core::bail!("{op}: label {label} of row {row} is not below the {classes} classes");
+    }
+    Ok(())
+}
+
+/// The forward op; its backward runs [`CrossEntropyBackward`].
+struct CrossEntropy;
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "grove-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let logits = f32_slice(s1, l1, self.name())?;
+        let labels = label_slice(s2, l2, self.name())?;
+        let classes = row_len(l1, self.name())?;
+        check_labels(labels, classes, self.name())?;
+        let losses: Vec<f32> = logits
+            .par_chunks(classes)
+            .zip(labels.par_iter())
+            .with_min_len(rows_per_task(classes))
+            .map(|(row, &label)| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
+                max + sum.ln() - row[label as usize]
+            })
+            .collect();
+        Ok((CpuStorage::F32(losses), Shape::from(labels.len())))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        labels: &Tensor,
+        _losses: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dlogits =
+            logits.apply_op3_no_bwd(labels, &grad.contiguous()?, &CrossEntropyBackward)?;
+        Ok((Some(dlogits), None))
+    }
+}
+
+/// `dlogits = (softmax(row) − onehot(label)) · g_row`.
+struct CrossEntropyBackward;
+
+impl CustomOp3 for CrossEntropyBackward {
+    fn name(&self) -> &'static str {
+        "grove-cross-entropy-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let logits = f32_slice(s1, l1, self.name())?;
+        let labels = label_slice(s2, l2, self.name())?;
+        let grad = f32_slice(s3, l3, self.name())?;
+        let classes = row_len(l1, self.name())?;
+        let mut d = vec![0f32; logits.len()];
+        softmax_rows(logits, &mut d, classes);
+        d.par_chunks_mut(classes)
+            .zip(labels.par_iter().zip(grad.par_iter()))
+            .with_min_len(rows_per_task(classes))
+            .for_each(|(row, (&label, &g))| {
+                row[label as usize] -= 1.0;
+                row.iter_mut().for_each(|x| *x *= g);
+            });
+        Ok((CpuStorage::F32(d), l1.shape().clone()))
+    }
+}

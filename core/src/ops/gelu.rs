@@ -1,0 +1,86 @@
+//! The exact (erf) GELU: `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`.
+
+use candle_core::cpu::erf::erf_f32;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::rows::{f32_slice, fused};
+
+/// Elements per parallel task.
+const CHUNK: usize = 16 * 1024;
+
+/// Exact GELU of every element. Fused on f32 CPU tensors, candle's `gelu_erf` elsewhere.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !fused(x) {
+        return gelu_erf_primitive(x);
+    }
+    x.contiguous()?.apply_op1(Gelu)
+}
+
+/// [`gelu_erf`] as candle computes it (its own differentiable op).
+pub fn gelu_erf_primitive(x: &Tensor) -> Result<Tensor> {
+    x.gelu_erf()
+}
+
+/// `Φ(x)`, the standard normal CDF.
+fn cdf(x: f32) -> f32 {
+    0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// The forward op; its backward runs [`GeluBackward`] on the input.
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "grove-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(storage, layout, self.name())?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * cdf(x)));
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            x.apply_op2_no_bwd(&grad.contiguous()?, &GeluBackward)?,
+        ))
+    }
+}
+
+/// `dx = g · (Φ(x) + x · φ(x))`, with `φ` the standard normal density.
+struct GeluBackward;
+
+impl CustomOp2 for GeluBackward {
+    fn name(&self) -> &'static str {
+        "grove-gelu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, grad) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        // 1 / sqrt(2π)
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
+            .for_each(|(dx, (x, g))| {
+                for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
+                    let density = INV_SQRT_2PI * (-0.5 * x * x).exp();
+                    *dx = g * (cdf(x) + x * density);
+                }
+            });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}

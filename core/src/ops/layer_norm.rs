@@ -1,0 +1,186 @@
+//! Layer normalisation over the last dimension: `y = (x − mean) / sqrt(var + eps) · γ + β`.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use super::rows::{f32_slice, fused, row_len, rows_per_task};
+
+/// Normalises `x` over its last dimension, then scales by `gamma` and shifts by `beta` (both
+/// of the last dimension's length). Fused on f32 CPU tensors, primitive ops elsewhere.
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    if !(fused(x) && fused(gamma) && fused(beta)) {
+        return layer_norm_primitive(x, gamma, beta, eps);
+    }
+    x.contiguous()?.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        LayerNorm { eps: eps as f32 },
+    )
+}
+
+/// [`layer_norm`] written with candle's primitive (differentiable) ops.
+pub fn layer_norm_primitive(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    let inv_std = (var + eps)?.sqrt()?.recip()?;
+    centered
+        .broadcast_mul(&inv_std)?
+        .broadcast_mul(gamma)?
+        .broadcast_add(beta)
+}
+
+/// Mean and `1/sqrt(var + eps)` of one row.
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// The forward op; its backward runs [`LayerNormBackward`].
+struct LayerNorm {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "grove-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (x, gamma, beta) = (
+            f32_slice(s1, l1, name)?,
+            f32_slice(s2, l2, name)?,
+            f32_slice(s3, l3, name)?,
+        );
+        let h = row_len(l1, name)?;
+        check_params(h, gamma, beta, name)?;
+        let mut y = vec![0f32; x.len()];
+        let chunk = h * rows_per_task(h);
+        y.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk))
+            .for_each(|(y, x)| {
+                for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
+                    let (mean, rstd) = row_stats(x, self.eps);
+                    for (((y, x), g), b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                        *y = (x - mean) * rstd * g + b;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let h = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / h;
+        let packed = x
+            .apply_op3_no_bwd(
+                gamma,
+                &grad.contiguous()?,
+                &LayerNormBackward { eps: self.eps },
+            )?
+            .reshape((rows + 2, h))?;
+        let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
+        Ok((
+            Some(dx),
+            Some(packed.get(rows)?),
+            Some(packed.get(rows + 1)?),
+        ))
+    }
+}
+
+fn check_params(h: usize, gamma: &[f32], beta: &[f32], op: &str) -> Result<()> {
+    if gamma.len() != h || beta.len() != h {
+        candle_core::bail!(
+            "{op}: gamma ({}) and beta ({}) must have the last dimension's length {h}",
+            gamma.len(),
+            beta.len()
+        );
+    }
+    Ok(())
+}
+
+/// The backward kernel: from `x`, `gamma` and the output gradient, the rows of `dx` followed
+/// by one row `dγ = Σ g·x̂` and one row `dβ = Σ g` (sums over rows), with
+/// `dx = rstd · (g·γ − mean(g·γ) − x̂ · mean(g·γ·x̂))`.
+struct LayerNormBackward {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormBackward {
+    fn name(&self) -> &'static str {
+        "grove-layer-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (x, gamma, grad) = (
+            f32_slice(s1, l1, name)?,
+            f32_slice(s2, l2, name)?,
+            f32_slice(s3, l3, name)?,
+        );
+        let h = row_len(l1, name)?;
+        let rows = x.len() / h;
+        let mut out = vec![0f32; (rows + 2) * h];
+        let (dx, dparams) = out.split_at_mut(rows * h);
+        let chunk = h * rows_per_task(h);
+        let partials = dx
+            .par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk).zip(grad.par_chunks(chunk)))
+            .map(|(dx, (x, grad))| {
+                let mut sums = vec![0f32; 2 * h];
+                for (dx, (x, g)) in dx.chunks_mut(h).zip(x.chunks(h).zip(grad.chunks(h))) {
+                    let (mean, rstd) = row_stats(x, self.eps);
+                    let (mut m1, mut m2) = (0f32, 0f32);
+                    for ((x, g), gamma) in x.iter().zip(g).zip(gamma) {
+                        let gy = g * gamma;
+                        m1 += gy;
+                        m2 += gy * (x - mean) * rstd;
+                    }
+                    let (m1, m2) = (m1 / h as f32, m2 / h as f32);
+                    let (dgamma, dbeta) = sums.split_at_mut(h);
+                    for (i, ((dx, x), g)) in dx.iter_mut().zip(x).zip(g).enumerate() {
+                        let xhat = (x - mean) * rstd;
+                        *dx = rstd * (g * gamma[i] - m1 - xhat * m2);
+                        dgamma[i] += g * xhat;
+                        dbeta[i] += g;
+                    }
+                }
+                sums
+            })
+            .reduce(
+                || vec![0f32; 2 * h],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        dparams.copy_from_slice(&partials);
+        Ok((CpuStorage::F32(out), Shape::from((rows + 2, h))))
+    }
+}

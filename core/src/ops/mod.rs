@@ -1,0 +1,22 @@
+//! Fused CPU kernels with their backward passes, for the ops a transformer's step spends its
+//! element-wise time in: layer normalisation, softmax, exact GELU and cross-entropy.
+//!
+//! candle's own fused `layer_norm` / `softmax_last_dim` have no backward, and the primitive-op
+//! versions allocate an output per op. Each function here runs one multi-threaded pass
+//! forward and one backward (a candle `CustomOp` whose `bwd` calls the matching backward
+//! kernel) on contiguous f32 CPU tensors, and falls back to the primitive-op formula (same
+//! maths, differentiable by candle) on other devices and dtypes, so models run everywhere.
+
+mod cross_entropy;
+mod gelu;
+mod layer_norm;
+mod rows;
+mod softmax;
+
+pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
+pub use gelu::{gelu_erf, gelu_erf_primitive};
+pub use layer_norm::{layer_norm, layer_norm_primitive};
+pub use softmax::{softmax_last_dim, softmax_last_dim_primitive};
+
+#[cfg(test)]
+mod tests;

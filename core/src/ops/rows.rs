@@ -1,0 +1,41 @@
+//! What the fused kernels share: reading a storage as an f32 slice, the fused-path test, and
+//! splitting work into rows for the thread pool.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+
+/// Whether `t` takes the fused CPU path (f32 on the CPU).
+pub(crate) fn fused(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// The f32 elements of a contiguous CPU storage under `layout`.
+pub(crate) fn f32_slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: input is not contiguous");
+    };
+    match storage {
+        CpuStorage::F32(values) => Ok(&values[start..end]),
+        other => candle_core::bail!("{op}: expected f32, got {:?}", other.dtype()),
+    }
+}
+
+/// The length of the last dimension of `layout` (the row length), rejecting scalars.
+pub(crate) fn row_len(layout: &Layout, op: &str) -> Result<usize> {
+    match layout.dims().last() {
+        Some(&n) if n > 0 => Ok(n),
+        _ => candle_core::bail!(
+            "{op}: needs a non-empty last dimension, got {:?}",
+            layout.dims()
+        ),
+    }
+}
+
+/// Rows per parallel task: enough elements (about 16K) that a task outweighs its scheduling.
+pub(crate) fn rows_per_task(row_len: usize) -> usize {
+    (16 * 1024 / row_len.max(1)).max(1)
+}

@@ -1,0 +1,198 @@
+//! Each fused kernel against its primitive-op version: forward values and the gradients of
+//! every input, relative error at most 1e-4 in f32, on random inputs of several shapes,
+//! contiguous and not.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+use super::*;
+
+/// The largest absolute difference relative to the largest magnitude of `want`.
+fn relative_error(got: &Tensor, want: &Tensor) -> Result<f32> {
+    let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let scale = want.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
+    Ok(diff / scale)
+}
+
+fn assert_close(got: &Tensor, want: &Tensor, what: &str) -> Result<()> {
+    assert_eq!(got.dims(), want.dims(), "{what}");
+    let err = relative_error(got, want)?;
+    assert!(err <= 1e-4, "{what}: relative error {err}");
+    Ok(())
+}
+
+/// A variable of pseudo-random values with `dims`; with `transposed`, its last two
+/// dimensions are swapped, so that [`as_used`] gives a non-contiguous view of shape `dims`.
+fn input(dims: &[usize], seed: u64, transposed: bool) -> Result<Var> {
+    let dev = Device::Cpu;
+    let n: usize = dims.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|i| {
+            let x = ((i as u64 + 1) * 2654435761 + seed * 40503) % 10007;
+            (x as f32 / 10007.0 - 0.5) * 6.0
+        })
+        .collect();
+    if transposed && dims.len() >= 2 {
+        let mut swapped = dims.to_vec();
+        let r = swapped.len();
+        swapped.swap(r - 1, r - 2);
+        return Var::from_vec(values, swapped, &dev);
+    }
+    Var::from_vec(values, dims, &dev)
+}
+
+/// The op's input as used: the var itself, or its transposed view.
+fn as_used(var: &Var, transposed: bool) -> Result<Tensor> {
+    let t = var.as_tensor();
+    if transposed && t.rank() >= 2 {
+        t.transpose(t.rank() - 1, t.rank() - 2)
+    } else {
+        Ok(t.clone())
+    }
+}
+
+/// `sum(out · w)` for fixed weights `w`, so every output element has a distinct gradient.
+fn weighted_sum(out: &Tensor) -> Result<Tensor> {
+    let n = out.elem_count();
+    let w: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let w = Tensor::from_vec(w, out.shape(), out.device())?;
+    (out * w)?.sum_all()
+}
+
+/// Runs `fused` and `primitive` on the same inputs and compares outputs and gradients.
+fn check(
+    name: &str,
+    inputs: &[Var],
+    transposed: bool,
+    fused: impl Fn(&[Tensor]) -> Result<Tensor>,
+    primitive: impl Fn(&[Tensor]) -> Result<Tensor>,
+) -> Result<()> {
+    let used: Vec<Tensor> = inputs
+        .iter()
+        .map(|v| as_used(v, transposed))
+        .collect::<Result<_>>()?;
+    if transposed && used[0].dims().iter().all(|&d| d > 1) {
+        assert!(
+            !used[0].is_contiguous(),
+            "{name}: the input should be a strided view"
+        );
+    }
+    let (a, b) = (fused(&used)?, primitive(&used)?);
+    assert_close(&a, &b, &format!("{name} forward"))?;
+    let (ga, gb) = (weighted_sum(&a)?.backward()?, weighted_sum(&b)?.backward()?);
+    for (i, var) in inputs.iter().enumerate() {
+        let (da, db) = (ga.get(var).unwrap(), gb.get(var).unwrap());
+        assert_close(da, db, &format!("{name} gradient of input {i}"))?;
+    }
+    Ok(())
+}
+
+const SHAPES: [&[usize]; 4] = [&[1, 5], &[7, 64], &[2, 3, 33], &[4, 2, 16, 16]];
+
+#[test]
+fn layer_norm_matches_primitive_ops() -> Result<()> {
+    for (k, dims) in SHAPES.iter().enumerate() {
+        for transposed in [false, true] {
+            let h = *dims.last().unwrap();
+            let x = input(dims, k as u64, transposed)?;
+            let gamma = input(&[h], 100 + k as u64, false)?;
+            let beta = input(&[h], 200 + k as u64, false)?;
+            check(
+                &format!("layer_norm {dims:?} transposed={transposed}"),
+                &[x, gamma, beta],
+                transposed,
+                |t| layer_norm(&t[0], &t[1].flatten_all()?, &t[2].flatten_all()?, 1e-12),
+                |t| layer_norm_primitive(&t[0], &t[1].flatten_all()?, &t[2].flatten_all()?, 1e-12),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn softmax_matches_primitive_ops() -> Result<()> {
+    for (k, dims) in SHAPES.iter().enumerate() {
+        for transposed in [false, true] {
+            let x = input(dims, 10 + k as u64, transposed)?;
+            check(
+                &format!("softmax {dims:?} transposed={transposed}"),
+                &[x],
+                transposed,
+                |t| softmax_last_dim(&t[0]),
+                |t| softmax_last_dim_primitive(&t[0]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn gelu_matches_candles_gelu_erf() -> Result<()> {
+    for (k, dims) in SHAPES.iter().enumerate() {
+        for transposed in [false, true] {
+            let x = input(dims, 20 + k as u64, transposed)?;
+            check(
+                &format!("gelu {dims:?} transposed={transposed}"),
+                &[x],
+                transposed,
+                |t| gelu_erf(&t[0]),
+                |t| gelu_erf_primitive(&t[0]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_matches_primitive_ops() -> Result<()> {
+    for (k, &(rows, classes)) in [(1, 2), (9, 17), (64, 300)].iter().enumerate() {
+        for transposed in [false, true] {
+            let dims = [rows, classes];
+            let logits = input(&dims, 30 + k as u64, transposed)?;
+            let labels: Vec<u32> = (0..rows).map(|r| ((r * 31 + k) % classes) as u32).collect();
+            let labels = Tensor::new(labels.as_slice(), &Device::Cpu)?;
+            check(
+                &format!("cross_entropy {dims:?} transposed={transposed}"),
+                &[logits],
+                transposed,
+                |t| cross_entropy_rows(&t[0], &labels),
+                |t| cross_entropy_rows_primitive(&t[0], &labels),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_rejects_bad_labels() -> Result<()> {
+    let logits = Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?;
+    let labels = Tensor::new(&[0u32, 3], &Device::Cpu)?;
+    let err = cross_entropy_rows(&logits, &labels)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("label 3 of row 1"), "{err}");
+    let short = Tensor::new(&[0u32], &Device::Cpu)?;
+    assert!(cross_entropy_rows(&logits, &short).is_err());
+    Ok(())
+}
+
+#[test]
+fn other_dtypes_take_the_primitive_path() -> Result<()> {
+    let x = input(&[3, 8], 5, false)?;
+    let x64 = x.as_tensor().to_dtype(DType::F64)?;
+    let fused = softmax_last_dim(x.as_tensor())?;
+    let fallback = softmax_last_dim(&x64)?.to_dtype(DType::F32)?;
+    assert_close(&fallback, &fused, "f64 softmax")?;
+    let gamma = Tensor::ones(8, DType::F64, &Device::Cpu)?;
+    let beta = Tensor::zeros(8, DType::F64, &Device::Cpu)?;
+    let ln = layer_norm(&x64, &gamma, &beta, 1e-5)?.to_dtype(DType::F32)?;
+    let gamma32 = gamma.to_dtype(DType::F32)?;
+    let beta32 = beta.to_dtype(DType::F32)?;
+    assert_close(
+        &ln,
+        &layer_norm(x.as_tensor(), &gamma32, &beta32, 1e-5)?,
+        "f64 layer norm",
+    )?;
+    Ok(())
+}
