@@ -2,8 +2,8 @@
 //! `benches/harness.py` (which runs Grove, bare candle, PyTorch and TensorFlow interleaved).
 //!
 //! ```text
-//! grove-bench mlp  --runner grove|candle --warmup 20 --steps 100 --threads 2
-//! grove-bench bert --runner grove|candle --warmup 3 --steps 5 --threads 2
+//! grove-bench mlp  --runner grove|task|candle --warmup 20 --steps 100 --threads 2
+//! grove-bench bert --runner grove|task|candle --warmup 3 --steps 5 --threads 2
 //! grove-bench checkpoint --dir /tmp --rounds 3
 //! grove-bench overhead --steps 400
 //! ```
@@ -12,6 +12,7 @@ mod bare_candle;
 mod checkpoint;
 mod grove_step;
 mod overhead;
+mod task_loop;
 mod workloads;
 
 use std::path::PathBuf;
@@ -77,7 +78,11 @@ struct StepArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Runner {
+    /// The `DefaultTrainer` over the workload's Task, as a run trains.
     Grove,
+    /// A bare loop over the same Task, with forward / backward / optimizer times.
+    Task,
+    /// A bare candle loop (candle-nn layers and AdamW).
     Candle,
 }
 
@@ -99,23 +104,23 @@ fn main() -> anyhow::Result<()> {
 fn step(workload: Workload, args: &StepArgs) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(args.steps > 0, "--steps must be positive");
     grove_core::runtime::set_compute_threads(args.threads);
-    let (name, ms) = match args.runner {
+    let (warmup, steps) = (args.warmup, args.steps);
+    let (name, mut report) = match args.runner {
         Runner::Grove => (
             "grove",
-            grove_step::step_ms(workload, args.warmup, args.steps)?,
+            json!({ "ms_per_step": grove_step::step_ms(workload, warmup, steps)? }),
         ),
+        Runner::Task => ("grove_task", task_loop::measure(workload, warmup, steps)?),
         Runner::Candle => (
             "candle",
-            bare_candle::step_ms(workload, args.warmup, args.steps)?,
+            json!({ "ms_per_step": bare_candle::step_ms(workload, warmup, steps)? }),
         ),
     };
-    Ok(json!({
-        "runner": name,
-        "workload": format!("{workload:?}").to_lowercase(),
-        "ms_per_step": ms,
-        "threads": grove_core::runtime::compute_threads(),
-        "versions": { "grove": env!("CARGO_PKG_VERSION"), "candle": "0.11.1" },
-    }))
+    report["runner"] = json!(name);
+    report["workload"] = json!(format!("{workload:?}").to_lowercase());
+    report["threads"] = json!(grove_core::runtime::compute_threads());
+    report["versions"] = json!({ "grove": env!("CARGO_PKG_VERSION"), "candle": "0.11.1" });
+    Ok(report)
 }
 
 /// The process's peak resident set (`VmHWM` of /proc/self/status) in MB; 0 where unknown.

@@ -1,5 +1,6 @@
 //! Fused CPU kernels with their backward passes, for the ops a transformer's step spends its
-//! element-wise time in: layer normalisation, softmax, exact GELU and cross-entropy.
+//! element-wise time in: layer normalisation, softmax, exact GELU, cross-entropy and the
+//! split into attention heads and back.
 //!
 //! candle's own fused `layer_norm` / `softmax_last_dim` have no backward, and the primitive-op
 //! versions allocate an output per op. Each function here runs one multi-threaded pass
@@ -9,12 +10,14 @@
 
 mod cross_entropy;
 mod gelu;
+mod heads;
 mod layer_norm;
 mod rows;
 mod softmax;
 
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
+pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};
 pub use layer_norm::{layer_norm, layer_norm_primitive};
 pub use softmax::{softmax_last_dim, softmax_last_dim_primitive};
 

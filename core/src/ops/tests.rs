@@ -165,6 +165,36 @@ fn cross_entropy_matches_primitive_ops() -> Result<()> {
 }
 
 #[test]
+fn attention_heads_match_primitive_ops() -> Result<()> {
+    for (k, &(batch, seq, heads, width)) in [(1, 1, 1, 4), (2, 5, 3, 4), (3, 16, 4, 8)]
+        .iter()
+        .enumerate()
+    {
+        for transposed in [false, true] {
+            let dims = [batch * seq, heads * width];
+            let x = input(&dims, 40 + k as u64, transposed)?;
+            check(
+                &format!("split_heads {dims:?} transposed={transposed}"),
+                &[x],
+                transposed,
+                |t| split_heads(&t[0], batch, seq, heads),
+                |t| split_heads_primitive(&t[0], batch, seq, heads),
+            )?;
+            let dims = [batch, heads, seq, width];
+            let x = input(&dims, 50 + k as u64, transposed)?;
+            check(
+                &format!("merge_heads {dims:?} transposed={transposed}"),
+                &[x],
+                transposed,
+                |t| merge_heads(&t[0]),
+                |t| merge_heads_primitive(&t[0]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn cross_entropy_rejects_bad_labels() -> Result<()> {
     let logits = Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?;
     let labels = Tensor::new(&[0u32, 3], &Device::Cpu)?;

@@ -114,13 +114,8 @@ impl TransformerBlock {
         (batch, seq): (usize, usize),
         mut rng: Option<&mut StdRng>,
     ) -> Result<Tensor> {
-        let hidden = self.num_heads * self.head_size;
-        // (B*S, H) -> (B, NH, S, DH); batched matmul needs the heads laid out contiguously.
-        let split_heads = |t: Tensor| {
-            t.reshape((batch, seq, self.num_heads, self.head_size))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
+        // (B*S, H) -> (B, NH, S, DH): batched matmul needs the heads laid out contiguously.
+        let split_heads = |t: Tensor| grove_core::ops::split_heads(&t, batch, seq, self.num_heads);
         let scale = 1.0 / (self.head_size as f64).sqrt();
         let q = split_heads((self.query.forward(x)? * scale)?)?;
         let k = split_heads(self.key.forward(x)?)?;
@@ -128,11 +123,8 @@ impl TransformerBlock {
         let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
         let probs = grove_core::ops::softmax_last_dim(&scores)?;
         let probs = dropout_opt(&probs, self.attention_dropout_rate, rng.as_deref_mut())?;
-        // (B, NH, S, DH) -> (B*S, H); the reshape copies the transposed view once.
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch * seq, hidden))?;
+        // (B, NH, S, DH) -> (B*S, H).
+        let context = grove_core::ops::merge_heads(&probs.matmul(&v)?)?;
         let attention = self.attention_output.forward(&context)?;
         let attention = dropout_opt(&attention, self.dropout_rate, rng.as_deref_mut())?;
         let x = self.attention_residual.forward(x, &attention)?;
