@@ -57,6 +57,7 @@ impl<R: Checkpointable> Checkpointable for Timed<R> {
 /// Trains bert/local for `steps` steps under the Controller in a temporary model_dir, with
 /// or without its checkpoints; returns (overhead %, total seconds).
 fn run(steps: u64, checkpoints: bool) -> anyhow::Result<(f64, f64)> {
+    grove_experiments::register()?;
     let config = grove_experiments::bert::bert_local();
     let trainer = crate::grove_step::trainer_of(&config)?;
     let model_dir = tempfile::tempdir()?;
