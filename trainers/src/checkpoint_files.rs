@@ -1,10 +1,11 @@
 //! The files of one checkpoint directory (see docs/checkpoint_format.md):
 //! `model.safetensors`, `optimizer.safetensors` and `state.json`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use grove_core::init_checkpoint::{read_weights, MODEL_WEIGHTS_FILE};
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -36,19 +37,75 @@ pub struct TrainState {
     pub stage: Option<usize>,
 }
 
-/// Writes named tensors as a safetensors file (moved to the CPU first).
+/// Writes named tensors as a safetensors file (moved to the CPU first). Contiguous f32
+/// tensors are written straight from their storage; others are converted by candle.
 pub fn write_tensors(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> {
-    let on_cpu: HashMap<String, Tensor> = tensors
+    let on_cpu = tensors
         .into_iter()
         .map(|(name, t)| Ok((name, t.to_device(&Device::Cpu)?)))
-        .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&on_cpu, path).map_err(|e| {
+        .collect::<Result<Vec<_>>>()?;
+    let written = if on_cpu
+        .iter()
+        .all(|(_, t)| t.dtype() == DType::F32 && t.is_contiguous())
+    {
+        write_borrowed(path, &on_cpu)
+    } else {
+        let map: HashMap<String, Tensor> = on_cpu.into_iter().collect();
+        candle_core::safetensors::save(&map, path)
+    };
+    written.map_err(|e| {
         Error::Run(format!(
             "cannot write {}: {}",
             path.display(),
             first_line(&e)
         ))
     })
+}
+
+/// Writes contiguous f32 CPU tensors through views of their storage (no copy of the data).
+fn write_borrowed(path: &Path, tensors: &[(String, Tensor)]) -> candle_core::Result<()> {
+    let guards: Vec<_> = tensors
+        .iter()
+        .map(|(_, t)| t.storage_and_layout())
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, t), (storage, layout)) in tensors.iter().zip(&guards) {
+        let (Storage::Cpu(CpuStorage::F32(values)), Some((start, end))) =
+            (&**storage, layout.contiguous_offsets())
+        else {
+            candle_core::bail!("`{name}` is not a contiguous f32 CPU tensor");
+        };
+        let view = F32View {
+            shape: t.dims().to_vec(),
+            bytes: bytemuck::cast_slice(&values[start..end]),
+        };
+        views.push((name.as_str(), view));
+    }
+    Ok(safetensors::serialize_to_file(views, None, path)?)
+}
+
+/// A safetensors view of f32 data borrowed from a tensor's storage.
+struct F32View<'a> {
+    shape: Vec<usize>,
+    bytes: &'a [u8],
+}
+
+impl safetensors::View for F32View<'_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.bytes)
+    }
+
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
 }
 
 /// Writes `state.json`.
