@@ -28,13 +28,16 @@ fn kernels(c: &mut Criterion) {
     let gamma = Tensor::ones(256, candle_core::DType::F32, &Device::Cpu).unwrap();
     let beta = Tensor::zeros(256, candle_core::DType::F32, &Device::Cpu).unwrap();
     let labels = Tensor::arange(0u32, 304, &Device::Cpu).unwrap();
+    let mask_bias = Tensor::zeros((16, 1, 1, 128), candle_core::DType::F32, &Device::Cpu).unwrap();
 
     let layer_norm = |x: &Tensor| ops::layer_norm(x, &gamma, &beta, 1e-12);
     let layer_norm_primitive = |x: &Tensor| ops::layer_norm_primitive(x, &gamma, &beta, 1e-12);
     let cross_entropy = |x: &Tensor| ops::cross_entropy_rows(x, &labels);
     let cross_entropy_primitive = |x: &Tensor| ops::cross_entropy_rows_primitive(x, &labels);
+    let masked = |x: &Tensor| ops::masked_softmax(x, &mask_bias, 0.125);
+    let masked_primitive = |x: &Tensor| ops::masked_softmax_primitive(x, &mask_bias, 0.125);
     type Kernel<'a> = (&'a str, &'a Var, &'a dyn Fn(&Tensor) -> Result<Tensor>);
-    let cases: [Kernel; 8] = [
+    let cases: [Kernel; 10] = [
         ("layer_norm/fused", &hidden, &layer_norm),
         ("layer_norm/primitive", &hidden, &layer_norm_primitive),
         ("softmax/fused", &scores, &ops::softmax_last_dim),
@@ -43,6 +46,8 @@ fn kernels(c: &mut Criterion) {
             &scores,
             &ops::softmax_last_dim_primitive,
         ),
+        ("masked_softmax/fused", &scores, &masked),
+        ("masked_softmax/primitive", &scores, &masked_primitive),
         ("gelu/fused", &ffn, &ops::gelu_erf),
         ("gelu/primitive", &ffn, &ops::gelu_erf_primitive),
         ("cross_entropy/fused", &logits, &cross_entropy),

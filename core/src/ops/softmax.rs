@@ -1,4 +1,4 @@
-//! Softmax over the last dimension.
+//! Softmax over the last dimension, and attention's `softmax(scale · scores + mask bias)`.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -12,6 +12,38 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
         return softmax_last_dim_primitive(x);
     }
     x.contiguous()?.apply_op1(Softmax)
+}
+
+/// Attention probabilities `softmax(scale · scores + bias)` over the last dimension, in one
+/// pass: `scores` is `(B, …, K)` and `bias` `(B, 1, …, 1, K)` (an additive mask, one row per
+/// batch item, broadcast over the other dimensions). The gradient flows to `scores` only: the
+/// bias is a constant mask. Fused on f32 CPU tensors, primitive ops elsewhere.
+pub fn masked_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
+    let batch = scores.dim(0)?;
+    let keys = scores.dim(D::Minus1)?;
+    if bias.dim(0)? != batch || bias.elem_count() != batch * keys {
+        candle_core::bail!(
+            "masked softmax: bias of shape {:?} is not one row of {keys} per batch item of \
+             scores {:?}",
+            bias.dims(),
+            scores.dims()
+        );
+    }
+    if !(fused(scores) && fused(bias)) {
+        return masked_softmax_primitive(scores, bias, scale);
+    }
+    let bias = bias.detach().contiguous()?;
+    scores.contiguous()?.apply_op2(
+        &bias,
+        MaskedSoftmax {
+            scale: scale as f32,
+        },
+    )
+}
+
+/// [`masked_softmax`] written with candle's primitive (differentiable) ops.
+pub fn masked_softmax_primitive(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
+    softmax_last_dim_primitive(&(scores * scale)?.broadcast_add(&bias.detach())?)
 }
 
 /// [`softmax_last_dim`] written with candle's primitive (differentiable) ops.
@@ -57,14 +89,79 @@ impl CustomOp1 for Softmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            y.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?,
-        ))
+        let backward = SoftmaxBackward { scale: 1.0 };
+        Ok(Some(y.apply_op2_no_bwd(&grad.contiguous()?, &backward)?))
     }
 }
 
-/// `dx = y · (g − Σ g·y)` row by row, from the softmax output `y` and its gradient `g`.
-struct SoftmaxBackward;
+/// The forward op of [`masked_softmax`]; its backward runs [`SoftmaxBackward`] scaled.
+struct MaskedSoftmax {
+    scale: f32,
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "grove-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (scores, bias) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        let keys = row_len(l1, self.name())?;
+        // Rows of `scores` per batch item; item `b`'s bias row is `bias[b·K .. (b+1)·K]`.
+        let rows_per_item = scores.len() / bias.len().max(1);
+        let rows_per_chunk = rows_per_task(keys);
+        let mut y = vec![0f32; scores.len()];
+        y.par_chunks_mut(keys * rows_per_chunk)
+            .zip(scores.par_chunks(keys * rows_per_chunk))
+            .enumerate()
+            .for_each(|(task, (y, x))| {
+                for (i, (y, x)) in y.chunks_mut(keys).zip(x.chunks(keys)).enumerate() {
+                    let item = (task * rows_per_chunk + i) / rows_per_item;
+                    let bias = &bias[item * keys..(item + 1) * keys];
+                    let mut max = f32::NEG_INFINITY;
+                    for ((y, x), b) in y.iter_mut().zip(x).zip(bias) {
+                        *y = self.scale * x + b;
+                        max = max.max(*y);
+                    }
+                    let mut sum = 0f32;
+                    for y in y.iter_mut() {
+                        *y = (*y - max).exp();
+                        sum += *y;
+                    }
+                    let inv = 1.0 / sum;
+                    y.iter_mut().for_each(|y| *y *= inv);
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _bias: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let backward = SoftmaxBackward { scale: self.scale };
+        let dscores = y.apply_op2_no_bwd(&grad.contiguous()?, &backward)?;
+        Ok((Some(dscores), None))
+    }
+}
+
+/// `dx = scale · y · (g − Σ g·y)` row by row, from the softmax output `y` and its gradient
+/// `g` (`scale` is the factor the softmax's input was multiplied by, 1 for a plain softmax).
+struct SoftmaxBackward {
+    scale: f32,
+}
 
 impl CustomOp2 for SoftmaxBackward {
     fn name(&self) -> &'static str {
@@ -91,7 +188,7 @@ impl CustomOp2 for SoftmaxBackward {
                 for (dx, (y, g)) in dx.chunks_mut(h).zip(y.chunks(h).zip(g.chunks(h))) {
                     let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
                     for ((dx, y), g) in dx.iter_mut().zip(y).zip(g) {
-                        *dx = y * (g - dot);
+                        *dx = self.scale * y * (g - dot);
                     }
                 }
             });

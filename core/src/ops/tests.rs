@@ -128,6 +128,49 @@ fn softmax_matches_primitive_ops() -> Result<()> {
 }
 
 #[test]
+fn masked_softmax_matches_primitive_ops() -> Result<()> {
+    for (k, dims) in [
+        &[1usize, 1, 1, 5][..],
+        &[2, 3, 7, 7],
+        &[3, 4, 16, 16],
+        &[2, 33],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for transposed in [false, true] {
+            let scores = input(dims, 90 + k as u64, transposed)?;
+            // Item b masks its last b keys; a (B, 1, …, 1, K) additive bias.
+            let keys = *dims.last().unwrap();
+            let mut bias_dims = vec![1; dims.len()];
+            bias_dims[0] = dims[0];
+            bias_dims[dims.len() - 1] = keys;
+            let bias: Vec<f32> = (0..dims[0] * keys)
+                .map(|i| {
+                    if i % keys + i / keys >= keys {
+                        -10000.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let bias = Tensor::from_vec(bias, bias_dims, &Device::Cpu)?;
+            check(
+                &format!("masked_softmax {dims:?} transposed={transposed}"),
+                &[scores],
+                transposed,
+                |t| masked_softmax(&t[0], &bias, 0.125),
+                |t| masked_softmax_primitive(&t[0], &bias, 0.125),
+            )?;
+        }
+    }
+    let scores = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu)?;
+    let wrong = Tensor::zeros((2, 1, 3), DType::F32, &Device::Cpu)?;
+    assert!(masked_softmax(&scores, &wrong, 1.0).is_err());
+    Ok(())
+}
+
+#[test]
 fn gelu_matches_candles_gelu_erf() -> Result<()> {
     for (k, dims) in SHAPES.iter().enumerate() {
         for transposed in [false, true] {

@@ -1,27 +1,27 @@
 //! Gradient clipping by global norm (TensorFlow's `tf.clip_by_global_norm`).
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
+use rayon::prelude::*;
 
+use super::in_place::read_f32;
 use super::optimizer::NamedVar;
+use super::rule::l2_norm;
 use crate::error::Result;
 
 /// The global L2 norm `sqrt(sum over vars of sum(g^2))` of the gradients of `params`
-/// (vars without a gradient are skipped; no gradient at all gives 0). Reads one value back
-/// from the device.
+/// (vars without a gradient are skipped; no gradient at all gives 0), accumulated in f64 over
+/// the gradients' elements without intermediate tensors, the variables side by side.
 pub fn global_norm(grads: &GradStore, params: &[NamedVar]) -> Result<f64> {
-    let mut partials = Vec::with_capacity(params.len());
-    for param in params {
-        if let Some(g) = grads.get(param.var.as_tensor()) {
-            let sum = g.to_dtype(DType::F32)?.sqr()?.sum_all()?;
-            partials.push(sum.to_dtype(DType::F64)?);
-        }
-    }
-    if partials.is_empty() {
-        return Ok(0.0);
-    }
-    let total = Tensor::stack(&partials, 0)?.sum_all()?.to_scalar::<f64>()?;
-    Ok(total.sqrt())
+    let gradients: Vec<&Tensor> = params
+        .iter()
+        .filter_map(|p| grads.get(p.var.as_tensor()))
+        .collect();
+    let squares = gradients
+        .into_par_iter()
+        .map(|g| read_f32(g, |values| l2_norm(values).powi(2)))
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(squares.iter().sum::<f64>().sqrt())
 }
 
 /// The factor the gradients are multiplied by: `clip_norm / max(norm, clip_norm)`, i.e. 1

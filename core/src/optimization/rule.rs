@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
+use rayon::prelude::*;
 
 use super::clipping::{clip_scale, global_norm};
 use super::in_place::{read_f32, update_f32};
@@ -46,6 +47,14 @@ impl<'a> Gradient<'a> {
         }
     }
 
+    /// Elements `start .. start + len` of the gradient, clipped the same way.
+    fn chunk(&self, start: usize, len: usize) -> Gradient<'a> {
+        Gradient {
+            values: &self.values[start..start + len],
+            ..*self
+        }
+    }
+
     /// The clipped gradient, element by element.
     pub(crate) fn iter(&self) -> impl Iterator<Item = f32> + '_ {
         let (factor, limit) = (self.factor, self.limit);
@@ -55,9 +64,24 @@ impl<'a> Gradient<'a> {
     }
 }
 
-/// The L2 norm of `values`, accumulated in f64.
+/// The L2 norm of `values`, accumulated in f64: chunks side by side, each with eight partial
+/// sums so the loop vectorises, the chunk sums added in order (the same bits every run).
 pub(crate) fn l2_norm(values: &[f32]) -> f64 {
-    l2_norm_of(values.iter().copied())
+    let partials: Vec<f64> = values.par_chunks(CHUNK).map(sum_of_squares).collect();
+    partials.iter().sum::<f64>().sqrt()
+}
+
+fn sum_of_squares(values: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += f64::from(x) * f64::from(x);
+        }
+    }
+    let tail: f64 = rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// The L2 norm of the elements `values` yields, accumulated in f64.
@@ -71,9 +95,15 @@ pub(crate) fn l2_norm_of(values: impl Iterator<Item = f32>) -> f64 {
 /// One optimizer's update of one variable, as one pass (two for the layer-wise rules) over
 /// plain f32 slices: the variable `w`, its clipped gradient `g` and its slots, all of the
 /// variable's length, updated in place.
-pub(crate) trait UpdateRule: Send {
+pub(crate) trait UpdateRule: Send + Sync {
     /// The slots every variable keeps, in the order `update` receives them.
     fn slots(&self) -> Vec<SlotSpec>;
+
+    /// Whether each element's update depends on that element alone, so a variable can be
+    /// updated in chunks side by side (not so for LAMB and LARS, which use norms).
+    fn elementwise(&self) -> bool {
+        true
+    }
 
     /// A global-norm clip applied before Keras' clipping keys (Model Garden's AdamW
     /// `gradient_clip_norm`); 0 means none.
@@ -87,9 +117,48 @@ pub(crate) trait UpdateRule: Send {
         name: &str,
         w: &mut [f32],
         g: &Gradient,
-        slots: &mut [Vec<f32>],
+        slots: &mut [&mut [f32]],
         step: StepInfo,
     );
+}
+
+/// Elements per parallel chunk of an element-wise update.
+const CHUNK: usize = 64 * 1024;
+
+/// Runs `rule` on one variable; an element-wise rule runs on chunks side by side.
+fn update_chunks<R: UpdateRule>(
+    rule: &R,
+    name: &str,
+    w: &mut [f32],
+    g: &Gradient,
+    slots: &mut [Vec<f32>],
+    step: StepInfo,
+) {
+    if !rule.elementwise() || w.len() <= CHUNK {
+        let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+        rule.update(name, w, g, &mut slots, step);
+        return;
+    }
+    // Chunk i of the variable and of every slot.
+    let mut slot_chunks: Vec<Vec<&mut [f32]>> = Vec::new();
+    for slot in slots.iter_mut() {
+        for (i, chunk) in slot.chunks_mut(CHUNK).enumerate() {
+            if slot_chunks.len() <= i {
+                slot_chunks.push(Vec::new());
+            }
+            slot_chunks[i].push(chunk);
+        }
+    }
+    if slot_chunks.is_empty() {
+        slot_chunks.resize_with(w.len().div_ceil(CHUNK), Vec::new);
+    }
+    w.par_chunks_mut(CHUNK)
+        .zip(slot_chunks)
+        .enumerate()
+        .for_each(|(i, (w, mut slots))| {
+            let g = g.chunk(i * CHUNK, w.len());
+            rule.update(name, w, &g, &mut slots, step);
+        });
 }
 
 /// An [`Optimizer`] applying `R` to every variable with a gradient, after clipping.
@@ -138,16 +207,26 @@ impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
             slots,
             ..
         } = self;
-        for param in params {
-            let Some(g) = grads.get(param.var.as_tensor()) else {
-                continue;
-            };
-            let slots = slots.get_or_init(param);
-            read_f32(g, |g| {
-                let g = Gradient::new(g, scale, clipping);
-                update_f32(&param.var, |w| rule.update(&param.name, w, &g, slots, step))
-            })??;
-        }
+        let (params, gradients): (Vec<&NamedVar>, Vec<&Tensor>) = params
+            .iter()
+            .filter_map(|p| grads.get(p.var.as_tensor()).map(|g| (p, g)))
+            .unzip();
+        let slots = slots.get_many_or_init(&params)?;
+        // Variables are independent: update them side by side on the compute threads.
+        let rule = &*rule;
+        let clipping = &*clipping;
+        params
+            .into_par_iter()
+            .zip(gradients)
+            .zip(slots)
+            .try_for_each(|((param, g), slots)| -> Result<()> {
+                read_f32(g, |g| {
+                    let g = Gradient::new(g, scale, clipping);
+                    update_f32(&param.var, |w| {
+                        update_chunks(rule, &param.name, w, &g, slots, step)
+                    })
+                })?
+            })?;
         self.iterations += 1;
         Ok(())
     }

@@ -57,16 +57,51 @@ impl Slots {
 
     /// The slots of `param`, created at their initial values on first use.
     pub(crate) fn get_or_init(&mut self, param: &NamedVar) -> &mut [Vec<f32>] {
-        let specs = &self.specs;
-        let slots = self.by_var.entry(param.name.clone()).or_insert_with(|| {
+        self.insert_missing([param]);
+        self.by_var
+            .get_mut(&param.name)
+            .map(|s| s.values.as_mut_slice())
+            .expect("slots were inserted above")
+    }
+
+    /// The slots of every variable of `params` (created on first use), in the same order, so
+    /// they can be updated side by side. Fails if a name appears twice.
+    pub(crate) fn get_many_or_init<'a>(
+        &'a mut self,
+        params: &[&NamedVar],
+    ) -> Result<Vec<&'a mut [Vec<f32>]>> {
+        self.insert_missing(params.iter().copied());
+        let mut by_name: HashMap<&str, &mut VarSlots> = self
+            .by_var
+            .iter_mut()
+            .map(|(name, slots)| (name.as_str(), slots))
+            .collect();
+        params
+            .iter()
+            .map(|p| {
+                by_name
+                    .remove(p.name.as_str())
+                    .map(|s| s.values.as_mut_slice())
+                    .ok_or_else(|| Error::Run(format!("the variable `{}` is listed twice", p.name)))
+            })
+            .collect()
+    }
+
+    /// Creates the slots of the variables of `params` that have none yet.
+    fn insert_missing<'p>(&mut self, params: impl IntoIterator<Item = &'p NamedVar>) {
+        for param in params {
+            if self.by_var.contains_key(&param.name) {
+                continue;
+            }
             let shape = param.var.as_tensor().shape().clone();
-            let values = specs
+            let values = self
+                .specs
                 .iter()
                 .map(|spec| vec![spec.initial_value as f32; shape.elem_count()])
                 .collect();
-            VarSlots { shape, values }
-        });
-        &mut slots.values
+            self.by_var
+                .insert(param.name.clone(), VarSlots { shape, values });
+        }
     }
 
     /// The slots of the variable `name`, if it has any yet.

@@ -116,12 +116,12 @@ impl TransformerBlock {
     ) -> Result<Tensor> {
         // (B*S, H) -> (B, NH, S, DH): batched matmul needs the heads laid out contiguously.
         let split_heads = |t: Tensor| grove_core::ops::split_heads(&t, batch, seq, self.num_heads);
-        let scale = 1.0 / (self.head_size as f64).sqrt();
-        let q = split_heads((self.query.forward(x)? * scale)?)?;
+        let q = split_heads(self.query.forward(x)?)?;
         let k = split_heads(self.key.forward(x)?)?;
         let v = split_heads(self.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = grove_core::ops::softmax_last_dim(&scores)?;
+        // softmax(q·kᵀ / sqrt(DH) + mask bias) in one pass.
+        let scale = 1.0 / (self.head_size as f64).sqrt();
+        let probs = grove_core::ops::masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
         let probs = dropout_opt(&probs, self.attention_dropout_rate, rng.as_deref_mut())?;
         // (B, NH, S, DH) -> (B*S, H).
         let context = grove_core::ops::merge_heads(&probs.matmul(&v)?)?;

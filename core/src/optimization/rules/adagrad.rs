@@ -28,7 +28,14 @@ impl UpdateRule for Adagrad {
         }]
     }
 
-    fn update(&self, _: &str, w: &mut [f32], g: &Gradient, slots: &mut [Vec<f32>], step: StepInfo) {
+    fn update(
+        &self,
+        _: &str,
+        w: &mut [f32],
+        g: &Gradient,
+        slots: &mut [&mut [f32]],
+        step: StepInfo,
+    ) {
         let (lr, eps) = (step.lr as f32, self.epsilon as f32);
         for ((w, g), acc) in w.iter_mut().zip(g.iter()).zip(slots[0].iter_mut()) {
             *acc += g * g;

@@ -71,7 +71,7 @@ impl UpdateRule for Adam {
         name: &str,
         w: &mut [f32],
         g: &Gradient,
-        slots: &mut [Vec<f32>],
+        slots: &mut [&mut [f32]],
         step: StepInfo,
     ) {
         let (b1, b2) = (self.beta_1 as f32, self.beta_2 as f32);

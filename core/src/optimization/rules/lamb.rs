@@ -42,12 +42,16 @@ impl UpdateRule for Lamb {
         vec![SlotSpec::zeros("m"), SlotSpec::zeros("v")]
     }
 
+    fn elementwise(&self) -> bool {
+        false
+    }
+
     fn update(
         &self,
         name: &str,
         w: &mut [f32],
         g: &Gradient,
-        slots: &mut [Vec<f32>],
+        slots: &mut [&mut [f32]],
         step: StepInfo,
     ) {
         let (b1, b2, eps) = (self.beta_1 as f32, self.beta_2 as f32, self.epsilon as f32);

@@ -58,12 +58,16 @@ impl UpdateRule for Lars {
         vec![SlotSpec::zeros("momentum")]
     }
 
+    fn elementwise(&self) -> bool {
+        false
+    }
+
     fn update(
         &self,
         name: &str,
         w: &mut [f32],
         g: &Gradient,
-        slots: &mut [Vec<f32>],
+        slots: &mut [&mut [f32]],
         step: StepInfo,
     ) {
         let rate = self.decay.rate_for(name) as f32;

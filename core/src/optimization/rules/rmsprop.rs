@@ -39,7 +39,14 @@ impl UpdateRule for Rmsprop {
         slots
     }
 
-    fn update(&self, _: &str, w: &mut [f32], g: &Gradient, slots: &mut [Vec<f32>], step: StepInfo) {
+    fn update(
+        &self,
+        _: &str,
+        w: &mut [f32],
+        g: &Gradient,
+        slots: &mut [&mut [f32]],
+        step: StepInfo,
+    ) {
         let (rho, lr, eps) = (self.rho as f32, step.lr as f32, self.epsilon as f32);
         let mu = self.momentum as f32;
         let (rms, rest) = slots.split_at_mut(1);

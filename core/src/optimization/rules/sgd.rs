@@ -30,7 +30,14 @@ impl UpdateRule for Sgd {
         }
     }
 
-    fn update(&self, _: &str, w: &mut [f32], g: &Gradient, slots: &mut [Vec<f32>], step: StepInfo) {
+    fn update(
+        &self,
+        _: &str,
+        w: &mut [f32],
+        g: &Gradient,
+        slots: &mut [&mut [f32]],
+        step: StepInfo,
+    ) {
         let lr = step.lr as f32;
         let Some(velocity) = slots.first_mut() else {
             for (w, g) in w.iter_mut().zip(g.iter()) {

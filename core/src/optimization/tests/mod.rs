@@ -413,3 +413,69 @@ fn variables_off_the_fused_path_get_the_same_update() {
     assert_close(&w64, &values(&fused[0]), "f64 weight");
     assert_close(&values(&params[1]), &values(&fused[1]), "f32 bias");
 }
+
+#[test]
+fn large_variables_updated_in_chunks_match_small_ones() {
+    // 200 000 elements take the chunked, parallel path; the same values as 50 000-element
+    // variables take the one-pass path. Element-wise rules must give identical bits.
+    let n = 200_000;
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let grads: Vec<f32> = (0..n)
+        .map(|i| ((i * 104_729) % 997) as f32 / 498.0 - 1.0)
+        .collect();
+    let dev = Device::Cpu;
+    let configs: Vec<OptimizerConfig> = vec![
+        // No global-norm clip: its norm would be summed in another order.
+        adamw_cfg(0.01, 0.0).into(),
+        SgdConfig {
+            momentum: 0.9,
+            ..SgdConfig::default()
+        }
+        .into(),
+    ];
+    for config in configs {
+        let big = vec![NamedVar::new(
+            "big.weight",
+            Var::from_vec(values.clone(), n, &dev).unwrap(),
+        )];
+        let parts: Vec<NamedVar> = values
+            .chunks(50_000)
+            .enumerate()
+            .map(|(i, v)| {
+                NamedVar::new(
+                    format!("part{i}.weight"),
+                    Var::from_vec(v.to_vec(), v.len(), &dev).unwrap(),
+                )
+            })
+            .collect();
+        let (mut a, mut b) = (
+            build_optimizer(&config).unwrap(),
+            build_optimizer(&config).unwrap(),
+        );
+        for lr in [0.1, 0.05] {
+            let mut big_grads = GradStore::default();
+            big_grads.insert(
+                big[0].var.as_tensor(),
+                Tensor::new(grads.as_slice(), &dev).unwrap(),
+            );
+            a.apply(&big, &big_grads, lr).unwrap();
+            let mut part_grads = GradStore::default();
+            for (part, g) in parts.iter().zip(grads.chunks(50_000)) {
+                part_grads.insert(part.var.as_tensor(), Tensor::new(g, &dev).unwrap());
+            }
+            b.apply(&parts, &part_grads, lr).unwrap();
+        }
+        let chunked: Vec<f32> = big[0].var.as_tensor().to_vec1().unwrap();
+        let whole: Vec<f32> = parts
+            .iter()
+            .flat_map(|p| p.var.as_tensor().to_vec1::<f32>().unwrap())
+            .collect();
+        assert!(
+            chunked == whole,
+            "{:?}: chunked update differs",
+            config.kind
+        );
+    }
+}
