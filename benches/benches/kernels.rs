@@ -34,10 +34,15 @@ fn kernels(c: &mut Criterion) {
     let layer_norm_primitive = |x: &Tensor| ops::layer_norm_primitive(x, &gamma, &beta, 1e-12);
     let cross_entropy = |x: &Tensor| ops::cross_entropy_rows(x, &labels);
     let cross_entropy_primitive = |x: &Tensor| ops::cross_entropy_rows_primitive(x, &labels);
+    let ffn_bias = Tensor::zeros(1024, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let add_bias = |x: &Tensor| ops::add_bias(x, &ffn_bias);
+    let add_bias_primitive = |x: &Tensor| ops::add_bias_primitive(x, &ffn_bias);
     let masked = |x: &Tensor| ops::masked_softmax(x, &mask_bias, 0.125);
     let masked_primitive = |x: &Tensor| ops::masked_softmax_primitive(x, &mask_bias, 0.125);
     type Kernel<'a> = (&'a str, &'a Var, &'a dyn Fn(&Tensor) -> Result<Tensor>);
-    let cases: [Kernel; 10] = [
+    let cases: [Kernel; 12] = [
+        ("add_bias/fused", &ffn, &add_bias),
+        ("add_bias/primitive", &ffn, &add_bias_primitive),
         ("layer_norm/fused", &hidden, &layer_norm),
         ("layer_norm/primitive", &hidden, &layer_norm_primitive),
         ("softmax/fused", &scores, &ops::softmax_last_dim),

@@ -171,6 +171,25 @@ fn masked_softmax_matches_primitive_ops() -> Result<()> {
 }
 
 #[test]
+fn add_bias_matches_primitive_ops() -> Result<()> {
+    for (k, dims) in SHAPES.iter().enumerate() {
+        for transposed in [false, true] {
+            let n = *dims.last().unwrap();
+            let x = input(dims, 110 + k as u64, transposed)?;
+            let bias = input(&[n], 120 + k as u64, false)?;
+            check(
+                &format!("add_bias {dims:?} transposed={transposed}"),
+                &[x, bias],
+                transposed,
+                |t| add_bias(&t[0], &t[1]),
+                |t| add_bias_primitive(&t[0], &t[1]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn gelu_matches_candles_gelu_erf() -> Result<()> {
     for (k, dims) in SHAPES.iter().enumerate() {
         for transposed in [false, true] {

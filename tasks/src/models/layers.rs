@@ -57,7 +57,8 @@ impl Dense {
         &self.bias
     }
 
-    /// Applies the layer to the last dimension of `x` (`(..., in)` → `(..., out)`).
+    /// Applies the layer to the last dimension of `x` (`(..., in)` → `(..., out)`); the bias
+    /// is added by Grove's fused kernel on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let wt = self.weight.t()?;
         let y = match x.rank() {
@@ -73,7 +74,7 @@ impl Dense {
                 y.reshape(out_dims)?
             }
         };
-        y.broadcast_add(&self.bias)
+        grove_core::ops::add_bias(&y, &self.bias)
     }
 }
 
