@@ -54,13 +54,12 @@ pub fn measure(dir: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
         saves.push(bytes as f64 / 1e6 / saved);
         restores.push(bytes as f64 / 1e6 / restored);
     }
-    let (first_save, first_restore) = (saves[0], restores[0]);
     Ok(json!({
         "bytes": bytes,
-        "first_save_mb_per_s": first_save,
-        "first_restore_mb_per_s": first_restore,
-        "save_mb_per_s": median(&mut saves),
-        "restore_mb_per_s": median(&mut restores),
+        "first_save_mb_per_s": saves[0],
+        "first_restore_mb_per_s": restores[0],
+        "save_mb_per_s": median(&mut saves.clone()),
+        "restore_mb_per_s": median(&mut restores.clone()),
         "save_mb_per_s_all": saves,
         "restore_mb_per_s_all": restores,
     }))
