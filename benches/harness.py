@@ -245,20 +245,24 @@ def versions():
                                                text=True).stdout.strip()
     except OSError:
         pass
-    if VENV.exists():
-        freeze = subprocess.run([str(VENV), "-m", "pip", "freeze"], capture_output=True,
-                                text=True).stdout
-        for line in freeze.splitlines():
-            if re.match(r"(torch|tensorflow-cpu|tensorflow_cpu|keras|numpy)==", line):
-                name, version = line.split("==")
-                found[name] = version
-    if VENV_MG.exists():
-        freeze = subprocess.run([str(VENV_MG), "-m", "pip", "freeze"], capture_output=True,
-                                text=True).stdout
-        for line in freeze.splitlines():
-            if re.match(r"(tf-models-official|tf_models_official|tensorflow)==", line):
-                name, version = line.split("==")
-                found[f"{name} (Model Garden venv)"] = version
+    found.update(pip_versions(VENV, r"torch|tensorflow-cpu|tensorflow_cpu|keras|numpy", ""))
+    found.update(pip_versions(VENV_MG, r"tf-models-official|tf_models_official|tensorflow",
+                              " (Model Garden venv)"))
+    return found
+
+
+def pip_versions(python, packages, label):
+    """`{package + label: version}` for the packages (a regex alternation) installed in the
+    virtual environment of `python`; empty if it does not exist."""
+    if not python.exists():
+        return {}
+    freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True,
+                            text=True).stdout
+    found = {}
+    for line in freeze.splitlines():
+        if re.match(rf"({packages})==", line):
+            name, version = line.split("==")
+            found[f"{name}{label}"] = version
     return found
 
 
