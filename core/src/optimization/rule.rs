@@ -139,18 +139,14 @@ fn update_chunks<R: UpdateRule>(
         rule.update(name, w, g, &mut slots, step);
         return;
     }
-    // Chunk i of the variable and of every slot.
-    let mut slot_chunks: Vec<Vec<&mut [f32]>> = Vec::new();
+    // slot_chunks[i] holds chunk i of every slot, for chunk i of the variable.
+    let mut slot_chunks: Vec<Vec<&mut [f32]>> = (0..w.len().div_ceil(CHUNK))
+        .map(|_| Vec::with_capacity(slots.len()))
+        .collect();
     for slot in slots.iter_mut() {
-        for (i, chunk) in slot.chunks_mut(CHUNK).enumerate() {
-            if slot_chunks.len() <= i {
-                slot_chunks.push(Vec::new());
-            }
-            slot_chunks[i].push(chunk);
+        for (chunks, chunk) in slot_chunks.iter_mut().zip(slot.chunks_mut(CHUNK)) {
+            chunks.push(chunk);
         }
-    }
-    if slot_chunks.is_empty() {
-        slot_chunks.resize_with(w.len().div_ceil(CHUNK), Vec::new);
     }
     w.par_chunks_mut(CHUNK)
         .zip(slot_chunks)
