@@ -1296,6 +1296,21 @@ fn model_garden_pretraining_tfrecords_train_bert_local() {
         message.contains("eval.tfrecord: record 0") && message.contains("`input_ids` is missing"),
         "{message}"
     );
+    // Records of 32 tokens read as 16-token sequences: the feature, its length and the record.
+    let train_file_only = format!("task.train_data.input_path={}", train_file.display());
+    let short = "task.train_data.seq_length=16";
+    let output = run_small(
+        &fresh,
+        "train",
+        &[steps, &train_file_only, &eval_path, v2, short],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("train-00000.tfrecord: record 0")
+            && message.contains("feature `input_ids` has 32 values, expected 16"),
+        "{message}"
+    );
     // A flipped byte fails the CRC check of its record.
     let mut bytes = std::fs::read(&eval_file).unwrap();
     let last = bytes.len() - 10;
