@@ -21,6 +21,7 @@ pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};
 pub use layer_norm::{layer_norm, layer_norm_primitive};
+pub(crate) use rows::fused;
 pub use softmax::{
     masked_softmax, masked_softmax_primitive, softmax_last_dim, softmax_last_dim_primitive,
 };

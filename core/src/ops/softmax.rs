@@ -53,6 +53,17 @@ pub fn softmax_last_dim_primitive(x: &Tensor) -> Result<Tensor> {
     exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
 }
 
+/// Turns a row of logits whose maximum is `max` into its softmax, in place.
+fn exp_normalize(row: &mut [f32], max: f32) {
+    let mut sum = 0f32;
+    for y in row.iter_mut() {
+        *y = (*y - max).exp();
+        sum += *y;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|y| *y *= inv);
+}
+
 /// Writes the softmax of each row of `x` into `y`.
 pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], h: usize) {
     let chunk = h * rows_per_task(h);
@@ -60,14 +71,9 @@ pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], h: usize) {
         .zip(x.par_chunks(chunk))
         .for_each(|(y, x)| {
             for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
+                y.copy_from_slice(x);
                 let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (y, x) in y.iter_mut().zip(x) {
-                    *y = (x - max).exp();
-                    sum += *y;
-                }
-                let inv = 1.0 / sum;
-                y.iter_mut().for_each(|y| *y *= inv);
+                exp_normalize(y, max);
             }
         });
 }
@@ -132,13 +138,7 @@ impl CustomOp2 for MaskedSoftmax {
                         *y = self.scale * x + b;
                         max = max.max(*y);
                     }
-                    let mut sum = 0f32;
-                    for y in y.iter_mut() {
-                        *y = (*y - max).exp();
-                        sum += *y;
-                    }
-                    let inv = 1.0 / sum;
-                    y.iter_mut().for_each(|y| *y *= inv);
+                    exp_normalize(y, max);
                 }
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))

@@ -21,24 +21,28 @@ pub(crate) fn read_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> 
             return Ok(f(&values[start..end]));
         }
     }
-    let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    Ok(f(&values))
+    Ok(f(&host_copy(t)?))
 }
 
 /// Calls `f` on the f32 elements of `var` and keeps what it writes: in place for a contiguous
 /// f32 CPU variable, through a host copy written back with `Var::set` otherwise.
 pub(crate) fn update_f32(var: &Var, f: impl FnOnce(&mut [f32])) -> Result<()> {
     let t = var.as_tensor();
-    if t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() {
+    if crate::ops::fused(t) && t.is_contiguous() {
         let op = SliceOp(RefCell::new(Some(f)));
         t.inplace_op1(&op)?;
         return Ok(());
     }
-    let mut values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut values = host_copy(t)?;
     f(&mut values);
     let new = Tensor::from_vec(values, t.shape(), t.device())?.to_dtype(t.dtype())?;
     var.set(&new)?;
     Ok(())
+}
+
+/// The elements of `t` as f32, copied to the host in row-major order.
+fn host_copy(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// An in-place op running a closure once on the f32 elements of a contiguous CPU storage.
