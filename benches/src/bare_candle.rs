@@ -10,6 +10,15 @@ use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMa
 
 use crate::workloads::Workload;
 
+/// Sets candle's defaults for `threads` compute threads: its rayon pool and its element-wise
+/// worker pool both get `threads` (Grove keeps the latter to one thread, see
+/// `grove_core::runtime::set_compute_threads`).
+pub fn set_threads(threads: usize) {
+    // SAFETY: called at start-up, before candle or rayon start any thread.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+}
+
 /// Milliseconds per training step: `warmup` steps, then the mean over `steps` steps.
 pub fn step_ms(workload: Workload, warmup: u64, steps: u64) -> anyhow::Result<f64> {
     let varmap = VarMap::new();

@@ -18,6 +18,7 @@ mod workloads;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use grove_core::runtime::on_compute_threads;
 use serde_json::json;
 
 use workloads::Workload;
@@ -87,12 +88,13 @@ enum Runner {
 }
 
 fn main() -> anyhow::Result<()> {
+    grove_experiments::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let report = match cli.command {
         Command::Mlp(args) => step(Workload::Mlp, &args)?,
         Command::Bert(args) => step(Workload::Bert, &args)?,
         Command::Checkpoint { dir, rounds } => checkpoint::measure(&dir, rounds)?,
-        Command::Overhead { steps } => overhead::measure(steps)?,
+        Command::Overhead { steps } => on_compute_threads(|| overhead::measure(steps))?,
     };
     let mut report = report;
     report["peak_rss_mb"] = json!(peak_rss_mb());
@@ -103,14 +105,20 @@ fn main() -> anyhow::Result<()> {
 /// Times `workload`'s step with the chosen runner.
 fn step(workload: Workload, args: &StepArgs) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(args.steps > 0, "--steps must be positive");
-    grove_core::runtime::set_compute_threads(args.threads);
+    match args.runner {
+        Runner::Candle => bare_candle::set_threads(args.threads),
+        Runner::Grove | Runner::Task => grove_core::runtime::set_compute_threads(args.threads),
+    }
     let (warmup, steps) = (args.warmup, args.steps);
     let (name, mut report) = match args.runner {
         Runner::Grove => (
             "grove",
-            json!({ "ms_per_step": grove_step::step_ms(workload, warmup, steps)? }),
+            json!({ "ms_per_step": on_compute_threads(|| grove_step::step_ms(workload, warmup, steps))? }),
         ),
-        Runner::Task => ("grove_task", task_loop::measure(workload, warmup, steps)?),
+        Runner::Task => (
+            "grove_task",
+            on_compute_threads(|| task_loop::measure(workload, warmup, steps))?,
+        ),
         Runner::Candle => (
             "candle",
             json!({ "ms_per_step": bare_candle::step_ms(workload, warmup, steps)? }),

@@ -34,16 +34,31 @@ fn cuda_device(ordinal: usize) -> Result<Device> {
     )))
 }
 
-/// Applies `runtime.num_threads` to candle's compute threads. Must run before the first tensor
-/// operation of the process; 0 keeps candle's default (one thread per physical core).
+/// Applies `runtime.num_threads` to the compute threads (rayon's pool, which runs the matrix
+/// multiplies and Grove's fused kernels); 0 keeps the default of one thread per core. Must run
+/// before the first tensor operation of the process.
+///
+/// candle's own element-wise worker pool is kept to the calling thread: its workers spin
+/// between ops and take cores from the matrix multiplies (benches/RESULTS.md, entry 14).
 pub fn set_compute_threads(num_threads: usize) {
-    if num_threads == 0 {
-        return;
-    }
     // SAFETY: called at start-up, before candle or rayon start any thread that reads the
     // environment.
-    std::env::set_var("RAYON_NUM_THREADS", num_threads.to_string());
-    std::env::set_var("CANDLE_NUM_THREADS", num_threads.to_string());
+    if num_threads > 0 {
+        std::env::set_var("RAYON_NUM_THREADS", num_threads.to_string());
+    }
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
+}
+
+/// Runs `work` on one of the compute threads and returns its result.
+///
+/// candle's matrix multiplies and Grove's fused kernels split each op over rayon's pool. A
+/// caller outside the pool hands every op to the pool's workers and sleeps until they finish:
+/// one wake-up of each side per op, hundreds of ops per step. Run from a worker, the caller
+/// takes its own share of each op and idle workers steal the rest (BERT-mini step 475 → 405
+/// ms on 2 cores; benches/RESULTS.md, entry 15). Called from a compute thread it just runs
+/// `work`.
+pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
 }
 
 /// The number of compute threads candle uses.

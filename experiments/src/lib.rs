@@ -5,6 +5,7 @@
 //! grove-core's registries; [`cli`] is the `train` binary's whole logic, reusable by a user's
 //! own binary after it registers its own experiments.
 
+pub mod allocator;
 pub mod bert;
 pub mod cli;
 pub mod image_classification;

@@ -8,7 +8,7 @@ use candle_core::Device;
 use grove_core::config::{ExperimentConfig, MetricComparison, TrainerConfig};
 use grove_core::progressive::get_progressive_policy;
 use grove_core::registry::get_task;
-use grove_core::runtime::{compute_threads, device};
+use grove_core::runtime::{compute_threads, device, on_compute_threads};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
     write_atomically, BestCheckpointExporter, CheckpointManager, Checkpointable, Comparison,
@@ -92,6 +92,16 @@ pub struct RunOptions {
 /// stages and a [`ProgressiveTrainer`] replaces the [`DefaultTrainer`]
 /// (docs/progressive_training.md).
 pub fn run_experiment(
+    config: &ExperimentConfig,
+    mode: Mode,
+    model_dir: &Path,
+    options: RunOptions,
+) -> Result<Logs> {
+    on_compute_threads(|| run_on_this_thread(config, mode, model_dir, options))
+}
+
+/// [`run_experiment`]'s work, on the calling thread.
+fn run_on_this_thread(
     config: &ExperimentConfig,
     mode: Mode,
     model_dir: &Path,

@@ -1,0 +1,45 @@
+//! Settings for mimalloc, the global allocator of `train` and `grove-bench`.
+
+use std::ffi::c_long;
+
+use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+
+/// mimalloc's `mi_option_purge_delay`: the same index in its v2 and v3 headers, for which
+/// libmimalloc-sys exports no constant.
+const PURGE_DELAY: mi_option_t = 15;
+
+/// Keeps memory that a run frees mapped, for reuse. By default mimalloc (v3, the version
+/// libmimalloc-sys builds) returns freed pages to the OS a second after they fall empty; a
+/// training step frees its activations and allocates
+/// them again in the next step, so every step faulted them back in (about 4 000 page faults
+/// per BERT-mini step, against none once this is set; benches/RESULTS.md, entry 14). The
+/// process's peak memory is unchanged: it only stops giving back what it will need again.
+///
+/// Call it first thing in `main`, before any other thread starts (mimalloc's option setters
+/// are not thread-safe). It has no effect unless mimalloc is the global allocator.
+pub fn keep_freed_memory() {
+    // SAFETY: a plain option store, done before other threads exist (see above).
+    unsafe { mi_option_set(PURGE_DELAY, -1) }
+}
+
+/// mimalloc's current purge delay in milliseconds (-1: freed memory is never returned).
+pub fn purge_delay_ms() -> c_long {
+    // SAFETY: a plain option read.
+    unsafe { mi_option_get(PURGE_DELAY) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeping_freed_memory_sets_mimallocs_purge_delay() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // mimalloc v3's default for this option is 1000 ms; its neighbours' defaults are
+            // 1 and 0, so a wrong index reads another value.
+            assert_eq!(purge_delay_ms(), 1000);
+        }
+        keep_freed_memory();
+        assert_eq!(purge_delay_ms(), -1);
+    }
+}
