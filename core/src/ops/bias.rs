@@ -74,7 +74,7 @@ impl CustomOp2 for AddBias {
 }
 
 /// The sums of the columns of a `(…, N)` tensor: `(N,)`.
-struct ColumnSums;
+pub(super) struct ColumnSums;
 
 impl CustomOp1 for ColumnSums {
     fn name(&self) -> &'static str {

@@ -1,6 +1,7 @@
 //! Fused CPU kernels with their backward passes, for the ops a transformer's step spends its
 //! element-wise time in: bias addition, layer normalisation, softmax, exact GELU,
-//! cross-entropy and the split into attention heads and back.
+//! cross-entropy, the split into attention heads and back, and the `a · bᵀ` product of dense
+//! layers and attention scores.
 //!
 //! candle's own fused `layer_norm` / `softmax_last_dim` have no backward, and the primitive-op
 //! versions allocate an output per op. Each function here runs one multi-threaded pass
@@ -13,6 +14,8 @@ mod cross_entropy;
 mod gelu;
 mod heads;
 mod layer_norm;
+mod linear;
+mod matmul_nt;
 mod rows;
 mod softmax;
 
@@ -21,6 +24,8 @@ pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};
 pub use layer_norm::{layer_norm, layer_norm_primitive};
+pub use linear::{linear, linear_primitive};
+pub use matmul_nt::{matmul_nt, matmul_nt_primitive};
 pub(crate) use rows::fused;
 pub use softmax::{
     masked_softmax, masked_softmax_primitive, softmax_last_dim, softmax_last_dim_primitive,

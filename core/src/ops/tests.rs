@@ -286,5 +286,66 @@ fn other_dtypes_take_the_primitive_path() -> Result<()> {
         &layer_norm(x.as_tensor(), &gamma32, &beta32, 1e-5)?,
         "f64 layer norm",
     )?;
+    let w = input(&[5, 8], 6, false)?;
+    let w64 = w.as_tensor().to_dtype(DType::F64)?;
+    assert_close(
+        &matmul_nt(&x64, &w64)?.to_dtype(DType::F32)?,
+        &matmul_nt(x.as_tensor(), w.as_tensor())?,
+        "f64 matmul_nt",
+    )?;
+    Ok(())
+}
+
+#[test]
+fn matmul_nt_matches_primitive_ops() -> Result<()> {
+    let shapes: [(&[usize], &[usize]); 4] = [
+        (&[1, 3], &[2, 3]),
+        (&[7, 33], &[12, 33]),
+        (&[3, 5, 16], &[3, 9, 16]),
+        (&[2, 3, 16, 8], &[2, 3, 16, 8]),
+    ];
+    for (k, (a_dims, b_dims)) in shapes.iter().enumerate() {
+        for transposed in [false, true] {
+            let a = input(a_dims, 130 + k as u64, transposed)?;
+            let b = input(b_dims, 140 + k as u64, transposed)?;
+            check(
+                &format!("matmul_nt {a_dims:?}·{b_dims:?}ᵀ transposed={transposed}"),
+                &[a, b],
+                transposed,
+                |t| matmul_nt(&t[0], &t[1]),
+                |t| matmul_nt_primitive(&t[0], &t[1]),
+            )?;
+        }
+    }
+    let a = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu)?;
+    let b = Tensor::zeros((3, 5, 4), DType::F32, &Device::Cpu)?;
+    assert!(matmul_nt(&a, &b).is_err(), "leading dimensions differ");
+    assert!(matmul_nt(&a, &a.narrow(2, 0, 3)?).is_err(), "K differs");
+    Ok(())
+}
+
+#[test]
+fn linear_matches_primitive_ops() -> Result<()> {
+    for (k, (m, n, kk)) in [(1, 1, 3), (7, 12, 33), (64, 48, 32)]
+        .into_iter()
+        .enumerate()
+    {
+        for transposed in [false, true] {
+            let x = input(&[m, kk], 150 + k as u64, transposed)?;
+            let w = input(&[n, kk], 160 + k as u64, transposed)?;
+            let b = input(&[1, n], 170 + k as u64, false)?;
+            check(
+                &format!("linear ({m}, {kk})·({n}, {kk})ᵀ transposed={transposed}"),
+                &[x, w, b],
+                transposed,
+                |t| linear(&t[0], &t[1], &t[2].flatten_all()?),
+                |t| linear_primitive(&t[0], &t[1], &t[2].flatten_all()?),
+            )?;
+        }
+    }
+    let x = Tensor::zeros((2, 4), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((3, 4), DType::F32, &Device::Cpu)?;
+    assert!(linear(&x, &w, &Tensor::zeros(2, DType::F32, &Device::Cpu)?).is_err());
+    assert!(linear(&x, &x, &Tensor::zeros(3, DType::F32, &Device::Cpu)?).is_err());
     Ok(())
 }

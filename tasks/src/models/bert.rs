@@ -121,7 +121,8 @@ impl TransformerBlock {
         let v = split_heads(self.value.forward(x)?)?;
         // softmax(q·kᵀ / sqrt(DH) + mask bias) in one pass.
         let scale = 1.0 / (self.head_size as f64).sqrt();
-        let probs = grove_core::ops::masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+        let probs =
+            grove_core::ops::masked_softmax(&grove_core::ops::matmul_nt(&q, &k)?, bias, scale)?;
         let probs = dropout_opt(&probs, self.attention_dropout_rate, rng.as_deref_mut())?;
         // (B, NH, S, DH) -> (B*S, H).
         let context = grove_core::ops::merge_heads(&probs.matmul(&v)?)?;

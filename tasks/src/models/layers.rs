@@ -57,24 +57,18 @@ impl Dense {
         &self.bias
     }
 
-    /// Applies the layer to the last dimension of `x` (`(..., in)` → `(..., out)`); the bias
-    /// is added by Grove's fused kernel on the CPU.
+    /// Applies the layer to the last dimension of `x` (`(..., in)` → `(..., out)`) with
+    /// Grove's fused `linear` kernel on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let wt = self.weight.t()?;
-        let y = match x.rank() {
-            2 => x.matmul(&wt)?,
-            0 | 1 => x.unsqueeze(0)?.matmul(&wt)?.squeeze(0)?,
-            _ => {
-                let dims = x.dims();
-                let (lead, last) = dims.split_at(dims.len() - 1);
-                let rows: usize = lead.iter().product();
-                let y = x.reshape((rows, last[0]))?.matmul(&wt)?;
-                let mut out_dims = lead.to_vec();
-                out_dims.push(self.weight.dim(0)?);
-                y.reshape(out_dims)?
-            }
+        let (lead, in_dim) = match x.dims() {
+            [] => (vec![], 1),
+            [lead @ .., last] => (lead.to_vec(), *last),
         };
-        grove_core::ops::add_bias(&y, &self.bias)
+        let rows: usize = lead.iter().product();
+        let y = grove_core::ops::linear(&x.reshape((rows, in_dim))?, &self.weight, &self.bias)?;
+        let mut out_dims = lead;
+        out_dims.push(self.weight.dim(0)?);
+        y.reshape(out_dims)
     }
 }
 

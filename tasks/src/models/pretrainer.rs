@@ -43,7 +43,7 @@ impl MaskedLmHead {
     pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
         let h = grove_core::ops::gelu_erf(&self.dense.forward(hidden)?)?;
         let h = self.layer_norm.forward(&h)?;
-        grove_core::ops::add_bias(&h.matmul(&word_embeddings.t()?)?, &self.output_bias)
+        grove_core::ops::linear(&h, word_embeddings, &self.output_bias)
     }
 }
 
