@@ -34,15 +34,28 @@ fn kernels(c: &mut Criterion) {
     let layer_norm_primitive = |x: &Tensor| ops::layer_norm_primitive(x, &gamma, &beta, 1e-12);
     let cross_entropy = |x: &Tensor| ops::cross_entropy_rows(x, &labels);
     let cross_entropy_primitive = |x: &Tensor| ops::cross_entropy_rows_primitive(x, &labels);
-    let ffn_bias = Tensor::zeros(1024, candle_core::DType::F32, &Device::Cpu).unwrap();
-    let add_bias = |x: &Tensor| ops::add_bias(x, &ffn_bias);
-    let add_bias_primitive = |x: &Tensor| ops::add_bias_primitive(x, &ffn_bias);
+    // The feed-forward block's first dense layer, (2048, 256) → (2048, 1024).
+    let ffn_weight = random(&[1024, 256]);
+    let ffn_bias = random(&[1024]);
+    let linear = |x: &Tensor| ops::linear(x, ffn_weight.as_tensor(), ffn_bias.as_tensor());
+    let linear_primitive =
+        |x: &Tensor| ops::linear_primitive(x, ffn_weight.as_tensor(), ffn_bias.as_tensor());
+    // Attention's core with `x` as the queries; keys and values are variables too.
+    let (keys, values) = (random(&[2048, 256]), random(&[2048, 256]));
+    let attention = |x: &Tensor| {
+        let (k, v) = (keys.as_tensor(), values.as_tensor());
+        ops::attention(x, k, v, &mask_bias, (16, 128, 4), 0.125)
+    };
+    let attention_primitive = |x: &Tensor| {
+        let (k, v) = (keys.as_tensor(), values.as_tensor());
+        ops::attention_primitive(x, k, v, &mask_bias, (16, 128, 4), 0.125)
+    };
     let masked = |x: &Tensor| ops::masked_softmax(x, &mask_bias, 0.125);
     let masked_primitive = |x: &Tensor| ops::masked_softmax_primitive(x, &mask_bias, 0.125);
     type Kernel<'a> = (&'a str, &'a Var, &'a dyn Fn(&Tensor) -> Result<Tensor>);
-    let cases: [Kernel; 12] = [
-        ("add_bias/fused", &ffn, &add_bias),
-        ("add_bias/primitive", &ffn, &add_bias_primitive),
+    let cases: [Kernel; 14] = [
+        ("linear/fused", &hidden, &linear),
+        ("linear/primitive", &hidden, &linear_primitive),
         ("layer_norm/fused", &hidden, &layer_norm),
         ("layer_norm/primitive", &hidden, &layer_norm_primitive),
         ("softmax/fused", &scores, &ops::softmax_last_dim),
@@ -51,6 +64,8 @@ fn kernels(c: &mut Criterion) {
             &scores,
             &ops::softmax_last_dim_primitive,
         ),
+        ("attention/fused", &hidden, &attention),
+        ("attention/primitive", &hidden, &attention_primitive),
         ("masked_softmax/fused", &scores, &masked),
         ("masked_softmax/primitive", &scores, &masked_primitive),
         ("gelu/fused", &ffn, &ops::gelu_erf),

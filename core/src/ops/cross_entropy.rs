@@ -3,6 +3,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::fast_math::{exp, max, sum};
 use super::rows::{f32_slice, fused, row_len, rows_per_task};
 use super::softmax::softmax_rows;
 
@@ -74,8 +75,19 @@ impl CustomOp2 for CrossEntropy {
             .zip(labels.par_iter())
             .with_min_len(rows_per_task(classes))
             .map(|(row, &label)| {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
+                let max = max(row);
+                // Σ exp(x − max) in lanes, without a buffer for the exponentials.
+                let sum = row
+                    .chunks(1024)
+                    .map(|block| {
+                        let mut exps = [0f32; 1024];
+                        let exps = &mut exps[..block.len()];
+                        exps.iter_mut()
+                            .zip(block)
+                            .for_each(|(e, &x)| *e = exp(x - max));
+                        sum(exps)
+                    })
+                    .fold(0.0, |acc, s| acc + s);
                 max + sum.ln() - row[label as usize]
             })
             .collect();

@@ -1,13 +1,14 @@
 //! The exact (erf) GELU: `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`.
 //!
-//! `erf` and `exp` are evaluated with polynomial approximations made of multiplies and adds
-//! only (Abramowitz & Stegun 7.1.26 for erf, absolute error below 1.5e-7; a degree-6
-//! polynomial after range reduction for exp, relative error about 1e-7), so the compiler
-//! vectorises the loops; the scalar `libm` calls took most of a BERT step's GELU time.
+//! `erf` is evaluated with a polynomial approximation made of multiplies and adds only
+//! (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7) and `exp` with
+//! [`super::fast_math::exp`], so the compiler vectorises the loops; the scalar `libm` calls
+//! took most of a BERT step's GELU time.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::fast_math::exp;
 use super::rows::{f32_slice, fused};
 
 /// Elements per parallel task.
@@ -24,23 +25,6 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 /// [`gelu_erf`] as candle computes it (its own differentiable op).
 pub fn gelu_erf_primitive(x: &Tensor) -> Result<Tensor> {
     x.gelu_erf()
-}
-
-/// `e^x` for f32 `x`: `x = n·ln2 + r` with `|r| <= ln2/2`, `e^r` by its degree-6 Taylor
-/// polynomial, `2^n` built in the exponent bits. Inputs are clamped to f32's finite range.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and subtracting 1.5·2^23 rounds to the nearest integer without a libm call.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
 /// `erf(x)` by Abramowitz & Stegun 7.1.26 (odd symmetry for negative `x`).

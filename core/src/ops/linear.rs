@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::bias::{add_bias_primitive, ColumnSums};
+use super::column_sums::ColumnSums;
 use super::matmul_nt::{all_threads, gemm_into, matmul_nt_primitive, Matrix, Product};
 use super::rows::{f32_slice, fused};
 
@@ -33,7 +33,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// [`linear`] with candle's matmul and broadcast add.
 pub fn linear_primitive(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    add_bias_primitive(&matmul_nt_primitive(x, w)?, b)
+    matmul_nt_primitive(x, w)?.broadcast_add(b)
 }
 
 struct Linear;
@@ -63,6 +63,7 @@ impl CustomOp3 for Linear {
         let mut out = b.repeat(m);
         gemm_into(
             &mut out,
+            n,
             Matrix::of(x, (m, k), false),
             Matrix::of(w, (n, k), true),
             true,

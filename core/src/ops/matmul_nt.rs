@@ -92,18 +92,20 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// `dst = lhs · rhs`, or `dst += lhs · rhs` with `accumulate`, for a row-major `dst` of
-/// `lhs.rows × rhs.cols` elements.
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` with `accumulate`, for a `lhs.rows × rhs.cols`
+/// destination whose rows start `dst_row_stride` elements apart in `dst`.
 pub(super) fn gemm_into(
     dst: &mut [f32],
+    dst_row_stride: usize,
     lhs: Matrix,
     rhs: Matrix,
     accumulate: bool,
     parallelism: Parallelism,
 ) {
     let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    let dst_fits = m == 0 || n == 0 || (m - 1) * dst_row_stride + n <= dst.len();
     assert!(
-        rhs.rows == k && dst.len() == m * n && lhs.in_bounds() && rhs.in_bounds(),
+        rhs.rows == k && n <= dst_row_stride && dst_fits && lhs.in_bounds() && rhs.in_bounds(),
         "gemm_into: operands do not fit"
     );
     // SAFETY: the assertion keeps every element gemm reads or writes inside the slices.
@@ -114,7 +116,7 @@ pub(super) fn gemm_into(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_row_stride as isize,
             accumulate,
             lhs.values.as_ptr(),
             lhs.col_stride as isize,
@@ -184,11 +186,11 @@ impl CustomOp2 for Product {
         let batch: usize = lead.iter().product();
         let mut out = vec![0f32; batch * m * n];
         if batch == 1 {
-            gemm_into(&mut out, lhs_of(0), rhs_of(0), false, all_threads());
+            gemm_into(&mut out, n, lhs_of(0), rhs_of(0), false, all_threads());
         } else if m * n > 0 {
             // Side by side, one thread each: each product is too small to split well.
             out.par_chunks_mut(m * n).enumerate().for_each(|(i, dst)| {
-                gemm_into(dst, lhs_of(i), rhs_of(i), false, Parallelism::None)
+                gemm_into(dst, n, lhs_of(i), rhs_of(i), false, Parallelism::None)
             });
         }
         let mut out_dims = lead.to_vec();

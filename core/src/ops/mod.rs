@@ -1,7 +1,7 @@
 //! Fused CPU kernels with their backward passes, for the ops a transformer's step spends its
-//! element-wise time in: bias addition, layer normalisation, softmax, exact GELU,
-//! cross-entropy, the split into attention heads and back, and the `a · bᵀ` product of dense
-//! layers and attention scores.
+//! time in: dense layers (product and bias), the `a · bᵀ` product of attention scores, layer
+//! normalisation, softmax, exact GELU, cross-entropy, and the split into attention heads and
+//! back.
 //!
 //! candle's own fused `layer_norm` / `softmax_last_dim` have no backward, and the primitive-op
 //! versions allocate an output per op. Each function here runs one multi-threaded pass
@@ -9,8 +9,10 @@
 //! kernel) on contiguous f32 CPU tensors, and falls back to the primitive-op formula (same
 //! maths, differentiable by candle) on other devices and dtypes, so models run everywhere.
 
-mod bias;
+mod attention;
+mod column_sums;
 mod cross_entropy;
+mod fast_math;
 mod gelu;
 mod heads;
 mod layer_norm;
@@ -19,7 +21,7 @@ mod matmul_nt;
 mod rows;
 mod softmax;
 
-pub use bias::{add_bias, add_bias_primitive};
+pub use attention::{attention, attention_primitive};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};

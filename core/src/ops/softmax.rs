@@ -3,6 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::fast_math::{dot, exp, max, sum};
 use super::rows::{f32_slice, fused, row_len, rows_per_task};
 
 /// `exp(x − max) / Σ exp(x − max)` over the last dimension. Fused on f32 CPU tensors,
@@ -55,13 +56,27 @@ pub fn softmax_last_dim_primitive(x: &Tensor) -> Result<Tensor> {
 
 /// Turns a row of logits whose maximum is `max` into its softmax, in place.
 fn exp_normalize(row: &mut [f32], max: f32) {
-    let mut sum = 0f32;
-    for y in row.iter_mut() {
-        *y = (*y - max).exp();
-        sum += *y;
-    }
-    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|y| *y = exp(*y - max));
+    let inv = 1.0 / sum(row);
     row.iter_mut().for_each(|y| *y *= inv);
+}
+
+/// Replaces a row of scores `x` with `softmax(scale · x + bias)`.
+pub(super) fn masked_softmax_in_place(row: &mut [f32], bias: &[f32], scale: f32) {
+    for (y, b) in row.iter_mut().zip(bias) {
+        *y = scale * *y + b;
+    }
+    let max = max(row);
+    exp_normalize(row, max);
+}
+
+/// Replaces a row of output gradients `g` of `y = softmax(scale · x + …)` with the gradient
+/// of `x`: `scale · y · (g − Σ g·y)`.
+pub(super) fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
+    let dot = dot(y, g);
+    for (g, y) in g.iter_mut().zip(y) {
+        *g = scale * y * (*g - dot);
+    }
 }
 
 /// Writes the softmax of each row of `x` into `y`.
@@ -72,7 +87,7 @@ pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], h: usize) {
         .for_each(|(y, x)| {
             for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
                 y.copy_from_slice(x);
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let max = max(x);
                 exp_normalize(y, max);
             }
         });
@@ -132,13 +147,8 @@ impl CustomOp2 for MaskedSoftmax {
             .for_each(|(task, (y, x))| {
                 for (i, (y, x)) in y.chunks_mut(keys).zip(x.chunks(keys)).enumerate() {
                     let item = (task * rows_per_chunk + i) / rows_per_item;
-                    let bias = &bias[item * keys..(item + 1) * keys];
-                    let mut max = f32::NEG_INFINITY;
-                    for ((y, x), b) in y.iter_mut().zip(x).zip(bias) {
-                        *y = self.scale * x + b;
-                        max = max.max(*y);
-                    }
-                    exp_normalize(y, max);
+                    y.copy_from_slice(x);
+                    masked_softmax_in_place(y, &bias[item * keys..(item + 1) * keys], self.scale);
                 }
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -186,10 +196,8 @@ impl CustomOp2 for SoftmaxBackward {
             .zip(y.par_chunks(chunk).zip(grad.par_chunks(chunk)))
             .for_each(|(dx, (y, g))| {
                 for (dx, (y, g)) in dx.chunks_mut(h).zip(y.chunks(h).zip(g.chunks(h))) {
-                    let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                    for ((dx, y), g) in dx.iter_mut().zip(y).zip(g) {
-                        *dx = self.scale * y * (g - dot);
-                    }
+                    dx.copy_from_slice(g);
+                    softmax_backward_in_place(dx, y, self.scale);
                 }
             });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))

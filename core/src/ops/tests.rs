@@ -171,25 +171,6 @@ fn masked_softmax_matches_primitive_ops() -> Result<()> {
 }
 
 #[test]
-fn add_bias_matches_primitive_ops() -> Result<()> {
-    for (k, dims) in SHAPES.iter().enumerate() {
-        for transposed in [false, true] {
-            let n = *dims.last().unwrap();
-            let x = input(dims, 110 + k as u64, transposed)?;
-            let bias = input(&[n], 120 + k as u64, false)?;
-            check(
-                &format!("add_bias {dims:?} transposed={transposed}"),
-                &[x, bias],
-                transposed,
-                |t| add_bias(&t[0], &t[1]),
-                |t| add_bias_primitive(&t[0], &t[1]),
-            )?;
-        }
-    }
-    Ok(())
-}
-
-#[test]
 fn gelu_matches_candles_gelu_erf() -> Result<()> {
     for (k, dims) in SHAPES.iter().enumerate() {
         for transposed in [false, true] {
@@ -347,5 +328,52 @@ fn linear_matches_primitive_ops() -> Result<()> {
     let w = Tensor::zeros((3, 4), DType::F32, &Device::Cpu)?;
     assert!(linear(&x, &w, &Tensor::zeros(2, DType::F32, &Device::Cpu)?).is_err());
     assert!(linear(&x, &x, &Tensor::zeros(3, DType::F32, &Device::Cpu)?).is_err());
+    Ok(())
+}
+
+#[test]
+fn attention_matches_primitive_ops() -> Result<()> {
+    for (case, (batch, seq, heads, width)) in [(1, 5, 1, 4), (2, 7, 3, 4), (3, 16, 4, 8)]
+        .into_iter()
+        .enumerate()
+    {
+        // Item b masks its last b keys.
+        let mask: Vec<f32> = (0..batch * seq)
+            .map(|i| {
+                if i % seq + i / seq >= seq {
+                    -10000.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (batch, 1, 1, seq), &Device::Cpu)?;
+        let dims = [batch * seq, heads * width];
+        for transposed in [false, true] {
+            let seed = 180 + 10 * case as u64;
+            let q = input(&dims, seed, transposed)?;
+            let k = input(&dims, seed + 1, transposed)?;
+            let v = input(&dims, seed + 2, transposed)?;
+            let sizes = (batch, seq, heads);
+            check(
+                &format!("attention {sizes:?} width {width} transposed={transposed}"),
+                &[q, k, v],
+                transposed,
+                |t| attention(&t[0], &t[1], &t[2], &mask, sizes, 0.35),
+                |t| attention_primitive(&t[0], &t[1], &t[2], &mask, sizes, 0.35),
+            )?;
+        }
+    }
+    let x = Tensor::zeros((6, 4), DType::F32, &Device::Cpu)?;
+    let mask = Tensor::zeros((2, 1, 1, 3), DType::F32, &Device::Cpu)?;
+    assert!(
+        attention(&x, &x, &x, &mask, (2, 3, 3), 1.0).is_err(),
+        "3 heads of 4"
+    );
+    assert!(
+        attention(&x, &x, &x, &mask, (3, 2, 2), 1.0).is_err(),
+        "mask of 2 items"
+    );
+    assert!(attention(&x, &x.narrow(1, 0, 2)?, &x, &mask, (2, 3, 2), 1.0).is_err());
     Ok(())
 }
