@@ -9,13 +9,13 @@
 //! held eight (three head splits, two products, the softmax, the merge and a transpose), each
 //! of whose backward accumulated an activation-sized gradient.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::heads::{merge_heads_primitive, split_heads_primitive};
 use super::matmul_nt::{gemm_into, matmul_nt_primitive, Matrix};
-use super::rows::{f32_slice, fused};
+use super::rows::{f32_slice, fused, with_f32};
 use super::softmax::{
     masked_softmax_in_place, masked_softmax_primitive, softmax_backward_in_place,
 };
@@ -213,26 +213,9 @@ struct AttentionBackward {
     grad: Tensor,
 }
 
-impl CustomOp3 for AttentionBackward {
-    fn name(&self) -> &'static str {
-        "grove-attention-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let [q, k, v] = three(self.name(), (s1, l1), (s2, l2), (s3, l3))?;
-        let (grad_storage, grad_layout) = self.grad.storage_and_layout();
-        let Storage::Cpu(grad_storage) = &*grad_storage else {
-            candle_core::bail!("{}: the gradient is not on the CPU", self.name());
-        };
-        let g = f32_slice(grad_storage, grad_layout, self.name())?;
+impl AttentionBackward {
+    /// The gradients of `q`, `k` and `v` one after the other, given the context's `g`.
+    fn gradients(&self, q: &[f32], k: &[f32], v: &[f32], g: &[f32]) -> Vec<f32> {
         let a = &self.forward;
         let (seq, item, hidden) = (a.seq, a.seq * a.hidden(), a.hidden());
         let mut out = vec![0f32; 3 * q.len()];
@@ -284,6 +267,30 @@ impl CustomOp3 for AttentionBackward {
                     }
                 },
             );
+        out
+    }
+}
+
+impl CustomOp3 for AttentionBackward {
+    fn name(&self) -> &'static str {
+        "grove-attention-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let [q, k, v] = three(self.name(), (s1, l1), (s2, l2), (s3, l3))?;
+        if self.grad.elem_count() != q.len() {
+            candle_core::bail!("{}: the gradient does not match q", self.name());
+        }
+        let out = with_f32(&self.grad, self.name(), |g| self.gradients(q, k, v, g))?;
+        let hidden = self.forward.hidden();
         let rows = q.len() / hidden;
         Ok((CpuStorage::F32(out), Shape::from((3, rows, hidden))))
     }

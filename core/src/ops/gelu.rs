@@ -45,6 +45,32 @@ fn cdf(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// The GELU of every element of `x`, in one parallel pass.
+pub(super) fn gelu_values(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * cdf(x)));
+    y
+}
+
+/// The gradient of GELU's input, `g · (Φ(x) + x · φ(x))` with `φ` the standard normal
+/// density, from the input `x` and the output's gradient `g`, in one parallel pass.
+pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
+    // 1 / sqrt(2π)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|(dx, (x, g))| {
+            for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
+                let density = INV_SQRT_2PI * exp(-0.5 * x * x);
+                *dx = g * (cdf(x) + x * density);
+            }
+        });
+    dx
+}
+
 /// The forward op; its backward runs [`GeluBackward`] on the input.
 struct Gelu;
 
@@ -55,11 +81,7 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(storage, layout, self.name())?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * cdf(x)));
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
+        Ok((CpuStorage::F32(gelu_values(x)), layout.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -69,7 +91,7 @@ impl CustomOp1 for Gelu {
     }
 }
 
-/// `dx = g · (Φ(x) + x · φ(x))`, with `φ` the standard normal density.
+/// The backward op: [`gelu_backward_values`] of the input and the output's gradient.
 struct GeluBackward;
 
 impl CustomOp2 for GeluBackward {
@@ -88,17 +110,9 @@ impl CustomOp2 for GeluBackward {
             f32_slice(s1, l1, self.name())?,
             f32_slice(s2, l2, self.name())?,
         );
-        // 1 / sqrt(2π)
-        const INV_SQRT_2PI: f32 = 0.398_942_3;
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
-            .for_each(|(dx, (x, g))| {
-                for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
-                    let density = INV_SQRT_2PI * exp(-0.5 * x * x);
-                    *dx = g * (cdf(x) + x * density);
-                }
-            });
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        Ok((
+            CpuStorage::F32(gelu_backward_values(x, grad)),
+            l1.shape().clone(),
+        ))
     }
 }

@@ -1,17 +1,57 @@
-//! A dense layer's `x · Wᵀ + b` as one op. The product is written onto rows that already hold
-//! the bias (one gemm that accumulates), so there is no separate pass to add the bias forward
-//! and no intermediate product whose gradient candle would accumulate backward; the backward
-//! is two products and the bias's column sums.
+//! A dense layer's `x · Wᵀ + b`, optionally followed by the exact GELU, as one op. The product
+//! is written onto rows that already hold the bias (one gemm that accumulates), so there is no
+//! separate pass to add the bias forward and no intermediate product whose gradient candle
+//! would accumulate backward; the backward is two products and the bias's column sums. With
+//! GELU, the op keeps the pre-activation for its backward (the memory a separate GELU op's
+//! input held), so the feed-forward block's widest activation gets no gradient accumulation
+//! of its own either.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 
 use super::column_sums::ColumnSums;
+use super::gelu::{gelu_backward_values, gelu_erf_primitive, gelu_values};
 use super::matmul_nt::{all_threads, gemm_into, matmul_nt_primitive, Matrix, Product};
-use super::rows::{f32_slice, fused};
+use super::rows::{f32_slice, fused, with_f32};
 
 /// `x · wᵀ + b` for `x` `(M, K)`, `w` `(N, K)` (a dense layer's `(out, in)` weight) and `b`
 /// `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_shapes(x, w, b)?;
+    if !(fused(x) && fused(w) && fused(b)) {
+        return linear_primitive(x, w, b);
+    }
+    apply(x, w, b, Linear::Identity)
+}
+
+/// [`linear`] with candle's matmul and broadcast add.
+pub fn linear_primitive(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    matmul_nt_primitive(x, w)?.broadcast_add(b)
+}
+
+/// `gelu(x · wᵀ + b)` (exact GELU), shapes as for [`linear`]. Fused on f32 CPU tensors.
+pub fn linear_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_shapes(x, w, b)?;
+    if !(fused(x) && fused(w) && fused(b)) {
+        return linear_gelu_primitive(x, w, b);
+    }
+    apply(
+        x,
+        w,
+        b,
+        Linear::Gelu {
+            pre_activation: OnceLock::new(),
+        },
+    )
+}
+
+/// [`linear_gelu`] with candle's ops.
+pub fn linear_gelu_primitive(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    gelu_erf_primitive(&linear_primitive(x, w, b)?)
+}
+
+fn check_shapes(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<()> {
     let fits = match (x.dims(), w.dims(), b.dims()) {
         ([_, k], [n, k2], [n2]) => k == k2 && n == n2,
         _ => false,
@@ -24,23 +64,29 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
             b.dims()
         );
     }
-    if !(fused(x) && fused(w) && fused(b)) {
-        return linear_primitive(x, w, b);
-    }
+    Ok(())
+}
+
+fn apply(x: &Tensor, w: &Tensor, b: &Tensor, op: Linear) -> Result<Tensor> {
     x.contiguous()?
-        .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 
-/// [`linear`] with candle's matmul and broadcast add.
-pub fn linear_primitive(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    matmul_nt_primitive(x, w)?.broadcast_add(b)
+/// The op, by the activation applied to the product.
+enum Linear {
+    Identity,
+    /// Exact GELU; the forward leaves the pre-activation `x · wᵀ + b` here for the backward.
+    Gelu {
+        pre_activation: OnceLock<Vec<f32>>,
+    },
 }
-
-struct Linear;
 
 impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
-        "grove-linear"
+        match self {
+            Linear::Identity => "grove-linear",
+            Linear::Gelu { .. } => "grove-linear-gelu",
+        }
     }
 
     fn cpu_fwd(
@@ -69,6 +115,16 @@ impl CustomOp3 for Linear {
             true,
             all_threads(),
         );
+        let out = match self {
+            Linear::Identity => out,
+            Linear::Gelu { pre_activation } => {
+                let activated = gelu_values(&out);
+                if pre_activation.set(out).is_err() {
+                    candle_core::bail!("{name}: one op value ran forward twice");
+                }
+                activated
+            }
+        };
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 
@@ -81,11 +137,25 @@ impl CustomOp3 for Linear {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        // The gradient of the pre-activation.
+        let grad = match self {
+            Linear::Identity => grad,
+            Linear::Gelu { pre_activation } => {
+                let Some(z) = pre_activation.get() else {
+                    candle_core::bail!("{}: backward before forward", self.name());
+                };
+                if z.len() != grad.elem_count() {
+                    candle_core::bail!("{}: the gradient does not match", self.name());
+                }
+                let dz = with_f32(&grad, self.name(), |g| gelu_backward_values(z, g))?;
+                Tensor::from_vec(dz, grad.shape(), &Device::Cpu)?
+            }
+        };
         let product = |transpose_lhs| Product {
             transpose_lhs,
             transpose_rhs: false,
         };
-        // out = x · wᵀ + b: ∂x = g · w, ∂w = gᵀ · x, ∂b = the column sums of g.
+        // z = x · wᵀ + b: ∂x = g · w, ∂w = gᵀ · x, ∂b = the column sums of g.
         let dx = grad.apply_op2_no_bwd(w, &product(false))?;
         let dw = grad.apply_op2_no_bwd(x, &product(true))?;
         let db = grad.apply_op1_no_bwd(&ColumnSums)?;

@@ -2,7 +2,7 @@
 //! splitting work into rows for the thread pool.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 
 /// Whether `t` takes the fused CPU path (f32 on the CPU).
 pub(crate) fn fused(t: &Tensor) -> bool {
@@ -22,6 +22,16 @@ pub(crate) fn f32_slice<'a>(
         CpuStorage::F32(values) => Ok(&values[start..end]),
         other => candle_core::bail!("{op}: expected f32, got {:?}", other.dtype()),
     }
+}
+
+/// Runs `f` on the f32 elements of `t`, a contiguous CPU tensor that is not one of an op's
+/// inputs (an op's backward reads the output gradient it holds this way).
+pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(storage) = &*storage else {
+        candle_core::bail!("{op}: a tensor it reads is not on the CPU");
+    };
+    Ok(f(f32_slice(storage, layout, op)?))
 }
 
 /// The length of the last dimension of `layout` (the row length), rejecting scalars.

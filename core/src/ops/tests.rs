@@ -317,10 +317,17 @@ fn linear_matches_primitive_ops() -> Result<()> {
             let b = input(&[1, n], 170 + k as u64, false)?;
             check(
                 &format!("linear ({m}, {kk})·({n}, {kk})ᵀ transposed={transposed}"),
-                &[x, w, b],
+                &[x.clone(), w.clone(), b.clone()],
                 transposed,
                 |t| linear(&t[0], &t[1], &t[2].flatten_all()?),
                 |t| linear_primitive(&t[0], &t[1], &t[2].flatten_all()?),
+            )?;
+            check(
+                &format!("linear_gelu ({m}, {kk})·({n}, {kk})ᵀ transposed={transposed}"),
+                &[x.clone(), w.clone(), b.clone()],
+                transposed,
+                |t| linear_gelu(&t[0], &t[1], &t[2].flatten_all()?),
+                |t| linear_gelu_primitive(&t[0], &t[1], &t[2].flatten_all()?),
             )?;
         }
     }

@@ -60,12 +60,27 @@ impl Dense {
     /// Applies the layer to the last dimension of `x` (`(..., in)` → `(..., out)`) with
     /// Grove's fused `linear` kernel on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, grove_core::ops::linear)
+    }
+
+    /// [`Dense::forward`] followed by the exact GELU, as one fused kernel on the CPU.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, grove_core::ops::linear_gelu)
+    }
+
+    /// Runs `op(x, weight, bias)` on `x`'s rows: `x` is flattened to `(rows, in)` and the
+    /// result shaped back to `(..., out)`.
+    fn apply(
+        &self,
+        x: &Tensor,
+        op: fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let (lead, in_dim) = match x.dims() {
             [] => (vec![], 1),
             [lead @ .., last] => (lead.to_vec(), *last),
         };
         let rows: usize = lead.iter().product();
-        let y = grove_core::ops::linear(&x.reshape((rows, in_dim))?, &self.weight, &self.bias)?;
+        let y = op(&x.reshape((rows, in_dim))?, &self.weight, &self.bias)?;
         let mut out_dims = lead;
         out_dims.push(self.weight.dim(0)?);
         y.reshape(out_dims)

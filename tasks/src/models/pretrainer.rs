@@ -41,7 +41,7 @@ impl MaskedLmHead {
     /// Maps gathered hidden states `(N, H)` to logits `(N, vocab)` using `word_embeddings`
     /// `(vocab, H)` as the decoder weight.
     pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
-        let h = grove_core::ops::gelu_erf(&self.dense.forward(hidden)?)?;
+        let h = self.dense.forward_gelu(hidden)?;
         let h = self.layer_norm.forward(&h)?;
         grove_core::ops::linear(&h, word_embeddings, &self.output_bias)
     }
