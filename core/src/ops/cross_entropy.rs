@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::fast_math::{exp, max, sum};
+use super::fast_math::{exp, max, sum_map};
 use super::rows::{f32_slice, fused, row_len, rows_per_task};
 use super::softmax::softmax_rows;
 
@@ -76,18 +76,7 @@ impl CustomOp2 for CrossEntropy {
             .with_min_len(rows_per_task(classes))
             .map(|(row, &label)| {
                 let max = max(row);
-                // Σ exp(x − max) in lanes, without a buffer for the exponentials.
-                let sum = row
-                    .chunks(1024)
-                    .map(|block| {
-                        let mut exps = [0f32; 1024];
-                        let exps = &mut exps[..block.len()];
-                        exps.iter_mut()
-                            .zip(block)
-                            .for_each(|(e, &x)| *e = exp(x - max));
-                        sum(exps)
-                    })
-                    .fold(0.0, |acc, s| acc + s);
+                let sum = sum_map(row, |x| exp(x - max));
                 max + sum.ln() - row[label as usize]
             })
             .collect();

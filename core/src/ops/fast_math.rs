@@ -2,7 +2,7 @@
 //! vectorise (a scalar `libm` call per element does not).
 
 /// `e^x` for f32 `x`: `x = n·ln2 + r` with `|r| <= ln2/2`, `e^r` by its degree-6 Taylor
-/// polynomial, `2^n` built in the exponent bits; relative error below 4e-7 (a few f32 ulps).
+/// polynomial, `2^n` built in the exponent bits from integer operations only; relative error below 4e-7 (a few f32 ulps).
 /// Inputs are clamped to f32's finite range.
 #[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
@@ -11,12 +11,16 @@ pub(super) fn exp(x: f32) -> f32 {
     // Adding and subtracting 1.5·2^23 rounds to the nearest integer without a libm call.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // `n` as an integer is the difference of the two sums' bits (their exponents match), which
+    // vectorises where a float-to-int cast (saturating in Rust) does not.
+    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(n_int.wrapping_add(127) << 23)
 }
 
 /// Lanes of the partial results below: one AVX-512 register of f32.
@@ -49,6 +53,20 @@ pub(super) fn max(xs: &[f32]) -> f32 {
     fold_lanes(xs, f32::NEG_INFINITY, f32::max)
 }
 
+/// `Σ f(x)` over `xs`, in lanes: `f` is applied block by block into a stack buffer, so that
+/// loop vectorises too.
+#[inline(always)]
+pub(super) fn sum_map(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut buffer = [0f32; 256];
+    xs.chunks(buffer.len())
+        .map(|block| {
+            let values = &mut buffer[..block.len()];
+            values.iter_mut().zip(block).for_each(|(v, &x)| *v = f(x));
+            sum(values)
+        })
+        .fold(0.0, |acc, s| acc + s)
+}
+
 /// `Σ a·b` over the shorter of the two, in lanes.
 #[inline(always)]
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -78,6 +96,9 @@ mod tests {
             let xs: Vec<f32> = (0..n).map(|i| ((i * 37) % 101) as f32 - 50.0).collect();
             let plain_sum: f32 = xs.iter().sum();
             assert!((sum(&xs) - plain_sum).abs() <= 1e-3, "sum of {n}");
+            let plain_squares: f32 = xs.iter().map(|x| x * x).sum();
+            let squares = sum_map(&xs, |x| x * x);
+            assert!((squares - plain_squares).abs() <= 1e-3 * plain_squares.max(1.0));
             let plain_max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             assert_eq!(max(&xs), plain_max, "max of {n}");
             let plain_dot: f32 = xs.iter().map(|x| x * x).sum();

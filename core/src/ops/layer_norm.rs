@@ -1,8 +1,11 @@
 //! Layer normalisation over the last dimension: `y = (x − mean) / sqrt(var + eps) · γ + β`.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::fast_math::{sum, sum_map};
 use super::rows::{f32_slice, fused, row_len, rows_per_task};
 
 /// Normalises `x` over its last dimension, then scales by `gamma` and shifts by `beta` (both
@@ -33,8 +36,8 @@ pub fn layer_norm_primitive(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64)
 /// Mean and `1/sqrt(var + eps)` of one row.
 fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum(x) / n;
+    let var = sum_map(x, |v| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -65,19 +68,10 @@ impl CustomOp3 for LayerNorm {
         );
         let h = row_len(l1, name)?;
         check_params(h, gamma, beta, name)?;
-        let mut y = vec![0f32; x.len()];
-        let chunk = h * rows_per_task(h);
-        y.par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk))
-            .for_each(|(y, x)| {
-                for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
-                    let (mean, rstd) = row_stats(x, self.eps);
-                    for (((y, x), g), b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                        *y = (x - mean) * rstd * g + b;
-                    }
-                }
-            });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((
+            CpuStorage::F32(normalize(x, gamma, beta, self.eps)),
+            l1.shape().clone(),
+        ))
     }
 
     fn bwd(
@@ -88,21 +82,135 @@ impl CustomOp3 for LayerNorm {
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let h = x.dim(D::Minus1)?;
-        let rows = x.elem_count() / h;
-        let packed = x
-            .apply_op3_no_bwd(
-                gamma,
-                &grad.contiguous()?,
-                &LayerNormBackward { eps: self.eps },
-            )?
-            .reshape((rows + 2, h))?;
-        let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
-        Ok((
-            Some(dx),
-            Some(packed.get(rows)?),
-            Some(packed.get(rows + 1)?),
-        ))
+        let (dx, dparams) = backward(x, gamma, grad, self.eps)?;
+        Ok((Some(dx), Some(dparams.get(0)?), Some(dparams.get(1)?)))
+    }
+}
+
+/// `(x − mean) · rstd · γ + β` row by row, rows of `gamma.len()`, in parallel.
+fn normalize(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
+    let h = gamma.len();
+    let mut y = vec![0f32; x.len()];
+    let chunk = h * rows_per_task(h);
+    y.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(y, x)| {
+            for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
+                let (mean, rstd) = row_stats(x, eps);
+                for (((y, x), g), b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                    *y = (x - mean) * rstd * g + b;
+                }
+            }
+        });
+    y
+}
+
+/// The gradient of a layer norm's input `x` and, as `(2, H)`, of `[γ; β]`, from the output's
+/// gradient.
+fn backward(x: &Tensor, gamma: &Tensor, grad: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+    let h = x.dim(D::Minus1)?;
+    let rows = x.elem_count() / h;
+    let packed = x
+        .apply_op3_no_bwd(gamma, &grad.contiguous()?, &LayerNormBackward { eps })?
+        .reshape((rows + 2, h))?;
+    let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
+    Ok((dx, packed.narrow(0, rows, 2)?))
+}
+
+/// `layer_norm(x + residual, gamma, beta, eps)`: a post-LayerNorm block's residual sum and
+/// normalisation as one op. It keeps the sum for its backward (the memory a separate layer
+/// norm's input held), so the sum gets no gradient accumulation of its own. Fused on f32 CPU
+/// tensors, candle's add and [`layer_norm`] elsewhere.
+pub fn add_layer_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    if x.dims() != residual.dims() {
+        candle_core::bail!(
+            "add_layer_norm: x {:?} and the residual {:?} differ in shape",
+            x.dims(),
+            residual.dims()
+        );
+    }
+    if !(fused(x) && fused(residual) && fused(gamma) && fused(beta)) {
+        return layer_norm(&(x + residual)?, gamma, beta, eps);
+    }
+    // γ and β travel as one (2·H,) input: a custom op takes at most three.
+    let params = Tensor::cat(&[gamma, beta], 0)?;
+    x.contiguous()?.apply_op3(
+        &residual.contiguous()?,
+        &params,
+        AddLayerNorm {
+            eps: eps as f32,
+            sum: OnceLock::new(),
+        },
+    )
+}
+
+/// The op of [`add_layer_norm`]; the forward leaves `x + residual` in `sum`.
+struct AddLayerNorm {
+    eps: f32,
+    sum: OnceLock<Tensor>,
+}
+
+impl CustomOp3 for AddLayerNorm {
+    fn name(&self) -> &'static str {
+        "grove-add-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (x, residual, params) = (
+            f32_slice(s1, l1, name)?,
+            f32_slice(s2, l2, name)?,
+            f32_slice(s3, l3, name)?,
+        );
+        let h = row_len(l1, name)?;
+        let (gamma, beta) = params.split_at(params.len() / 2);
+        check_params(h, gamma, beta, name)?;
+        let mut sum = vec![0f32; x.len()];
+        sum.par_chunks_mut(h * rows_per_task(h))
+            .zip(x.par_chunks(h * rows_per_task(h)))
+            .zip(residual.par_chunks(h * rows_per_task(h)))
+            .for_each(|((s, x), r)| {
+                s.iter_mut()
+                    .zip(x)
+                    .zip(r)
+                    .for_each(|((s, x), r)| *s = x + r);
+            });
+        let y = normalize(&sum, gamma, beta, self.eps);
+        let sum = Tensor::from_vec(sum, l1.shape(), &Device::Cpu)?;
+        if self.sum.set(sum).is_err() {
+            candle_core::bail!("{name}: one op value ran forward twice");
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _residual: &Tensor,
+        params: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some(sum) = self.sum.get() else {
+            candle_core::bail!("{}: backward before forward", self.name());
+        };
+        let gamma = params.narrow(0, 0, params.elem_count() / 2)?;
+        let (dsum, dparams) = backward(sum, &gamma, grad, self.eps)?;
+        Ok((Some(dsum.clone()), Some(dsum), Some(dparams.flatten_all()?)))
     }
 }
 
@@ -173,14 +281,12 @@ impl CustomOp3 for LayerNormBackward {
                 }
                 sums
             })
-            .reduce(
-                || vec![0f32; 2 * h],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
-        dparams.copy_from_slice(&partials);
+            .collect::<Vec<_>>();
+        // Block sums added in block order, so dγ and dβ have the same bits on every run
+        // (rayon's `reduce` pairs blocks by how the work happened to be split).
+        for partial in partials {
+            dparams.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
+        }
         Ok((CpuStorage::F32(out), Shape::from((rows + 2, h))))
     }
 }

@@ -100,10 +100,29 @@ fn layer_norm_matches_primitive_ops() -> Result<()> {
             let beta = input(&[h], 200 + k as u64, false)?;
             check(
                 &format!("layer_norm {dims:?} transposed={transposed}"),
-                &[x, gamma, beta],
+                &[x.clone(), gamma.clone(), beta.clone()],
                 transposed,
                 |t| layer_norm(&t[0], &t[1].flatten_all()?, &t[2].flatten_all()?, 1e-12),
                 |t| layer_norm_primitive(&t[0], &t[1].flatten_all()?, &t[2].flatten_all()?, 1e-12),
+            )?;
+            let residual = input(dims, 300 + k as u64, transposed)?;
+            check(
+                &format!("add_layer_norm {dims:?} transposed={transposed}"),
+                &[x.clone(), residual, gamma.clone(), beta.clone()],
+                transposed,
+                |t| {
+                    add_layer_norm(
+                        &t[0],
+                        &t[1],
+                        &t[2].flatten_all()?,
+                        &t[3].flatten_all()?,
+                        1e-12,
+                    )
+                },
+                |t| {
+                    let sum = (&t[0] + &t[1])?;
+                    layer_norm_primitive(&sum, &t[2].flatten_all()?, &t[3].flatten_all()?, 1e-12)
+                },
             )?;
         }
     }

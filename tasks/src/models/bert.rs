@@ -51,7 +51,7 @@ impl Residual {
 
     fn forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         match self {
-            Self::PostNorm(norm) => norm.forward(&(x + y)?),
+            Self::PostNorm(norm) => norm.forward_residual(x, y),
             Self::ReZero(alpha) => x + y.broadcast_mul(alpha)?,
         }
     }

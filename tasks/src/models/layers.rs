@@ -117,6 +117,11 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         grove_core::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
+
+    /// [`LayerNorm::forward`] of `x + residual`, as one fused kernel on the CPU.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        grove_core::ops::add_layer_norm(x, residual, &self.weight, &self.bias, self.eps)
+    }
 }
 
 impl Module for LayerNorm {
