@@ -7,6 +7,7 @@ use std::path::Path;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use grove_core::init_checkpoint::{read_weights, MODEL_WEIGHTS_FILE};
+use grove_core::optimization::StateView;
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -53,13 +54,7 @@ pub fn write_tensors(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> 
         let map: HashMap<String, Tensor> = on_cpu.into_iter().collect();
         candle_core::safetensors::save(&map, path)
     };
-    written.map_err(|e| {
-        Error::Run(format!(
-            "cannot write {}: {}",
-            path.display(),
-            first_line(&e)
-        ))
-    })
+    written.map_err(|e| write_error(path, &e))
 }
 
 /// Writes contiguous f32 CPU tensors through views of their storage (no copy of the data).
@@ -75,12 +70,37 @@ fn write_borrowed(path: &Path, tensors: &[(String, Tensor)]) -> candle_core::Res
         else {
             candle_core::bail!("`{name}` is not a contiguous f32 CPU tensor");
         };
-        let view = F32View {
+        views.push(StateView {
+            name: name.clone(),
             shape: t.dims().to_vec(),
-            bytes: bytemuck::cast_slice(&values[start..end]),
-        };
-        views.push((name.as_str(), view));
+            values: &values[start..end],
+        });
     }
+    serialize_views(path, &views)
+}
+
+/// Writes an optimizer's state buffers (named `<variable>/<slot>`) as a safetensors file,
+/// straight from the optimizer's memory.
+pub fn write_state_views(path: &Path, views: &[StateView]) -> Result<()> {
+    serialize_views(path, views).map_err(|e| write_error(path, &e))
+}
+
+fn write_error(path: &Path, error: &candle_core::Error) -> Error {
+    Error::Run(format!(
+        "cannot write {}: {}",
+        path.display(),
+        first_line(error)
+    ))
+}
+
+fn serialize_views(path: &Path, views: &[StateView]) -> candle_core::Result<()> {
+    let views = views.iter().map(|view| {
+        let data = F32View {
+            shape: view.shape.clone(),
+            bytes: bytemuck::cast_slice(view.values),
+        };
+        (view.name.as_str(), data)
+    });
     Ok(safetensors::serialize_to_file(views, None, path)?)
 }
 

@@ -21,8 +21,8 @@ use grove_orbit::fault::fault_point;
 use grove_orbit::{Checkpointable, Evaluator, Logs, Preemption, RunnerError, Trainer};
 
 use crate::checkpoint_files::{
-    read_model, read_optimizer, read_state, write_state, write_tensors, TrainState, FORMAT_VERSION,
-    OPTIMIZER_FILE,
+    read_model, read_optimizer, read_state, write_state, write_state_views, write_tensors,
+    TrainState, FORMAT_VERSION, OPTIMIZER_FILE,
 };
 
 /// Which halves of the trainer a run needs (their inputs are opened at construction).
@@ -332,7 +332,7 @@ impl DefaultTrainer {
             }
         }
         write_tensors(&dir.join(MODEL_WEIGHTS_FILE), weights)?;
-        write_tensors(&dir.join(OPTIMIZER_FILE), self.optimizer.state())?;
+        write_state_views(&dir.join(OPTIMIZER_FILE), &self.optimizer.state_views())?;
         write_state(
             dir,
             &TrainState {

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 
 use super::in_place::{read_f32, update_f32};
-use super::optimizer::{NamedVar, Optimizer};
+use super::optimizer::{NamedVar, Optimizer, StateView};
 use super::slots::{SlotSpec, Slots};
 use crate::config::optimization::EmaConfig;
 use crate::error::Result;
@@ -70,10 +70,10 @@ impl Optimizer for MovingAverage {
         self.inner.iterations()
     }
 
-    fn state(&self) -> Vec<(String, Tensor)> {
-        let mut state = self.inner.state();
-        state.extend(self.averages.state());
-        state.sort_by(|a, b| a.0.cmp(&b.0));
+    fn state_views(&self) -> Vec<StateView<'_>> {
+        let mut state = self.inner.state_views();
+        state.extend(self.averages.views());
+        state.sort_by(|a, b| a.name.cmp(&b.name));
         state
     }
 
@@ -105,9 +105,15 @@ impl Optimizer for MovingAverage {
 
     fn average_weights(&self) -> Vec<(String, Tensor)> {
         let suffix = format!("/{AVERAGE_SLOT}");
-        let averages = self.averages.state().into_iter();
-        averages
-            .filter_map(|(name, t)| Some((name.strip_suffix(&suffix)?.to_string(), t)))
+        self.averages
+            .views()
+            .into_iter()
+            .filter_map(|view| {
+                let name = view.name.strip_suffix(&suffix)?.to_string();
+                let tensor = Tensor::from_slice(view.values, view.shape, &Device::Cpu)
+                    .expect("an average has its variable's element count");
+                Some((name, tensor))
+            })
             .collect()
     }
 }

@@ -18,6 +18,8 @@ mod tests;
 
 pub use clipping::{clip_by_global_norm, clip_scale, global_norm};
 pub use ema::MovingAverage;
-pub use optimizer::{build_optimizer, build_optimizer_with_ema, named_vars, NamedVar, Optimizer};
+pub use optimizer::{
+    build_optimizer, build_optimizer_with_ema, named_vars, NamedVar, Optimizer, StateView,
+};
 pub use rules::WeightDecaySelection;
 pub use schedule::{build_schedule, LearningRateSchedule, LinearWarmup, PolynomialWarmup};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 
 use crate::config::optimization::{OptimizationConfig, OptimizerConfig, OptimizerType};
 use crate::error::Result;
@@ -45,6 +45,18 @@ pub fn named_vars(varmap: &candle_nn::VarMap) -> Vec<NamedVar> {
     vars
 }
 
+/// One named state buffer of an optimizer, borrowed: `values` holds the elements of `shape`
+/// in row-major order.
+#[derive(Debug, Clone)]
+pub struct StateView<'a> {
+    /// `<var name>/<slot>`.
+    pub name: String,
+    /// The variable's shape.
+    pub shape: Vec<usize>,
+    /// The buffer.
+    pub values: &'a [f32],
+}
+
 /// An update rule with named state (Keras optimizer semantics).
 pub trait Optimizer: Send {
     /// Applies one update to `params` from `grads` with learning rate `lr`; increments
@@ -54,9 +66,21 @@ pub trait Optimizer: Send {
     /// Number of updates applied so far (Keras `optimizer.iterations`).
     fn iterations(&self) -> u64;
 
-    /// Every state tensor, named `<var name>/<slot>` (e.g. `.../m`, `.../v`,
-    /// `.../momentum`), sorted by name.
-    fn state(&self) -> Vec<(String, Tensor)>;
+    /// Every state buffer, named `<var name>/<slot>` (e.g. `.../m`, `.../v`,
+    /// `.../momentum`), sorted by name, borrowed (a checkpoint writes them without a copy).
+    fn state_views(&self) -> Vec<StateView<'_>>;
+
+    /// [`Optimizer::state_views`] as CPU tensors (a copy of each buffer).
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.state_views()
+            .into_iter()
+            .map(|view| {
+                let tensor = Tensor::from_slice(view.values, view.shape, &Device::Cpu)
+                    .expect("a state buffer has its shape's element count");
+                (view.name, tensor)
+            })
+            .collect()
+    }
 
     /// Restores state saved by `state()` plus the iteration count. A slot name that this
     /// optimizer would not create for `params`, or a shape that differs from its var, is an

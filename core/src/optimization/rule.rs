@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::clipping::{clip_scale, global_norm};
 use super::in_place::{read_f32, update_f32};
-use super::optimizer::{NamedVar, Optimizer};
+use super::optimizer::{NamedVar, Optimizer, StateView};
 use super::slots::{SlotSpec, Slots};
 use crate::config::optimization::GradientClipping;
 use crate::error::Result;
@@ -231,8 +231,8 @@ impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
         self.iterations
     }
 
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.state()
+    fn state_views(&self) -> Vec<StateView<'_>> {
+        self.slots.views()
     }
 
     fn load_state(

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Shape, Tensor};
 
-use super::optimizer::NamedVar;
+use super::optimizer::{NamedVar, StateView};
 use crate::error::{Error, Result};
 
 /// A slot's name and the value its elements start at.
@@ -109,21 +109,23 @@ impl Slots {
         self.by_var.get_mut(name).map(|s| s.values.as_mut_slice())
     }
 
-    /// Every slot as `(<var name>/<slot>, tensor)` (a CPU tensor of the variable's shape),
-    /// sorted by the full name.
-    pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out: Vec<(String, Tensor)> = self
+    /// Every slot as a view named `<var name>/<slot>`, sorted by the full name.
+    pub(crate) fn views(&self) -> Vec<StateView<'_>> {
+        let mut out: Vec<StateView<'_>> = self
             .by_var
             .iter()
             .flat_map(|(var, slots)| {
-                self.names.iter().zip(&slots.values).map(move |(slot, v)| {
-                    let t = Tensor::from_slice(v, &slots.shape, &Device::Cpu)
-                        .expect("a slot buffer has its variable's element count");
-                    (format!("{var}/{slot}"), t)
-                })
+                self.names
+                    .iter()
+                    .zip(&slots.values)
+                    .map(move |(slot, values)| StateView {
+                        name: format!("{var}/{slot}"),
+                        shape: slots.shape.dims().to_vec(),
+                        values,
+                    })
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
