@@ -1,8 +1,6 @@
 //! Layer normalisation over the last dimension: `y = (x − mean) / sqrt(var + eps) · γ + β`.
 
-use std::sync::OnceLock;
-
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use super::fast_math::{sum, sum_map};
@@ -118,9 +116,9 @@ fn backward(x: &Tensor, gamma: &Tensor, grad: &Tensor, eps: f32) -> Result<(Tens
 }
 
 /// `layer_norm(x + residual, gamma, beta, eps)`: a post-LayerNorm block's residual sum and
-/// normalisation as one op. It keeps the sum for its backward (the memory a separate layer
-/// norm's input held), so the sum gets no gradient accumulation of its own. Fused on f32 CPU
-/// tensors, candle's add and [`layer_norm`] elsewhere.
+/// normalisation as one op, so the sum gets no gradient accumulation of its own (and is not
+/// kept for the backward). Fused on f32 CPU tensors, candle's add and [`layer_norm`]
+/// elsewhere.
 pub fn add_layer_norm(
     x: &Tensor,
     residual: &Tensor,
@@ -143,17 +141,14 @@ pub fn add_layer_norm(
     x.contiguous()?.apply_op3(
         &residual.contiguous()?,
         &params,
-        AddLayerNorm {
-            eps: eps as f32,
-            sum: OnceLock::new(),
-        },
+        AddLayerNorm { eps: eps as f32 },
     )
 }
 
-/// The op of [`add_layer_norm`]; the forward leaves `x + residual` in `sum`.
+/// The op of [`add_layer_norm`]. Its backward adds `x + residual` again rather than keeping
+/// the sum: candle's graph holds both inputs anyway.
 struct AddLayerNorm {
     eps: f32,
-    sum: OnceLock<Tensor>,
 }
 
 impl CustomOp3 for AddLayerNorm {
@@ -190,26 +185,20 @@ impl CustomOp3 for AddLayerNorm {
                     .for_each(|((s, x), r)| *s = x + r);
             });
         let y = normalize(&sum, gamma, beta, self.eps);
-        let sum = Tensor::from_vec(sum, l1.shape(), &Device::Cpu)?;
-        if self.sum.set(sum).is_err() {
-            candle_core::bail!("{name}: one op value ran forward twice");
-        }
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
     fn bwd(
         &self,
-        _x: &Tensor,
-        _residual: &Tensor,
+        x: &Tensor,
+        residual: &Tensor,
         params: &Tensor,
         _y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(sum) = self.sum.get() else {
-            candle_core::bail!("{}: backward before forward", self.name());
-        };
+        let sum = (x.detach() + residual.detach())?;
         let gamma = params.narrow(0, 0, params.elem_count() / 2)?;
-        let (dsum, dparams) = backward(sum, &gamma, grad, self.eps)?;
+        let (dsum, dparams) = backward(&sum, &gamma, grad, self.eps)?;
         Ok((Some(dsum.clone()), Some(dsum), Some(dparams.flatten_all()?)))
     }
 }
