@@ -5,8 +5,9 @@
 //! backward accumulates `b`'s gradient twice, through a fresh zero tensor each time, the second
 //! time element by element through the transposed view. Here the backward computes `∂a = g · b`
 //! and `∂b = gᵀ · a` directly in `a`'s and `b`'s layouts. Batched products (attention's
-//! `(B, NH, S, DH)`) run one single-threaded gemm per batch entry side by side, which keeps both
-//! cores busy on products too small to split well; a single product is split by gemm itself.
+//! `(B, NH, S, DH)` heads, where attention dropout keeps the scores separate) run one
+//! single-threaded gemm per batch entry side by side, which keeps both cores busy on products
+//! too small to split well; a single product is split by gemm itself.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
@@ -156,38 +157,30 @@ impl CustomOp2 for Product {
             f32_slice(s2, l2, self.name())?,
         );
         let (dims1, dims2) = (l1.dims(), l2.dims());
-        let (lead, r1, c1) = (
-            &dims1[..dims1.len() - 2],
-            dims1[dims1.len() - 2],
-            dims1[dims1.len() - 1],
-        );
+        let lead = &dims1[..dims1.len() - 2];
+        let (r1, c1) = (dims1[dims1.len() - 2], dims1[dims1.len() - 1]);
         let (r2, c2) = (dims2[dims2.len() - 2], dims2[dims2.len() - 1]);
-        let lhs_of = |i: usize| {
-            Matrix::of(
-                &lhs[i * r1 * c1..(i + 1) * r1 * c1],
-                (r1, c1),
-                self.transpose_lhs,
-            )
-        };
-        let rhs_of = |i: usize| {
-            Matrix::of(
-                &rhs[i * r2 * c2..(i + 1) * r2 * c2],
-                (r2, c2),
-                self.transpose_rhs,
-            )
-        };
-        let (m, n) = (lhs_of(0).rows, rhs_of(0).cols);
-        if lhs_of(0).cols != rhs_of(0).rows || lead != &dims2[..dims2.len() - 2] {
+        let (m, k) = if self.transpose_lhs { (c1, r1) } else { (r1, c1) };
+        let (k2, n) = if self.transpose_rhs { (c2, r2) } else { (r2, c2) };
+        if k != k2 || lead != &dims2[..dims2.len() - 2] {
             candle_core::bail!(
                 "{}: shapes {dims1:?} and {dims2:?} do not multiply",
                 self.name()
             );
         }
+        let lhs_of = |i: usize| {
+            let size = r1 * c1;
+            Matrix::of(&lhs[i * size..(i + 1) * size], (r1, c1), self.transpose_lhs)
+        };
+        let rhs_of = |i: usize| {
+            let size = r2 * c2;
+            Matrix::of(&rhs[i * size..(i + 1) * size], (r2, c2), self.transpose_rhs)
+        };
         let batch: usize = lead.iter().product();
         let mut out = vec![0f32; batch * m * n];
         if batch == 1 {
             gemm_into(&mut out, n, lhs_of(0), rhs_of(0), false, all_threads());
-        } else if m * n > 0 {
+        } else if batch > 1 && m * n > 0 {
             // Side by side, one thread each: each product is too small to split well.
             out.par_chunks_mut(m * n).enumerate().for_each(|(i, dst)| {
                 gemm_into(dst, n, lhs_of(i), rhs_of(i), false, Parallelism::None)
