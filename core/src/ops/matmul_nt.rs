@@ -160,8 +160,16 @@ impl CustomOp2 for Product {
         let lead = &dims1[..dims1.len() - 2];
         let (r1, c1) = (dims1[dims1.len() - 2], dims1[dims1.len() - 1]);
         let (r2, c2) = (dims2[dims2.len() - 2], dims2[dims2.len() - 1]);
-        let (m, k) = if self.transpose_lhs { (c1, r1) } else { (r1, c1) };
-        let (k2, n) = if self.transpose_rhs { (c2, r2) } else { (r2, c2) };
+        let (m, k) = if self.transpose_lhs {
+            (c1, r1)
+        } else {
+            (r1, c1)
+        };
+        let (k2, n) = if self.transpose_rhs {
+            (c2, r2)
+        } else {
+            (r2, c2)
+        };
         if k != k2 || lead != &dims2[..dims2.len() - 2] {
             candle_core::bail!(
                 "{}: shapes {dims1:?} and {dims2:?} do not multiply",
