@@ -289,7 +289,7 @@ impl CustomOp3 for AttentionBackward {
         if self.grad.elem_count() != q.len() {
             candle_core::bail!("{}: the gradient does not match q", self.name());
         }
-        let out = with_f32(&self.grad, self.name(), |g| self.gradients(q, k, v, g))?;
+        let out = with_f32([&self.grad], self.name(), |[g]| self.gradients(q, k, v, g))?;
         let hidden = self.forward.hidden();
         let rows = q.len() / hidden;
         Ok((CpuStorage::F32(out), Shape::from((3, rows, hidden))))

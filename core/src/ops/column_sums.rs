@@ -18,20 +18,26 @@ impl CustomOp1 for ColumnSums {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = f32_slice(storage, layout, self.name())?;
         let n = row_len(layout, self.name())?;
-        let partials: Vec<Vec<f32>> = g
-            .par_chunks(n * rows_per_task(n))
-            .map(|block| {
-                let mut sums = vec![0f32; n];
-                for row in block.chunks(n) {
-                    sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-                }
-                sums
-            })
-            .collect();
-        let mut sums = vec![0f32; n];
-        for partial in partials {
-            sums.iter_mut().zip(partial).for_each(|(s, x)| *s += x);
-        }
+        let sums = column_sums(g, n);
         Ok((CpuStorage::F32(sums), Shape::from(n)))
     }
+}
+
+/// The sums of the columns of the rows of `n` elements in `g`.
+pub(super) fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks(n * rows_per_task(n))
+        .map(|block| {
+            let mut sums = vec![0f32; n];
+            for row in block.chunks(n) {
+                sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+            }
+            sums
+        })
+        .collect();
+    let mut sums = vec![0f32; n];
+    for partial in partials {
+        sums.iter_mut().zip(partial).for_each(|(s, x)| *s += x);
+    }
+    sums
 }

@@ -147,7 +147,7 @@ impl CustomOp3 for Linear {
                 if z.len() != grad.elem_count() {
                     candle_core::bail!("{}: the gradient does not match", self.name());
                 }
-                let dz = with_f32(&grad, self.name(), |g| gelu_backward_values(z, g))?;
+                let dz = with_f32([&grad], self.name(), |[g]| gelu_backward_values(z, g))?;
                 Tensor::from_vec(dz, grad.shape(), &Device::Cpu)?
             }
         };

@@ -13,6 +13,7 @@ mod attention;
 mod column_sums;
 mod cross_entropy;
 mod fast_math;
+mod feed_forward;
 mod gelu;
 mod heads;
 mod layer_norm;
@@ -23,6 +24,7 @@ mod softmax;
 
 pub use attention::{attention, attention_primitive};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
+pub use feed_forward::{feed_forward, feed_forward_primitive};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_primitive};

@@ -24,14 +24,23 @@ pub(crate) fn f32_slice<'a>(
     }
 }
 
-/// Runs `f` on the f32 elements of `t`, a contiguous CPU tensor that is not one of an op's
-/// inputs (an op's backward reads the output gradient it holds this way).
-pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(storage) = &*storage else {
-        candle_core::bail!("{op}: a tensor it reads is not on the CPU");
-    };
-    Ok(f(f32_slice(storage, layout, op)?))
+/// Runs `f` on the f32 elements of the contiguous CPU tensors `tensors`, which are not an
+/// op's inputs (an op's backward reads the output gradient and what it kept this way).
+pub(crate) fn with_f32<const N: usize, R>(
+    tensors: [&Tensor; N],
+    op: &str,
+    f: impl FnOnce([&[f32]; N]) -> R,
+) -> Result<R> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(N);
+    for (storage, layout) in &guards {
+        let Storage::Cpu(storage) = &**storage else {
+            candle_core::bail!("{op}: a tensor it reads is not on the CPU");
+        };
+        slices.push(f32_slice(storage, layout, op)?);
+    }
+    let slices: [&[f32]; N] = slices.try_into().expect("one slice per tensor");
+    Ok(f(slices))
 }
 
 /// The length of the last dimension of `layout` (the row length), rejecting scalars.

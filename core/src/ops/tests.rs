@@ -403,3 +403,44 @@ fn attention_matches_primitive_ops() -> Result<()> {
     assert!(attention(&x, &x.narrow(1, 0, 2)?, &x, &mask, (2, 3, 2), 1.0).is_err());
     Ok(())
 }
+
+#[test]
+fn feed_forward_matches_primitive_ops() -> Result<()> {
+    for (case, (m, k, f, n)) in [(1, 3, 4, 2), (7, 16, 33, 12), (64, 32, 48, 32)]
+        .into_iter()
+        .enumerate()
+    {
+        for transposed in [false, true] {
+            let seed = 200 + 10 * case as u64;
+            let x = input(&[m, k], seed, transposed)?;
+            let w1 = input(&[f, k], seed + 1, transposed)?;
+            let b1 = input(&[1, f], seed + 2, false)?;
+            let w2 = input(&[n, f], seed + 3, transposed)?;
+            let b2 = input(&[1, n], seed + 4, false)?;
+            let layers = |t: &[Tensor]| -> Result<[Tensor; 2]> {
+                Ok([t[2].flatten_all()?, t[4].flatten_all()?])
+            };
+            check(
+                &format!("feed_forward ({m}, {k}) → {f} → {n} transposed={transposed}"),
+                &[x, w1, b1, w2, b2],
+                transposed,
+                |t| {
+                    let [b1, b2] = layers(t)?;
+                    feed_forward(&t[0], (&t[1], &b1), (&t[3], &b2))
+                },
+                |t| {
+                    let [b1, b2] = layers(t)?;
+                    feed_forward_primitive(&t[0], (&t[1], &b1), (&t[3], &b2))
+                },
+            )?;
+        }
+    }
+    let x = Tensor::zeros((2, 4), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((3, 4), DType::F32, &Device::Cpu)?;
+    let b = Tensor::zeros(3, DType::F32, &Device::Cpu)?;
+    assert!(
+        feed_forward(&x, (&w, &b), (&w, &b)).is_err(),
+        "w2 takes 4 inputs"
+    );
+    Ok(())
+}

@@ -153,8 +153,7 @@ impl TransformerBlock {
         let attention = dropout_opt(&attention, self.dropout_rate, rng.as_deref_mut())?;
         let x = self.attention_residual.forward(x, &attention)?;
 
-        let inner = self.intermediate.forward_gelu(&x)?;
-        let out = self.output.forward(&inner)?;
+        let out = self.output.forward_feed_forward(&self.intermediate, &x)?;
         let out = dropout_opt(&out, self.dropout_rate, rng)?;
         self.output_residual.forward(&x, &out)
     }

@@ -68,12 +68,19 @@ impl Dense {
         self.apply(x, grove_core::ops::linear_gelu)
     }
 
+    /// A transformer's feed-forward block, `self(gelu(intermediate(x)))`, as one fused kernel
+    /// on the CPU (`self` is the block's output layer).
+    pub fn forward_feed_forward(&self, intermediate: &Dense, x: &Tensor) -> Result<Tensor> {
+        let first = (&intermediate.weight, &intermediate.bias);
+        self.apply(x, |x, w, b| grove_core::ops::feed_forward(x, first, (w, b)))
+    }
+
     /// Runs `op(x, weight, bias)` on `x`'s rows: `x` is flattened to `(rows, in)` and the
     /// result shaped back to `(..., out)`.
     fn apply(
         &self,
         x: &Tensor,
-        op: fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+        op: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let (lead, in_dim) = match x.dims() {
             [] => (vec![], 1),
