@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use super::fast_math::{exp, max, sum_map};
-use super::rows::{f32_slice, fused, row_len, rows_per_task};
+use super::rows::{check_ids, f32_slice, fused, row_len, rows_per_task, u32_slice};
 use super::softmax::softmax_rows;
 
 /// The loss of every row of `logits` `(N, C)` against `labels` `(N,)` (integer classes):
@@ -33,24 +33,6 @@ pub fn cross_entropy_rows_primitive(logits: &Tensor, labels: &Tensor) -> Result<
 }
 
 /// The labels of a contiguous u32 storage.
-fn label_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [u32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::U32(labels), Some((start, end))) => Ok(&labels[start..end]),
-        _ => candle_core::bail!("{op}: labels must be contiguous u32"),
-    }
-}
-
-fn check_labels(labels: &[u32], classes: usize, op: &str) -> Result<()> {
-    if let Some((row, label)) = labels
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| l as usize >= classes)
-    {
-        candle_core::bail!("{op}: label {label} of row {row} is not below the {classes} classes");
-    }
-    Ok(())
-}
-
 /// The forward op; its backward runs [`CrossEntropyBackward`].
 struct CrossEntropy;
 
@@ -67,9 +49,9 @@ impl CustomOp2 for CrossEntropy {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let logits = f32_slice(s1, l1, self.name())?;
-        let labels = label_slice(s2, l2, self.name())?;
+        let labels = u32_slice(s2, l2, self.name())?;
         let classes = row_len(l1, self.name())?;
-        check_labels(labels, classes, self.name())?;
+        check_ids(labels, classes, "label", self.name())?;
         let losses: Vec<f32> = logits
             .par_chunks(classes)
             .zip(labels.par_iter())
@@ -114,7 +96,7 @@ impl CustomOp3 for CrossEntropyBackward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let logits = f32_slice(s1, l1, self.name())?;
-        let labels = label_slice(s2, l2, self.name())?;
+        let labels = u32_slice(s2, l2, self.name())?;
         let grad = f32_slice(s3, l3, self.name())?;
         let classes = row_len(l1, self.name())?;
         let mut d = vec![0f32; logits.len()];

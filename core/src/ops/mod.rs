@@ -1,5 +1,5 @@
 //! Fused CPU kernels with their backward passes, for the ops a transformer's step spends its
-//! time in: dense layers (product and bias), the `a · bᵀ` product of attention scores, layer
+//! time in: embedding lookups, dense layers (product and bias), the `a · bᵀ` product of attention scores, layer
 //! normalisation, softmax, exact GELU, cross-entropy, and the split into attention heads and
 //! back.
 //!
@@ -12,6 +12,7 @@
 mod attention;
 mod column_sums;
 mod cross_entropy;
+mod embedding;
 mod fast_math;
 mod feed_forward;
 mod gelu;
@@ -24,6 +25,7 @@ mod softmax;
 
 pub use attention::{attention, attention_primitive};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
+pub use embedding::{embedding, embedding_primitive};
 pub use feed_forward::{feed_forward, feed_forward_primitive};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};

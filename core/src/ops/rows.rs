@@ -58,3 +58,24 @@ pub(crate) fn row_len(layout: &Layout, op: &str) -> Result<usize> {
 pub(crate) fn rows_per_task(row_len: usize) -> usize {
     (16 * 1024 / row_len.max(1)).max(1)
 }
+
+/// The u32 elements of a contiguous CPU storage under `layout` (labels, ids).
+pub(crate) fn u32_slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [u32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::U32(values), Some((start, end))) => Ok(&values[start..end]),
+        _ => candle_core::bail!("{op}: labels and ids must be contiguous u32"),
+    }
+}
+
+/// Checks that every id (`what`: a label, an id) is below `count`, naming the first that is
+/// not and its position.
+pub(crate) fn check_ids(ids: &[u32], count: usize, what: &str, op: &str) -> Result<()> {
+    if let Some((position, id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= count) {
+        candle_core::bail!("{op}: {what} {id} at position {position} is not below {count}");
+    }
+    Ok(())
+}

@@ -263,7 +263,7 @@ fn cross_entropy_rejects_bad_labels() -> Result<()> {
     let err = cross_entropy_rows(&logits, &labels)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("label 3 of row 1"), "{err}");
+    assert!(err.contains("label 3 at position 1"), "{err}");
     let short = Tensor::new(&[0u32], &Device::Cpu)?;
     assert!(cross_entropy_rows(&logits, &short).is_err());
     Ok(())
@@ -441,6 +441,37 @@ fn feed_forward_matches_primitive_ops() -> Result<()> {
     assert!(
         feed_forward(&x, (&w, &b), (&w, &b)).is_err(),
         "w2 takes 4 inputs"
+    );
+    Ok(())
+}
+
+#[test]
+fn embedding_matches_primitive_ops() -> Result<()> {
+    for (case, (vocab, h, n)) in [(1, 3, 1), (6, 16, 9), (300, 32, 200)]
+        .into_iter()
+        .enumerate()
+    {
+        // Repeated ids, so rows receive several contributions.
+        let ids: Vec<u32> = (0..n).map(|i| ((i * 7 + i * i) % vocab) as u32).collect();
+        let ids = Tensor::new(ids, &Device::Cpu)?;
+        for transposed in [false, true] {
+            let table = input(&[vocab, h], 220 + case as u64, transposed)?;
+            check(
+                &format!("embedding ({vocab}, {h}) × {n} ids transposed={transposed}"),
+                &[table],
+                transposed,
+                |t| embedding(&t[0], &ids),
+                |t| embedding_primitive(&t[0], &ids),
+            )?;
+        }
+    }
+    let table = Tensor::zeros((4, 2), DType::F32, &Device::Cpu)?;
+    let error = embedding(&table, &Tensor::new(&[1u32, 4], &Device::Cpu)?).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("id 4 at position 1 is not below 4"),
+        "{error}"
     );
     Ok(())
 }

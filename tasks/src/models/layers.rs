@@ -155,13 +155,12 @@ impl Embedding {
         &self.table
     }
 
-    /// Looks up integer `ids` of any shape; the result has shape `ids.dims() + (dim,)`.
+    /// Looks up integer `ids` of any shape (Grove's fused kernel for u32 ids on the CPU); the
+    /// result has shape `ids.dims() + (dim,)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let mut dims = ids.dims().to_vec();
         dims.push(self.table.dim(1)?);
-        self.table
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape(dims)
+        grove_core::ops::embedding(&self.table, &ids.flatten_all()?)?.reshape(dims)
     }
 }
 

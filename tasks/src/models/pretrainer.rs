@@ -196,9 +196,9 @@ impl BertPretrainer {
             .to_dtype(DType::U32)?
             .broadcast_add(&offsets)?
             .flatten_all()?;
-        let gathered = sequence_output
-            .reshape((batch * seq, hidden))?
-            .index_select(&rows, 0)?;
+        // The rows at the masked positions, gathered as embedding rows are looked up.
+        let gathered =
+            grove_core::ops::embedding(&sequence_output.reshape((batch * seq, hidden))?, &rows)?;
         let mlm_logits = self
             .masked_lm
             .forward(&gathered, self.encoder.word_embeddings())?;
