@@ -40,15 +40,18 @@ fn kernels(c: &mut Criterion) {
     let linear = |x: &Tensor| ops::linear(x, ffn_weight.as_tensor(), ffn_bias.as_tensor());
     let linear_primitive =
         |x: &Tensor| ops::linear_primitive(x, ffn_weight.as_tensor(), ffn_bias.as_tensor());
-    // Attention's core with `x` as the queries; keys and values are variables too.
-    let (keys, values) = (random(&[2048, 256]), random(&[2048, 256]));
+    // Self-attention of `x` up to its output projection; the projections are variables too.
+    let projections: Vec<(Var, Var)> = (0..3)
+        .map(|_| (random(&[256, 256]), random(&[256])))
+        .collect();
+    let project = |i: usize| (projections[i].0.as_tensor(), projections[i].1.as_tensor());
     let attention = |x: &Tensor| {
-        let (k, v) = (keys.as_tensor(), values.as_tensor());
-        ops::attention(x, k, v, &mask_bias, (16, 128, 4), 0.125)
+        let params = [project(0), project(1), project(2)];
+        ops::self_attention(x, params, &mask_bias, (16, 128, 4), 0.125)
     };
     let attention_primitive = |x: &Tensor| {
-        let (k, v) = (keys.as_tensor(), values.as_tensor());
-        ops::attention_primitive(x, k, v, &mask_bias, (16, 128, 4), 0.125)
+        let params = [project(0), project(1), project(2)];
+        ops::self_attention_primitive(x, params, &mask_bias, (16, 128, 4), 0.125)
     };
     let masked = |x: &Tensor| ops::masked_softmax(x, &mask_bias, 0.125);
     let masked_primitive = |x: &Tensor| ops::masked_softmax_primitive(x, &mask_bias, 0.125);
@@ -64,8 +67,8 @@ fn kernels(c: &mut Criterion) {
             &scores,
             &ops::softmax_last_dim_primitive,
         ),
-        ("attention/fused", &hidden, &attention),
-        ("attention/primitive", &hidden, &attention_primitive),
+        ("self_attention/fused", &hidden, &attention),
+        ("self_attention/primitive", &hidden, &attention_primitive),
         ("masked_softmax/fused", &scores, &masked),
         ("masked_softmax/primitive", &scores, &masked_primitive),
         ("gelu/fused", &ffn, &ops::gelu_erf),

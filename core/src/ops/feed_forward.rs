@@ -4,18 +4,16 @@
 //! memory for the second product's backward and gets a gradient accumulation of its own
 //! (candle adds every input's gradient to a fresh zero tensor). Here the op keeps only the
 //! pre-activation and recomputes the GELU output in its backward, which costs one element-wise
-//! pass. A custom op takes at most three inputs, so each layer's weight and bias travel as one
-//! `(out, in + 1)` matrix whose last column is the bias; the products read the weight columns
-//! in place.
+//! pass. Each layer's weight and bias travel as one packed matrix (see
+//! [`super::packed_layer`]).
 
 use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 
-use super::column_sums::column_sums;
 use super::gelu::{gelu_backward_values, gelu_values};
 use super::linear::{linear_gelu_primitive, linear_primitive};
-use super::matmul_nt::{all_threads, gemm_into, Matrix};
+use super::packed_layer::{pack, Layer};
 use super::rows::{f32_slice, fused, with_f32};
 
 /// `gelu(x · w1ᵀ + b1) · w2ᵀ + b2` for `x` `(M, K)`, `w1` `(F, K)`, `b1` `(F,)`, `w2`
@@ -42,10 +40,9 @@ pub fn feed_forward(
     if ![x, w1, b1, w2, b2].into_iter().all(fused) {
         return feed_forward_primitive(x, (w1, b1), (w2, b2));
     }
-    let with_bias = |w: &Tensor, b: &Tensor| Tensor::cat(&[w, &b.unsqueeze(1)?], 1)?.contiguous();
     x.contiguous()?.apply_op3(
-        &with_bias(w1, b1)?,
-        &with_bias(w2, b2)?,
+        &pack(&[(w1, b1)])?,
+        &pack(&[(w2, b2)])?,
         FeedForward {
             pre_activation: OnceLock::new(),
         },
@@ -59,88 +56,6 @@ pub fn feed_forward_primitive(
     (w2, b2): (&Tensor, &Tensor),
 ) -> Result<Tensor> {
     linear_primitive(&linear_gelu_primitive(x, w1, b1)?, w2, b2)
-}
-
-/// One layer's `(out, in + 1)` matrix: the weight in the first `in` columns, the bias last.
-#[derive(Clone, Copy)]
-struct Layer<'a> {
-    values: &'a [f32],
-    out: usize,
-    input: usize,
-}
-
-impl<'a> Layer<'a> {
-    /// The layer whose `(out, in + 1)` matrix `t` holds `values`.
-    fn of(values: &'a [f32], t: &Shape) -> Result<Self> {
-        let (out, columns) = t.dims2()?;
-        Ok(Self {
-            values,
-            out,
-            input: columns - 1,
-        })
-    }
-
-    /// The weight `W` `(out, in)`, read in place.
-    fn weight(&self) -> Matrix<'a> {
-        Matrix {
-            values: self.values,
-            rows: self.out,
-            cols: self.input,
-            row_stride: self.input + 1,
-            col_stride: 1,
-        }
-    }
-
-    /// `Wᵀ` `(in, out)`, read in place.
-    fn weight_transposed(&self) -> Matrix<'a> {
-        Matrix {
-            values: self.values,
-            rows: self.input,
-            cols: self.out,
-            row_stride: 1,
-            col_stride: self.input + 1,
-        }
-    }
-
-    /// `rows` rows that each hold the bias.
-    fn bias_rows(&self, rows: usize) -> Vec<f32> {
-        let stride = self.input + 1;
-        let bias: Vec<f32> = (0..self.out)
-            .map(|j| self.values[j * stride + self.input])
-            .collect();
-        bias.repeat(rows)
-    }
-
-    /// `x · Wᵀ + b` for the row-major `(rows, in)` matrix `x`.
-    fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut out = self.bias_rows(rows);
-        let x = Matrix::of(x, (rows, self.input), false);
-        gemm_into(
-            &mut out,
-            self.out,
-            x,
-            self.weight_transposed(),
-            true,
-            all_threads(),
-        );
-        out
-    }
-
-    /// The gradient of this layer's `(out, in + 1)` matrix from its input `x` `(rows, in)`
-    /// and its output's gradient `g` `(rows, out)`: `gᵀ · x` beside the column sums of `g`.
-    fn gradient(&self, x: &[f32], g: &[f32], rows: usize) -> Vec<f32> {
-        let stride = self.input + 1;
-        let mut d = vec![0f32; self.out * stride];
-        let (g_t, x) = (
-            Matrix::of(g, (rows, self.out), true),
-            Matrix::of(x, (rows, self.input), false),
-        );
-        gemm_into(&mut d, stride, g_t, x, false, all_threads());
-        for (j, sum) in column_sums(g, self.out).into_iter().enumerate() {
-            d[j * stride + self.input] = sum;
-        }
-        d
-    }
 }
 
 /// The op; the forward leaves the pre-activation `x · W1ᵀ + b1` for the backward.
@@ -196,16 +111,9 @@ impl CustomOp3 for FeedForward {
             let h = gelu_values(z);
             let d_second = second_layer.gradient(&h, g, rows);
             // ∂h = g · W2, then ∂z = ∂h ⊙ gelu'(z).
-            let mut dh = vec![0f32; rows * second_layer.input];
-            let g = Matrix::of(g, (rows, second_layer.out), false);
-            let w2 = second_layer.weight();
-            gemm_into(&mut dh, second_layer.input, g, w2, false, all_threads());
-            let dz = gelu_backward_values(z, &dh);
+            let dz = gelu_backward_values(z, &second_layer.input_gradient(g, rows));
             let d_first = first_layer.gradient(x_values, &dz, rows);
-            let mut dx = vec![0f32; rows * first_layer.input];
-            let dz = Matrix::of(&dz, (rows, first_layer.out), false);
-            let w1 = first_layer.weight();
-            gemm_into(&mut dx, first_layer.input, dz, w1, false, all_threads());
+            let dx = first_layer.input_gradient(&dz, rows);
             Ok::<_, candle_core::Error>((dx, d_first, d_second))
         })??;
         let cpu = Device::Cpu;

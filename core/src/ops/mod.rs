@@ -20,10 +20,11 @@ mod heads;
 mod layer_norm;
 mod linear;
 mod matmul_nt;
+mod packed_layer;
 mod rows;
 mod softmax;
 
-pub use attention::{attention, attention_primitive};
+pub use attention::{self_attention, self_attention_primitive, DenseParams};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
 pub use embedding::{embedding, embedding_primitive};
 pub use feed_forward::{feed_forward, feed_forward_primitive};

@@ -358,7 +358,7 @@ fn linear_matches_primitive_ops() -> Result<()> {
 }
 
 #[test]
-fn attention_matches_primitive_ops() -> Result<()> {
+fn self_attention_matches_primitive_ops() -> Result<()> {
     for (case, (batch, seq, heads, width)) in [(1, 5, 1, 4), (2, 7, 3, 4), (3, 16, 4, 8)]
         .into_iter()
         .enumerate()
@@ -374,33 +374,65 @@ fn attention_matches_primitive_ops() -> Result<()> {
             })
             .collect();
         let mask = Tensor::from_vec(mask, (batch, 1, 1, seq), &Device::Cpu)?;
-        let dims = [batch * seq, heads * width];
+        let hidden = heads * width;
         for transposed in [false, true] {
             let seed = 180 + 10 * case as u64;
-            let q = input(&dims, seed, transposed)?;
-            let k = input(&dims, seed + 1, transposed)?;
-            let v = input(&dims, seed + 2, transposed)?;
+            let x = input(&[batch * seq, hidden], seed, transposed)?;
+            let weight = |p| input(&[hidden, hidden], seed + 1 + p, transposed);
+            let bias = |p| input(&[1, hidden], seed + 4 + p, false);
+            // The key bias is a constant: its true gradient is zero (softmax ignores a shift
+            // shared by a row's scores), so both versions give rounding noise there.
+            let key_bias = bias(1)?.as_tensor().flatten_all()?;
+            let inputs = [x, weight(0)?, bias(0)?, weight(1)?, weight(2)?, bias(2)?];
             let sizes = (batch, seq, heads);
+            let biases = |t: &[Tensor]| -> Result<Vec<Tensor>> {
+                Ok(vec![
+                    t[2].flatten_all()?,
+                    key_bias.clone(),
+                    t[5].flatten_all()?,
+                ])
+            };
+            // Weights scaled down so the scores stay moderate: a saturated softmax leaves
+            // rounding noise in the gradients.
+            let weights = |t: &[Tensor]| -> Result<Vec<Tensor>> {
+                [1, 3, 4].iter().map(|&i| &t[i] * 0.05).collect()
+            };
             check(
-                &format!("attention {sizes:?} width {width} transposed={transposed}"),
-                &[q, k, v],
+                &format!("self_attention {sizes:?} width {width} transposed={transposed}"),
+                &inputs,
                 transposed,
-                |t| attention(&t[0], &t[1], &t[2], &mask, sizes, 0.35),
-                |t| attention_primitive(&t[0], &t[1], &t[2], &mask, sizes, 0.35),
+                |t| {
+                    let (w, b) = (weights(t)?, biases(t)?);
+                    let projections = [(&w[0], &b[0]), (&w[1], &b[1]), (&w[2], &b[2])];
+                    self_attention(&t[0], projections, &mask, sizes, 0.35)
+                },
+                |t| {
+                    let (w, b) = (weights(t)?, biases(t)?);
+                    let projections = [(&w[0], &b[0]), (&w[1], &b[1]), (&w[2], &b[2])];
+                    self_attention_primitive(&t[0], projections, &mask, sizes, 0.35)
+                },
             )?;
         }
     }
     let x = Tensor::zeros((6, 4), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((4, 4), DType::F32, &Device::Cpu)?;
+    let b = Tensor::zeros(4, DType::F32, &Device::Cpu)?;
     let mask = Tensor::zeros((2, 1, 1, 3), DType::F32, &Device::Cpu)?;
+    let projections = [(&w, &b), (&w, &b), (&w, &b)];
     assert!(
-        attention(&x, &x, &x, &mask, (2, 3, 3), 1.0).is_err(),
+        self_attention(&x, projections, &mask, (2, 3, 3), 1.0).is_err(),
         "3 heads of 4"
     );
     assert!(
-        attention(&x, &x, &x, &mask, (3, 2, 2), 1.0).is_err(),
+        self_attention(&x, projections, &mask, (3, 2, 2), 1.0).is_err(),
         "mask of 2 items"
     );
-    assert!(attention(&x, &x.narrow(1, 0, 2)?, &x, &mask, (2, 3, 2), 1.0).is_err());
+    let narrow = w.narrow(0, 0, 3)?;
+    let bad = [(&w, &b), (&narrow, &b), (&w, &b)];
+    assert!(
+        self_attention(&x, bad, &mask, (2, 3, 2), 1.0).is_err(),
+        "a (3, 4) key weight"
+    );
     Ok(())
 }
 

@@ -107,12 +107,10 @@ impl TransformerBlock {
     }
 
     /// Attention with dropout on the probabilities, from its separate ops (the fused
-    /// [`grove_core::ops::attention`] keeps no probabilities to drop).
+    /// [`grove_core::ops::self_attention`] keeps no probabilities to drop).
     fn attention_with_dropout(
         &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
+        x: &Tensor,
         bias: &Tensor,
         (batch, seq, heads): (usize, usize, usize),
         rng: Option<&mut StdRng>,
@@ -120,11 +118,16 @@ impl TransformerBlock {
         // (B*S, H) -> (B, NH, S, DH): batched matmul needs the heads laid out contiguously.
         let split_heads = |t: &Tensor| grove_core::ops::split_heads(t, batch, seq, heads);
         let scale = 1.0 / (self.head_size as f64).sqrt();
-        let scores = grove_core::ops::matmul_nt(&split_heads(q)?, &split_heads(k)?)?;
+        let (q, k, v) = (
+            self.query.forward(x)?,
+            self.key.forward(x)?,
+            self.value.forward(x)?,
+        );
+        let scores = grove_core::ops::matmul_nt(&split_heads(&q)?, &split_heads(&k)?)?;
         let probs = grove_core::ops::masked_softmax(&scores, bias, scale)?;
         let probs = dropout_opt(&probs, self.attention_dropout_rate, rng)?;
         // (B, NH, S, DH) -> (B*S, H).
-        grove_core::ops::merge_heads(&probs.matmul(&split_heads(v)?)?)
+        grove_core::ops::merge_heads(&probs.matmul(&split_heads(&v)?)?)
     }
 
     /// Runs the block on `x` `(B*S, H)` with the attention bias `(B, 1, 1, S)`.
@@ -135,19 +138,16 @@ impl TransformerBlock {
         (batch, seq): (usize, usize),
         mut rng: Option<&mut StdRng>,
     ) -> Result<Tensor> {
-        let (q, k, v) = (
-            self.query.forward(x)?,
-            self.key.forward(x)?,
-            self.value.forward(x)?,
-        );
         let scale = 1.0 / (self.head_size as f64).sqrt();
         let sizes = (batch, seq, self.num_heads);
         let dropping = rng.is_some() && self.attention_dropout_rate > 0.0;
         let context = if dropping {
-            self.attention_with_dropout(&q, &k, &v, bias, sizes, rng.as_deref_mut())?
+            self.attention_with_dropout(x, bias, sizes, rng.as_deref_mut())?
         } else {
-            // softmax(q·kᵀ / sqrt(DH) + mask bias) · v per head, in one op.
-            grove_core::ops::attention(&q, &k, &v, bias, sizes, scale)?
+            // The q, k, v projections and softmax(q·kᵀ / sqrt(DH) + mask bias) · v per head,
+            // in one op.
+            let projections = [&self.query, &self.key, &self.value].map(|d| (d.weight(), d.bias()));
+            grove_core::ops::self_attention(x, projections, bias, sizes, scale)?
         };
         let attention = self.attention_output.forward(&context)?;
         let attention = dropout_opt(&attention, self.dropout_rate, rng.as_deref_mut())?;
