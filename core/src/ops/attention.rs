@@ -21,7 +21,7 @@ use super::heads::{merge_heads_primitive, split_heads_primitive};
 use super::linear::linear_primitive;
 use super::matmul_nt::{gemm_into, matmul_nt_primitive, Matrix};
 use super::packed_layer::{pack, Layer};
-use super::rows::{f32_slice, fused, with_f32};
+use super::rows::{f32_inputs, fused, with_f32};
 use super::softmax::{
     masked_softmax_in_place, masked_softmax_primitive, softmax_backward_in_place,
 };
@@ -240,8 +240,8 @@ impl CustomOp2 for SelfAttention {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let x = f32_slice(s1, l1, name)?;
-        let layer = Layer::of(f32_slice(s2, l2, name)?, l2.shape())?;
+        let [x, packed] = f32_inputs([(s1, l1), (s2, l2)], name)?;
+        let layer = Layer::of(packed, l2.shape())?;
         let rows = l1.shape().dims2()?.0;
         let qkv = layer.apply(x, rows);
         let context = self.context(&qkv);

@@ -14,7 +14,7 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use super::gelu::{gelu_backward_values, gelu_values};
 use super::linear::{linear_gelu_primitive, linear_primitive};
 use super::packed_layer::{pack, Layer};
-use super::rows::{f32_slice, fused, with_f32};
+use super::rows::{f32_inputs, fused, with_f32};
 
 /// `gelu(x · w1ᵀ + b1) · w2ᵀ + b2` for `x` `(M, K)`, `w1` `(F, K)`, `b1` `(F,)`, `w2`
 /// `(N, F)` and `b2` `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -78,9 +78,8 @@ impl CustomOp3 for FeedForward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let x = f32_slice(s1, l1, name)?;
-        let first = Layer::of(f32_slice(s2, l2, name)?, l2.shape())?;
-        let second = Layer::of(f32_slice(s3, l3, name)?, l3.shape())?;
+        let [x, w1, w2] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
+        let (first, second) = (Layer::of(w1, l2.shape())?, Layer::of(w2, l3.shape())?);
         let rows = l1.shape().dims2()?.0;
         let z = first.apply(x, rows);
         let out = second.apply(&gelu_values(&z), rows);

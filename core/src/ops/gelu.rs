@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::fast_math::exp;
-use super::rows::{f32_slice, fused};
+use super::rows::{f32_inputs, f32_slice, fused};
 
 /// Elements per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -106,10 +106,7 @@ impl CustomOp2 for GeluBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, grad) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-        );
+        let [x, grad] = f32_inputs([(s1, l1), (s2, l2)], self.name())?;
         Ok((
             CpuStorage::F32(gelu_backward_values(x, grad)),
             l1.shape().clone(),

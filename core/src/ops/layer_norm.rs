@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use super::fast_math::{sum, sum_map};
-use super::rows::{f32_slice, fused, row_len, rows_per_task};
+use super::rows::{f32_inputs, fused, row_len, rows_per_task};
 
 /// Normalises `x` over its last dimension, then scales by `gamma` and shifts by `beta` (both
 /// of the last dimension's length). Fused on f32 CPU tensors, primitive ops elsewhere.
@@ -59,11 +59,7 @@ impl CustomOp3 for LayerNorm {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (x, gamma, beta) = (
-            f32_slice(s1, l1, name)?,
-            f32_slice(s2, l2, name)?,
-            f32_slice(s3, l3, name)?,
-        );
+        let [x, gamma, beta] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
         let h = row_len(l1, name)?;
         check_params(h, gamma, beta, name)?;
         Ok((
@@ -166,11 +162,7 @@ impl CustomOp3 for AddLayerNorm {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (x, residual, params) = (
-            f32_slice(s1, l1, name)?,
-            f32_slice(s2, l2, name)?,
-            f32_slice(s3, l3, name)?,
-        );
+        let [x, residual, params] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
         let h = row_len(l1, name)?;
         let (gamma, beta) = params.split_at(params.len() / 2);
         check_params(h, gamma, beta, name)?;
@@ -236,11 +228,7 @@ impl CustomOp3 for LayerNormBackward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (x, gamma, grad) = (
-            f32_slice(s1, l1, name)?,
-            f32_slice(s2, l2, name)?,
-            f32_slice(s3, l3, name)?,
-        );
+        let [x, gamma, grad] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
         let h = row_len(l1, name)?;
         let rows = x.len() / h;
         let mut out = vec![0f32; (rows + 2) * h];

@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use super::column_sums::ColumnSums;
 use super::gelu::{gelu_backward_values, gelu_erf_primitive, gelu_values};
 use super::matmul_nt::{all_threads, gemm_into, matmul_nt_primitive, Matrix, Product};
-use super::rows::{f32_slice, fused, with_f32};
+use super::rows::{f32_inputs, fused, with_f32};
 
 /// `x · wᵀ + b` for `x` `(M, K)`, `w` `(N, K)` (a dense layer's `(out, in)` weight) and `b`
 /// `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -99,11 +99,7 @@ impl CustomOp3 for Linear {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (x, w, b) = (
-            f32_slice(s1, l1, name)?,
-            f32_slice(s2, l2, name)?,
-            f32_slice(s3, l3, name)?,
-        );
+        let [x, w, b] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
         let ((m, k), n) = (l1.shape().dims2()?, b.len());
         // Every row starts as the bias; the product is added onto it.
         let mut out = b.repeat(m);

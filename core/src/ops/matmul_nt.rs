@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::rows::{f32_slice, fused};
+use super::rows::{f32_inputs, fused};
 
 /// `a · bᵀ` over the last two dimensions: `a` `(…, M, K)`, `b` `(…, N, K)` with the same
 /// leading dimensions, giving `(…, M, N)`. Fused on f32 CPU tensors, candle's
@@ -152,10 +152,7 @@ impl CustomOp2 for Product {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (lhs, rhs) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-        );
+        let [lhs, rhs] = f32_inputs([(s1, l1), (s2, l2)], self.name())?;
         let (dims1, dims2) = (l1.dims(), l2.dims());
         let lead = &dims1[..dims1.len() - 2];
         let (r1, c1) = (dims1[dims1.len() - 2], dims1[dims1.len() - 1]);

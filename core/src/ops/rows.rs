@@ -43,6 +43,18 @@ pub(crate) fn with_f32<const N: usize, R>(
     Ok(f(slices))
 }
 
+/// The f32 elements of an op's contiguous CPU inputs, in order (see [`f32_slice`]).
+pub(crate) fn f32_inputs<'a, const N: usize>(
+    inputs: [(&'a CpuStorage, &Layout); N],
+    op: &str,
+) -> Result<[&'a [f32]; N]> {
+    let slices = inputs
+        .into_iter()
+        .map(|(storage, layout)| f32_slice(storage, layout, op))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(slices.try_into().expect("one slice per input"))
+}
+
 /// The length of the last dimension of `layout` (the row length), rejecting scalars.
 pub(crate) fn row_len(layout: &Layout, op: &str) -> Result<usize> {
     match layout.dims().last() {

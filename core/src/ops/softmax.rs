@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::fast_math::{dot, exp, max, sum};
-use super::rows::{f32_slice, fused, row_len, rows_per_task};
+use super::rows::{f32_inputs, f32_slice, fused, row_len, rows_per_task};
 
 /// `exp(x − max) / Σ exp(x − max)` over the last dimension. Fused on f32 CPU tensors,
 /// primitive ops elsewhere.
@@ -132,10 +132,7 @@ impl CustomOp2 for MaskedSoftmax {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (scores, bias) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-        );
+        let [scores, bias] = f32_inputs([(s1, l1), (s2, l2)], self.name())?;
         let keys = row_len(l1, self.name())?;
         // Rows of `scores` per batch item; item `b`'s bias row is `bias[b·K .. (b+1)·K]`.
         let rows_per_item = scores.len() / bias.len().max(1);
@@ -185,10 +182,7 @@ impl CustomOp2 for SoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (y, grad) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-        );
+        let [y, grad] = f32_inputs([(s1, l1), (s2, l2)], self.name())?;
         let h = row_len(l1, self.name())?;
         let mut dx = vec![0f32; y.len()];
         let chunk = h * rows_per_task(h);
