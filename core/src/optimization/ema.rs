@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use super::in_place::{read_f32, update_f32};
 use super::optimizer::{NamedVar, Optimizer, StateView};
@@ -109,10 +109,10 @@ impl Optimizer for MovingAverage {
             .views()
             .into_iter()
             .filter_map(|view| {
-                let name = view.name.strip_suffix(&suffix)?.to_string();
-                let tensor = Tensor::from_slice(view.values, view.shape, &Device::Cpu)
-                    .expect("an average has its variable's element count");
-                Some((name, tensor))
+                Some((
+                    view.name.strip_suffix(&suffix)?.to_string(),
+                    view.to_tensor(),
+                ))
             })
             .collect()
     }

@@ -57,6 +57,14 @@ pub struct StateView<'a> {
     pub values: &'a [f32],
 }
 
+impl StateView<'_> {
+    /// The buffer copied into a CPU tensor of its shape.
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor::from_slice(self.values, self.shape.as_slice(), &Device::Cpu)
+            .expect("a state buffer has its shape's element count")
+    }
+}
+
 /// An update rule with named state (Keras optimizer semantics).
 pub trait Optimizer: Send {
     /// Applies one update to `params` from `grads` with learning rate `lr`; increments
@@ -74,11 +82,7 @@ pub trait Optimizer: Send {
     fn state(&self) -> Vec<(String, Tensor)> {
         self.state_views()
             .into_iter()
-            .map(|view| {
-                let tensor = Tensor::from_slice(view.values, view.shape, &Device::Cpu)
-                    .expect("a state buffer has its shape's element count");
-                (view.name, tensor)
-            })
+            .map(|view| (view.name.clone(), view.to_tensor()))
             .collect()
     }
 
