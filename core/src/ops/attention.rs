@@ -11,13 +11,12 @@
 //! splits, two products, the softmax, the merge and a transpose), each of whose backward
 //! accumulated an activation-sized gradient.
 
-use std::sync::OnceLock;
-
 use candle_core::{CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::heads::{merge_heads_primitive, split_heads_primitive};
+use super::kept::Kept;
 use super::linear::linear_primitive;
 use super::matmul_nt::{gemm_into, matmul_nt_primitive, Matrix};
 use super::packed_layer::{pack, Layer};
@@ -69,7 +68,7 @@ pub fn self_attention(
         width: hidden / heads,
         scale: scale as f32,
         mask: mask.flatten_all()?.to_vec1::<f32>()?,
-        projections: OnceLock::new(),
+        projections: Kept::default(),
     };
     x.contiguous()?.apply_op2(&pack(&[query, key, value])?, op)
 }
@@ -99,7 +98,7 @@ struct SelfAttention {
     /// The `(B, S)` additive key bias.
     mask: Vec<f32>,
     /// `[q | k | v]`, `(B·S, 3H)`.
-    projections: OnceLock<Vec<f32>>,
+    projections: Kept,
 }
 
 /// Which of the three projections a head is read from.
@@ -245,9 +244,7 @@ impl CustomOp2 for SelfAttention {
         let rows = l1.shape().dims2()?.0;
         let qkv = layer.apply(x, rows);
         let context = self.context(&qkv);
-        if self.projections.set(qkv).is_err() {
-            candle_core::bail!("{name}: one op value ran forward twice");
-        }
+        self.projections.keep(qkv);
         Ok((CpuStorage::F32(context), Shape::from((rows, self.hidden()))))
     }
 
@@ -259,17 +256,16 @@ impl CustomOp2 for SelfAttention {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
-        let Some(qkv) = self.projections.get() else {
-            candle_core::bail!("{name}: backward before forward");
-        };
         let grad = grad.contiguous()?;
-        if grad.elem_count() * 3 != qkv.len() {
+        let rows = x.dim(0)?;
+        if grad.dims() != [rows, self.hidden()] {
             candle_core::bail!("{name}: the gradient does not match the context");
         }
-        let rows = x.dim(0)?;
         let (dx, dpacked) = with_f32([x, packed, &grad], name, |[x, w, g]| {
             let layer = Layer::of(w, packed.shape())?;
-            let dqkv = self.projections_gradient(qkv, g);
+            let qkv = self.projections.take_or(|| layer.apply(x, rows));
+            let dqkv = self.projections_gradient(&qkv, g);
+            drop(qkv);
             let dpacked = layer.gradient(x, &dqkv, rows);
             Ok::<_, candle_core::Error>((layer.input_gradient(&dqkv, rows), dpacked))
         })??;

@@ -7,11 +7,10 @@
 //! pass. Each layer's weight and bias travel as one packed matrix (see
 //! [`super::packed_layer`]).
 
-use std::sync::OnceLock;
-
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 
-use super::gelu::{gelu_backward_values, gelu_values};
+use super::gelu::{gelu_and_backward_in_place, gelu_values};
+use super::kept::Kept;
 use super::linear::{linear_gelu_primitive, linear_primitive};
 use super::packed_layer::{pack, Layer};
 use super::rows::{f32_inputs, fused, with_f32};
@@ -44,7 +43,7 @@ pub fn feed_forward(
         &pack(&[(w1, b1)])?,
         &pack(&[(w2, b2)])?,
         FeedForward {
-            pre_activation: OnceLock::new(),
+            pre_activation: Kept::default(),
         },
     )
 }
@@ -60,7 +59,7 @@ pub fn feed_forward_primitive(
 
 /// The op; the forward leaves the pre-activation `x · W1ᵀ + b1` for the backward.
 struct FeedForward {
-    pre_activation: OnceLock<Vec<f32>>,
+    pre_activation: Kept,
 }
 
 impl CustomOp3 for FeedForward {
@@ -83,9 +82,7 @@ impl CustomOp3 for FeedForward {
         let rows = l1.shape().dims2()?.0;
         let z = first.apply(x, rows);
         let out = second.apply(&gelu_values(&z), rows);
-        if self.pre_activation.set(z).is_err() {
-            candle_core::bail!("{name}: one op value ran forward twice");
-        }
+        self.pre_activation.keep(z);
         Ok((CpuStorage::F32(out), Shape::from((rows, second.out))))
     }
 
@@ -97,20 +94,20 @@ impl CustomOp3 for FeedForward {
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let name = self.name();
-        let Some(z) = self.pre_activation.get() else {
-            candle_core::bail!("{name}: backward before forward");
-        };
         let grad = grad.contiguous()?;
         let rows = x.dim(0)?;
         let tensors = [x, first, second, &grad];
-        let (dx, d_first, d_second) = with_f32(tensors, name, |[x_values, w1, w2, g]| {
+        let (dx, d_first, d_second) = with_f32(tensors, self.name(), |[x_values, w1, w2, g]| {
             let first_layer = Layer::of(w1, first.shape())?;
             let second_layer = Layer::of(w2, second.shape())?;
-            let h = gelu_values(z);
-            let d_second = second_layer.gradient(&h, g, rows);
-            // ∂h = g · W2, then ∂z = ∂h ⊙ gelu'(z).
-            let dz = gelu_backward_values(z, &second_layer.input_gradient(g, rows));
+            let mut z = self
+                .pre_activation
+                .take_or(|| first_layer.apply(x_values, rows));
+            // ∂h = g · W2; then, in one pass, ∂z = ∂h ⊙ gelu'(z) and z becomes h = gelu(z).
+            let mut dz = second_layer.input_gradient(g, rows);
+            gelu_and_backward_in_place(&mut z, &mut dz);
+            let d_second = second_layer.gradient(&z, g, rows);
+            drop(z);
             let d_first = first_layer.gradient(x_values, &dz, rows);
             let dx = first_layer.input_gradient(&dz, rows);
             Ok::<_, candle_core::Error>((dx, d_first, d_second))

@@ -45,6 +45,9 @@ fn cdf(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// `1 / √(2π)`, the standard normal density's factor.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
 /// The GELU of every element of `x`, in one parallel pass.
 pub(super) fn gelu_values(x: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
@@ -57,8 +60,6 @@ pub(super) fn gelu_values(x: &[f32]) -> Vec<f32> {
 /// The gradient of GELU's input, `g · (Φ(x) + x · φ(x))` with `φ` the standard normal
 /// density, from the input `x` and the output's gradient `g`, in one parallel pass.
 pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
-    // 1 / sqrt(2π)
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
     let mut dx = vec![0f32; x.len()];
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
@@ -69,6 +70,22 @@ pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
             }
         });
     dx
+}
+
+/// The feed-forward block's backward step through GELU, in place and in one parallel pass:
+/// `z` (the pre-activation) becomes `gelu(z)` and `g` (the gradient of `gelu(z)`) becomes the
+/// gradient of `z`, with `Φ(z)` evaluated once for both.
+pub(super) fn gelu_and_backward_in_place(z: &mut [f32], g: &mut [f32]) {
+    z.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks_mut(CHUNK))
+        .for_each(|(z, g)| {
+            for (z, g) in z.iter_mut().zip(g) {
+                let x = *z;
+                let cdf = cdf(x);
+                *g *= cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+                *z = x * cdf;
+            }
+        });
 }
 
 /// The forward op; its backward runs [`GeluBackward`] on the input.

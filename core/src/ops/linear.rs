@@ -6,12 +6,11 @@
 //! input held), so the feed-forward block's widest activation gets no gradient accumulation
 //! of its own either.
 
-use std::sync::OnceLock;
-
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 
 use super::column_sums::ColumnSums;
 use super::gelu::{gelu_backward_values, gelu_erf_primitive, gelu_values};
+use super::kept::Kept;
 use super::matmul_nt::{all_threads, gemm_into, matmul_nt_primitive, Matrix, Product};
 use super::rows::{f32_inputs, fused, with_f32};
 
@@ -41,7 +40,7 @@ pub fn linear_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         w,
         b,
         Linear::Gelu {
-            pre_activation: OnceLock::new(),
+            pre_activation: Kept::default(),
         },
     )
 }
@@ -72,12 +71,28 @@ fn apply(x: &Tensor, w: &Tensor, b: &Tensor, op: Linear) -> Result<Tensor> {
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 
+/// `x · wᵀ + b` for `m` rows of `x`, the product accumulated onto rows that start as the bias.
+fn affine(x: &[f32], w: &[f32], b: &[f32], m: usize) -> Vec<f32> {
+    let n = b.len();
+    let k = x.len() / m;
+    let mut out = b.repeat(m);
+    gemm_into(
+        &mut out,
+        n,
+        Matrix::of(x, (m, k), false),
+        Matrix::of(w, (n, k), true),
+        true,
+        all_threads(),
+    );
+    out
+}
+
 /// The op, by the activation applied to the product.
 enum Linear {
     Identity,
     /// Exact GELU; the forward leaves the pre-activation `x · wᵀ + b` here for the backward.
     Gelu {
-        pre_activation: OnceLock<Vec<f32>>,
+        pre_activation: Kept,
     },
 }
 
@@ -100,24 +115,13 @@ impl CustomOp3 for Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let [x, w, b] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
-        let ((m, k), n) = (l1.shape().dims2()?, b.len());
-        // Every row starts as the bias; the product is added onto it.
-        let mut out = b.repeat(m);
-        gemm_into(
-            &mut out,
-            n,
-            Matrix::of(x, (m, k), false),
-            Matrix::of(w, (n, k), true),
-            true,
-            all_threads(),
-        );
+        let (m, n) = (l1.shape().dims2()?.0, b.len());
+        let out = affine(x, w, b, m);
         let out = match self {
             Linear::Identity => out,
             Linear::Gelu { pre_activation } => {
                 let activated = gelu_values(&out);
-                if pre_activation.set(out).is_err() {
-                    candle_core::bail!("{name}: one op value ran forward twice");
-                }
+                pre_activation.keep(out);
                 activated
             }
         };
@@ -128,7 +132,7 @@ impl CustomOp3 for Linear {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -137,13 +141,14 @@ impl CustomOp3 for Linear {
         let grad = match self {
             Linear::Identity => grad,
             Linear::Gelu { pre_activation } => {
-                let Some(z) = pre_activation.get() else {
-                    candle_core::bail!("{}: backward before forward", self.name());
-                };
-                if z.len() != grad.elem_count() {
+                let rows = x.dim(0)?;
+                if grad.dims() != [rows, b.elem_count()] {
                     candle_core::bail!("{}: the gradient does not match", self.name());
                 }
-                let dz = with_f32([&grad], self.name(), |[g]| gelu_backward_values(z, g))?;
+                let dz = with_f32([x, w, b, &grad], self.name(), |[x, w, b, g]| {
+                    let z = pre_activation.take_or(|| affine(x, w, b, rows));
+                    gelu_backward_values(&z, g)
+                })?;
                 Tensor::from_vec(dz, grad.shape(), &Device::Cpu)?
             }
         };

@@ -17,6 +17,7 @@ mod fast_math;
 mod feed_forward;
 mod gelu;
 mod heads;
+mod kept;
 mod layer_norm;
 mod linear;
 mod matmul_nt;
