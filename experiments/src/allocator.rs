@@ -1,4 +1,8 @@
 //! Settings for mimalloc, the global allocator of `train` and `grove-bench`.
+//!
+//! The workspace builds mimalloc's v2 line (the `v2` feature of the `mimalloc` crate), not the
+//! crate's default v3: on the BERT-mini step v3 kept 339 MB resident against v2's 287 MB, at
+//! the same speed and page-fault count (benches/RESULTS.md, entry 28).
 
 use std::ffi::c_long;
 
@@ -8,11 +12,11 @@ use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
 /// libmimalloc-sys exports no constant.
 const PURGE_DELAY: mi_option_t = 15;
 
-/// Keeps memory that a run frees mapped, for reuse. By default mimalloc (v3, the version
-/// libmimalloc-sys builds) returns freed pages to the OS a second after they fall empty; a
-/// training step frees its activations and allocates
-/// them again in the next step, so every step faulted them back in (about 4 000 page faults
-/// per BERT-mini step, against none once this is set; benches/RESULTS.md, entry 14). The
+/// Keeps memory that a run frees mapped, for reuse. By default mimalloc returns freed pages
+/// to the OS shortly after they fall empty (10 ms in v2, 1 s in v3); a training step frees
+/// its activations and allocates them again in the next step, so every step faulted them
+/// back in (about 4 000 page faults per BERT-mini step with v3, against none once this is
+/// set; benches/RESULTS.md, entry 14). The
 /// process's peak memory is unchanged: it only stops giving back what it will need again.
 ///
 /// Call it first thing in `main`, before any other thread starts (mimalloc's option setters
@@ -35,9 +39,9 @@ mod tests {
     #[test]
     fn keeping_freed_memory_sets_mimallocs_purge_delay() {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // mimalloc v3's default for this option is 1000 ms; its neighbours' defaults are
+            // mimalloc v2's default for this option is 10 ms; its neighbours' defaults are
             // 1 and 0, so a wrong index reads another value.
-            assert_eq!(purge_delay_ms(), 1000);
+            assert_eq!(purge_delay_ms(), 10);
         }
         keep_freed_memory();
         assert_eq!(purge_delay_ms(), -1);
