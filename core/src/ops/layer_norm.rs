@@ -249,11 +249,14 @@ impl CustomOp3 for LayerNormBackward {
                     }
                     let (m1, m2) = (m1 / h as f32, m2 / h as f32);
                     let (dgamma, dbeta) = sums.split_at_mut(h);
-                    for (i, ((dx, x), g)) in dx.iter_mut().zip(x).zip(g).enumerate() {
+                    let params = gamma.iter().zip(dgamma.iter_mut().zip(dbeta));
+                    for (((dx, x), g), (gamma, (dgamma, dbeta))) in
+                        dx.iter_mut().zip(x).zip(g).zip(params)
+                    {
                         let xhat = (x - mean) * rstd;
-                        *dx = rstd * (g * gamma[i] - m1 - xhat * m2);
-                        dgamma[i] += g * xhat;
-                        dbeta[i] += g;
+                        *dx = rstd * (g * gamma - m1 - xhat * m2);
+                        *dgamma += g * xhat;
+                        *dbeta += g;
                     }
                 }
                 sums

@@ -83,18 +83,27 @@ impl UpdateRule for Adam {
         let (m, rest) = slots.split_at_mut(1);
         let (v, vhat) = rest.split_at_mut(1);
         let moments = m[0].iter_mut().zip(v[0].iter_mut());
-        let mut vhat = vhat.first_mut().map(|s| s.iter_mut());
-        for ((w, g), (m, v)) in w.iter_mut().zip(g.iter()).zip(moments) {
+        let advance = |m: &mut f32, v: &mut f32, g: f32| {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
-            let second = match vhat.as_mut().and_then(|it| it.next()) {
-                Some(vhat) => {
+        };
+        let apply = |w: &mut f32, m: f32, second: f32| {
+            *w = *w * keep - lr_t * m / (second.sqrt() + eps);
+        };
+        // One branch-free loop for each form, so that both vectorise.
+        let elements = w.iter_mut().zip(g.iter()).zip(moments);
+        match vhat.first_mut() {
+            None => elements.for_each(|((w, g), (m, v))| {
+                advance(m, v, g);
+                apply(w, *m, *v);
+            }),
+            Some(vhat) => elements
+                .zip(vhat.iter_mut())
+                .for_each(|(((w, g), (m, v)), vhat)| {
+                    advance(m, v, g);
                     *vhat = vhat.max(*v);
-                    *vhat
-                }
-                None => *v,
-            };
-            *w = *w * keep - lr_t * *m / (second.sqrt() + eps);
+                    apply(w, *m, *vhat);
+                }),
         }
     }
 }

@@ -51,24 +51,36 @@ impl UpdateRule for Rmsprop {
         let mu = self.momentum as f32;
         let (rms, rest) = slots.split_at_mut(1);
         let (momentum, mg) = rest.split_at_mut(usize::from(self.momentum > 0.0));
-        let mut momentum = momentum.first_mut().map(|s| s.iter_mut());
-        let mut mg = mg.first_mut().map(|s| s.iter_mut());
-        for ((w, g), rms) in w.iter_mut().zip(g.iter()).zip(rms[0].iter_mut()) {
-            *rms = rho * *rms + (1.0 - rho) * g * g;
-            let denominator = match mg.as_mut().and_then(|it| it.next()) {
+        let average = |avg: &mut f32, x: f32| *avg = rho * *avg + (1.0 - rho) * x;
+        // The denominator's second moment: centered (minus the squared mean gradient) or not.
+        let second = |rms: &mut f32, mg: Option<&mut f32>, g: f32| {
+            average(rms, g * g);
+            match mg {
                 Some(mg) => {
-                    *mg = rho * *mg + (1.0 - rho) * g;
+                    average(mg, g);
                     *rms - *mg * *mg
                 }
                 None => *rms,
-            };
-            match momentum.as_mut().and_then(|it| it.next()) {
-                Some(mom) => {
-                    *mom = mu * *mom + lr * g / (denominator + eps).sqrt();
-                    *w -= *mom;
-                }
-                None => *w -= lr * g / (denominator.sqrt() + eps),
             }
+        };
+        let plain = |w: &mut f32, g: f32, second: f32| *w -= lr * g / (second.sqrt() + eps);
+        let with_momentum = |w: &mut f32, mom: &mut f32, g: f32, second: f32| {
+            *mom = mu * *mom + lr * g / (second + eps).sqrt();
+            *w -= *mom;
+        };
+        // One branch-free loop for each of the four forms, so that each vectorises.
+        let elements = w.iter_mut().zip(g.iter()).zip(rms[0].iter_mut());
+        match (momentum.first_mut(), mg.first_mut()) {
+            (None, None) => elements.for_each(|((w, g), rms)| plain(w, g, second(rms, None, g))),
+            (None, Some(mg)) => elements
+                .zip(mg.iter_mut())
+                .for_each(|(((w, g), rms), mg)| plain(w, g, second(rms, Some(mg), g))),
+            (Some(mom), None) => elements
+                .zip(mom.iter_mut())
+                .for_each(|(((w, g), rms), mom)| with_momentum(w, mom, g, second(rms, None, g))),
+            (Some(mom), Some(mg)) => elements.zip(mom.iter_mut().zip(mg.iter_mut())).for_each(
+                |(((w, g), rms), (mom, mg))| with_momentum(w, mom, g, second(rms, Some(mg), g)),
+            ),
         }
     }
 }
