@@ -4,10 +4,10 @@
 //! the same row and adds every row's contributions in id order (candle's `index_select`
 //! backward adds them with `index_add` on one thread).
 
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::rows::{check_ids, f32_slice, fused, rows_per_task, u32_slice, with_f32};
+use super::rows::{check_ids, f32_inputs, f32_slice, fused, rows_per_task, u32_slice, with_f32};
 
 /// The rows of `table` `(V, H)` at `ids` (u32 `(N,)`), giving `(N, H)`. Fused for an f32 CPU
 /// table and u32 ids, candle's `index_select` otherwise.
@@ -69,34 +69,127 @@ impl CustomOp2 for Embedding {
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (vocab, h) = table.dims2()?;
         let ids = ids.to_vec1::<u32>()?;
-        let grad = grad.contiguous()?;
-        let dtable = with_f32([&grad], self.name(), |[g]| {
-            let mut dtable = vec![0f32; vocab * h];
-            let block = rows_per_task(h);
-            if h > 0 {
-                dtable
-                    .par_chunks_mut(block * h)
-                    .enumerate()
-                    .for_each(|(b, rows)| {
-                        let first = b * block;
-                        for (i, &id) in ids.iter().enumerate() {
-                            let Some(local) = (id as usize).checked_sub(first) else {
-                                continue;
-                            };
-                            if local < rows.len() / h {
-                                let row = &mut rows[local * h..(local + 1) * h];
-                                row.iter_mut()
-                                    .zip(&g[i * h..(i + 1) * h])
-                                    .for_each(|(d, g)| *d += g);
-                            }
-                        }
-                    });
-            }
+        Ok((Some(table_gradient(table, &ids, grad, self.name())?), None))
+    }
+}
+
+/// The gradient of `table` `(V, H)` whose rows at `ids` received the rows of `grad` `(N, H)`.
+fn table_gradient(table: &Tensor, ids: &[u32], grad: &Tensor, op: &str) -> Result<Tensor> {
+    let (vocab, h) = table.dims2()?;
+    let grad = grad.contiguous()?;
+    let dtable = with_f32([&grad], op, |[g]| {
+        let mut dtable = vec![0f32; vocab * h];
+        let block = rows_per_task(h);
+        if h > 0 {
             dtable
-        })?;
-        let dtable = Tensor::from_vec(dtable, (vocab, h), &Device::Cpu)?;
-        Ok((Some(dtable), None))
+                .par_chunks_mut(block * h)
+                .enumerate()
+                .for_each(|(b, rows)| {
+                    let first = b * block;
+                    for (i, &id) in ids.iter().enumerate() {
+                        let Some(local) = (id as usize).checked_sub(first) else {
+                            continue;
+                        };
+                        if local < rows.len() / h {
+                            let row = &mut rows[local * h..(local + 1) * h];
+                            row.iter_mut()
+                                .zip(&g[i * h..(i + 1) * h])
+                                .for_each(|(d, g)| *d += g);
+                        }
+                    }
+                });
+        }
+        dtable
+    })?;
+    Tensor::from_vec(dtable, (vocab, h), &Device::Cpu)
+}
+
+/// `Σₜ tableₜ[idsₜ]` over three lookups, as a BERT embedding layer adds its word, position and
+/// type embeddings: each table `(Vₜ, H)` with u32 ids `(N,)`, giving `(N, H)`. One op and one
+/// `(N, H)` tensor, where separate lookups and adds keep five. Fused for f32 CPU tables and
+/// u32 ids, [`embedding_sum_primitive`] otherwise.
+pub fn embedding_sum(lookups: [(&Tensor, &Tensor); 3]) -> Result<Tensor> {
+    let (n, h) = (lookups[0].1.elem_count(), lookups[0].0.dim(1)?);
+    for (table, ids) in lookups {
+        if table.rank() != 2 || table.dim(1)? != h || ids.dims() != [n] {
+            candle_core::bail!(
+                "embedding_sum: table {:?} with ids {:?} (want (V, {h}) tables and ({n},) ids)",
+                table.dims(),
+                ids.dims()
+            );
+        }
+    }
+    let fusable = lookups
+        .iter()
+        .all(|(table, ids)| fused(table) && ids.device().is_cpu() && ids.dtype() == DType::U32);
+    if !fusable {
+        return embedding_sum_primitive(lookups);
+    }
+    let [(t0, i0), (t1, i1), (t2, i2)] = lookups;
+    let op = EmbeddingSum {
+        ids: [i0.to_vec1()?, i1.to_vec1()?, i2.to_vec1()?],
+    };
+    t0.contiguous()?
+        .apply_op3(&t1.contiguous()?, &t2.contiguous()?, op)
+}
+
+/// [`embedding_sum`] with candle's ops: three `index_select` lookups added.
+pub fn embedding_sum_primitive(lookups: [(&Tensor, &Tensor); 3]) -> Result<Tensor> {
+    let [a, b, c] = lookups.map(|(table, ids)| embedding_primitive(table, ids));
+    (a? + b?)? + c?
+}
+
+/// The op of [`embedding_sum`]; it holds the three lookups' ids.
+struct EmbeddingSum {
+    ids: [Vec<u32>; 3],
+}
+
+impl CustomOp3 for EmbeddingSum {
+    fn name(&self) -> &'static str {
+        "grove-embedding-sum"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let tables = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
+        for (layout, ids) in [l1, l2, l3].iter().zip(&self.ids) {
+            check_ids(ids, layout.shape().dims2()?.0, "id", name)?;
+        }
+        let h = l1.shape().dims2()?.1;
+        let n = self.ids[0].len();
+        let mut out = vec![0f32; n * h];
+        if h > 0 {
+            out.par_chunks_mut(h).enumerate().for_each(|(i, row)| {
+                for (table, ids) in tables.iter().zip(&self.ids) {
+                    let start = ids[i] as usize * h;
+                    row.iter_mut()
+                        .zip(&table[start..start + h])
+                        .for_each(|(y, x)| *y += x);
+                }
+            });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, h))))
+    }
+
+    fn bwd(
+        &self,
+        t0: &Tensor,
+        t1: &Tensor,
+        t2: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let gradient = |table, ids| table_gradient(table, ids, grad, self.name()).map(Some);
+        let [i0, i1, i2] = &self.ids;
+        Ok((gradient(t0, i0)?, gradient(t1, i1)?, gradient(t2, i2)?))
     }
 }

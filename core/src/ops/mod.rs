@@ -27,7 +27,7 @@ mod softmax;
 
 pub use attention::{self_attention, self_attention_primitive, DenseParams};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
-pub use embedding::{embedding, embedding_primitive};
+pub use embedding::{embedding, embedding_primitive, embedding_sum, embedding_sum_primitive};
 pub use feed_forward::{feed_forward, feed_forward_primitive};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};

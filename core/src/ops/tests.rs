@@ -512,3 +512,57 @@ fn embedding_matches_primitive_ops() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn embedding_sum_matches_primitive_ops() -> Result<()> {
+    for (case, (vocabs, h, n)) in [
+        ([1, 1, 1], 3, 1),
+        ([9, 4, 2], 16, 12),
+        ([300, 64, 2], 32, 200),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Each lookup's ids repeat, so rows receive several contributions.
+        let ids: Vec<Tensor> = vocabs
+            .iter()
+            .enumerate()
+            .map(|(t, &vocab)| {
+                let ids: Vec<u32> = (0..n)
+                    .map(|i| ((i * (7 + t) + i * i) % vocab) as u32)
+                    .collect();
+                Tensor::new(ids, &Device::Cpu)
+            })
+            .collect::<Result<_>>()?;
+        for transposed in [false, true] {
+            let tables: Vec<Var> = vocabs
+                .iter()
+                .enumerate()
+                .map(|(t, &vocab)| input(&[vocab, h], 230 + 3 * case as u64 + t as u64, transposed))
+                .collect::<Result<_>>()?;
+            check(
+                &format!("embedding_sum {vocabs:?} × {h}, {n} ids transposed={transposed}"),
+                &tables,
+                transposed,
+                |t| embedding_sum([(&t[0], &ids[0]), (&t[1], &ids[1]), (&t[2], &ids[2])]),
+                |t| embedding_sum_primitive([(&t[0], &ids[0]), (&t[1], &ids[1]), (&t[2], &ids[2])]),
+            )?;
+        }
+    }
+    let table = Tensor::zeros((4, 2), DType::F32, &Device::Cpu)?;
+    let ids = Tensor::new(&[1u32, 2], &Device::Cpu)?;
+    let bad = Tensor::new(&[1u32, 4], &Device::Cpu)?;
+    let error = embedding_sum([(&table, &ids), (&table, &bad), (&table, &ids)]).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("id 4 at position 1 is not below 4"),
+        "{error}"
+    );
+    let narrow = Tensor::zeros((4, 3), DType::F32, &Device::Cpu)?;
+    assert!(
+        embedding_sum([(&table, &ids), (&narrow, &ids), (&table, &ids)]).is_err(),
+        "tables of different widths"
+    );
+    Ok(())
+}

@@ -253,13 +253,20 @@ impl BertEncoder {
                 "sequence length {seq} exceeds max_position_embeddings {max_positions}"
             );
         }
-        let positions = table.narrow(0, 0, seq)?;
-        let embeddings = (self
-            .word_embeddings
-            .forward(input_word_ids)?
-            .broadcast_add(&positions)?
-            + self.type_embeddings.forward(input_type_ids)?)?
-        .reshape((batch * seq, self.hidden_size))?;
+        // Item b's token s is at position s.
+        let positions: Vec<u32> = (0..batch * seq).map(|i| (i % seq) as u32).collect();
+        let positions = Tensor::from_vec(positions, batch * seq, input_word_ids.device())?;
+        let embeddings = grove_core::ops::embedding_sum([
+            (
+                self.word_embeddings.embeddings(),
+                &input_word_ids.flatten_all()?,
+            ),
+            (table, &positions),
+            (
+                self.type_embeddings.embeddings(),
+                &input_type_ids.flatten_all()?,
+            ),
+        ])?;
         let embeddings = self.embeddings_layer_norm.forward(&embeddings)?;
         let mut x = dropout_opt(&embeddings, self.dropout_rate, dropout.as_deref_mut())?;
 
