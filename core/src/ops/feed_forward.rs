@@ -5,15 +5,21 @@
 //! (candle adds every input's gradient to a fresh zero tensor). Here the op keeps only the
 //! pre-activation and recomputes the GELU output in its backward, which costs one element-wise
 //! pass. Each layer's weight and bias travel as one packed matrix (see
-//! [`super::packed_layer`]).
+//! [`super::packed_layer`]). [`feed_forward_add_layer_norm`] also takes in the post-LayerNorm
+//! block's residual sum and norm (see [`super::post_norm`]).
+
+use std::borrow::Cow;
 
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 use super::gelu::{gelu_and_backward_in_place, gelu_values};
 use super::kept::Kept;
+use super::layer_norm::layer_norm_primitive;
 use super::linear::{linear_gelu_primitive, linear_primitive};
-use super::packed_layer::{pack, Layer};
-use super::rows::{f32_inputs, fused, with_f32};
+use super::packed_layer::{pack, pack_normed, Layer, NormParams};
+use super::post_norm::PostNorm;
+use super::rows::{f32_inputs, fused, rows_per_task, with_f32};
 
 /// `gelu(x · w1ᵀ + b1) · w2ᵀ + b2` for `x` `(M, K)`, `w1` `(F, K)`, `b1` `(F,)`, `w2`
 /// `(N, F)` and `b2` `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -22,20 +28,7 @@ pub fn feed_forward(
     (w1, b1): (&Tensor, &Tensor),
     (w2, b2): (&Tensor, &Tensor),
 ) -> Result<Tensor> {
-    let fits = match (x.dims(), w1.dims(), b1.dims(), w2.dims(), b2.dims()) {
-        ([_, k], [f, k1], [f1], [n, f2], [n2]) => k == k1 && f == f1 && f == f2 && n == n2,
-        _ => false,
-    };
-    if !fits {
-        candle_core::bail!(
-            "feed_forward: x {:?}, w1 {:?}, b1 {:?}, w2 {:?} and b2 {:?} do not chain (want (M, K), (F, K), (F,), (N, F), (N,))",
-            x.dims(),
-            w1.dims(),
-            b1.dims(),
-            w2.dims(),
-            b2.dims()
-        );
-    }
+    check_shapes(x, (w1, b1), (w2, b2), false)?;
     if ![x, w1, b1, w2, b2].into_iter().all(fused) {
         return feed_forward_primitive(x, (w1, b1), (w2, b2));
     }
@@ -44,6 +37,7 @@ pub fn feed_forward(
         &pack(&[(w2, b2)])?,
         FeedForward {
             pre_activation: Kept::default(),
+            norm: None,
         },
     )
 }
@@ -57,9 +51,108 @@ pub fn feed_forward_primitive(
     linear_primitive(&linear_gelu_primitive(x, w1, b1)?, w2, b2)
 }
 
-/// The op; the forward leaves the pre-activation `x · W1ᵀ + b1` for the backward.
+/// `layer_norm(x + feed_forward(x), gamma, beta, eps)`, a post-LayerNorm block's
+/// feed-forward sub-layer with its residual sum and norm; shapes as for [`feed_forward`] with
+/// `N = K` and `gamma`, `beta` `(N,)`. Fused on f32 CPU tensors, candle's ops elsewhere.
+pub fn feed_forward_add_layer_norm(
+    x: &Tensor,
+    (w1, b1): (&Tensor, &Tensor),
+    (w2, b2): (&Tensor, &Tensor),
+    (gamma, beta): (&Tensor, &Tensor),
+    eps: f64,
+) -> Result<Tensor> {
+    check_shapes(x, (w1, b1), (w2, b2), true)?;
+    if [gamma, beta].iter().any(|t| t.dims() != b2.dims()) {
+        candle_core::bail!(
+            "feed_forward_add_layer_norm: gamma {:?} and beta {:?} must have b2's shape {:?}",
+            gamma.dims(),
+            beta.dims(),
+            b2.dims()
+        );
+    }
+    if ![x, w1, b1, w2, b2, gamma, beta].into_iter().all(fused) {
+        return feed_forward_add_layer_norm_primitive(x, (w1, b1), (w2, b2), (gamma, beta), eps);
+    }
+    x.contiguous()?.apply_op3(
+        &pack(&[(w1, b1)])?,
+        &pack_normed((w2, b2), (gamma, beta))?,
+        FeedForward {
+            pre_activation: Kept::default(),
+            norm: Some(PostNorm::new(eps)),
+        },
+    )
+}
+
+/// [`feed_forward_add_layer_norm`] with candle's ops.
+pub fn feed_forward_add_layer_norm_primitive(
+    x: &Tensor,
+    first: (&Tensor, &Tensor),
+    second: (&Tensor, &Tensor),
+    (gamma, beta): (&Tensor, &Tensor),
+    eps: f64,
+) -> Result<Tensor> {
+    let sum = (x + feed_forward_primitive(x, first, second)?)?;
+    layer_norm_primitive(&sum, gamma, beta, eps)
+}
+
+/// Checks that the layers chain from `x`, and (`residual`) that the output has `x`'s width.
+fn check_shapes(
+    x: &Tensor,
+    (w1, b1): (&Tensor, &Tensor),
+    (w2, b2): (&Tensor, &Tensor),
+    residual: bool,
+) -> Result<()> {
+    let fits = match (x.dims(), w1.dims(), b1.dims(), w2.dims(), b2.dims()) {
+        ([_, k], [f, k1], [f1], [n, f2], [n2]) => {
+            k == k1 && f == f1 && f == f2 && n == n2 && (!residual || n == k)
+        }
+        _ => false,
+    };
+    if !fits {
+        candle_core::bail!(
+            "feed_forward: x {:?}, w1 {:?}, b1 {:?}, w2 {:?} and b2 {:?} do not chain (want (M, K), (F, K), (F,), (N, F), (N,){})",
+            x.dims(),
+            w1.dims(),
+            b1.dims(),
+            w2.dims(),
+            b2.dims(),
+            if residual { " with N = K" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// The op; the forward leaves the pre-activation `x · W1ᵀ + b1` for the backward. With a
+/// `norm`, the second layer's packed matrix carries the norm's `γ` and `β`, and the output is
+/// the norm of `x` plus the block's output.
 struct FeedForward {
     pre_activation: Kept,
+    norm: Option<PostNorm>,
+}
+
+impl FeedForward {
+    /// The second layer and, with a norm, the norm's `(γ, β)`.
+    fn second_layer<'a>(
+        &self,
+        values: &'a [f32],
+        shape: &Shape,
+    ) -> Result<(Layer<'a>, Option<NormParams>)> {
+        Ok(match self.norm {
+            None => (Layer::of(values, shape)?, None),
+            Some(_) => {
+                let (layer, params) = Layer::normed(values, shape)?;
+                (layer, Some(params))
+            }
+        })
+    }
+
+    /// The block's output before the norm: `h · W2ᵀ + b2`, plus `x` with a norm.
+    fn second_output(&self, second: &Layer, h: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
+        match self.norm {
+            None => second.apply(h, rows),
+            Some(_) => second.apply_onto(h, rows, x.to_vec()),
+        }
+    }
 }
 
 impl CustomOp3 for FeedForward {
@@ -78,11 +171,15 @@ impl CustomOp3 for FeedForward {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let [x, w1, w2] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
-        let (first, second) = (Layer::of(w1, l2.shape())?, Layer::of(w2, l3.shape())?);
+        let first = Layer::of(w1, l2.shape())?;
+        let (second, norm_params) = self.second_layer(w2, l3.shape())?;
         let rows = l1.shape().dims2()?.0;
         let z = first.apply(x, rows);
-        let out = second.apply(&gelu_values(&z), rows);
+        let mut out = self.second_output(&second, &gelu_values(&z), x, rows);
         self.pre_activation.keep(z);
+        if let (Some(norm), Some((gamma, beta))) = (&self.norm, &norm_params) {
+            norm.forward(&mut out, gamma, beta);
+        }
         Ok((CpuStorage::F32(out), Shape::from((rows, second.out))))
     }
 
@@ -91,25 +188,49 @@ impl CustomOp3 for FeedForward {
         x: &Tensor,
         first: &Tensor,
         second: &Tensor,
-        _out: &Tensor,
+        out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let name = self.name();
         let grad = grad.contiguous()?;
+        if grad.dims() != out.dims() {
+            candle_core::bail!("{name}: the gradient does not match the output");
+        }
         let rows = x.dim(0)?;
-        let tensors = [x, first, second, &grad];
-        let (dx, d_first, d_second) = with_f32(tensors, self.name(), |[x_values, w1, w2, g]| {
+        let tensors = [x, first, second, out, &grad];
+        let (dx, d_first, d_second) = with_f32(tensors, name, |[x_values, w1, w2, y, g]| {
             let first_layer = Layer::of(w1, first.shape())?;
-            let second_layer = Layer::of(w2, second.shape())?;
+            let (second_layer, norm_params) = self.second_layer(w2, second.shape())?;
             let mut z = self
                 .pre_activation
                 .take_or(|| first_layer.apply(x_values, rows));
+            // The gradient of the second layer's output (with a norm, of the residual sum).
+            let (g, dnorm) = match (&self.norm, &norm_params) {
+                (Some(norm), Some((gamma, beta))) => {
+                    let (dsum, dnorm) = norm.backward((y, g), (gamma, beta), || {
+                        self.second_output(&second_layer, &gelu_values(&z), x_values, rows)
+                    });
+                    (Cow::Owned(dsum), Some(dnorm))
+                }
+                _ => (Cow::Borrowed(g), None),
+            };
             // ∂h = g · W2; then, in one pass, ∂z = ∂h ⊙ gelu'(z) and z becomes h = gelu(z).
-            let mut dz = second_layer.input_gradient(g, rows);
+            let mut dz = second_layer.input_gradient(&g, rows);
             gelu_and_backward_in_place(&mut z, &mut dz);
-            let d_second = second_layer.gradient(&z, g, rows);
+            let mut d_second = second_layer.gradient(&z, &g, rows);
             drop(z);
+            if let Some(dnorm) = dnorm {
+                second_layer.set_norm_gradient(&mut d_second, &dnorm);
+            }
             let d_first = first_layer.gradient(x_values, &dz, rows);
-            let dx = first_layer.input_gradient(&dz, rows);
+            let mut dx = first_layer.input_gradient(&dz, rows);
+            if self.norm.is_some() {
+                // x is also the residual: its gradient is the sum's as well.
+                dx.par_iter_mut()
+                    .zip(g.par_iter())
+                    .with_min_len(rows_per_task(1))
+                    .for_each(|(d, g)| *d += g);
+            }
             Ok::<_, candle_core::Error>((dx, d_first, d_second))
         })??;
         let cpu = Device::Cpu;

@@ -20,7 +20,12 @@ impl Kept {
 
     /// The kept values, or `recompute()`'s when a previous backward took them.
     pub(super) fn take_or(&self, recompute: impl FnOnce() -> Vec<f32>) -> Vec<f32> {
-        self.slot().take().unwrap_or_else(recompute)
+        self.take().unwrap_or_else(recompute)
+    }
+
+    /// The kept values, if the forward left any and no backward took them yet.
+    pub(super) fn take(&self) -> Option<Vec<f32>> {
+        self.slot().take()
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Vec<f32>>> {

@@ -83,20 +83,86 @@ impl CustomOp3 for LayerNorm {
 
 /// `(x − mean) · rstd · γ + β` row by row, rows of `gamma.len()`, in parallel.
 fn normalize(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
-    let h = gamma.len();
-    let mut y = vec![0f32; x.len()];
-    let chunk = h * rows_per_task(h);
-    y.par_chunks_mut(chunk)
-        .zip(x.par_chunks(chunk))
-        .for_each(|(y, x)| {
-            for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
-                let (mean, rstd) = row_stats(x, eps);
-                for (((y, x), g), b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                    *y = (x - mean) * rstd * g + b;
+    let mut y = x.to_vec();
+    normalize_in_place(&mut y, gamma.len(), Some((gamma, beta)), eps);
+    y
+}
+
+/// Normalises each row of `h` values in place, in parallel: `x̂ = (x − mean) · rstd`, or
+/// `x̂ · γ + β` with `affine = Some((γ, β))`. Returns each row's `rstd = 1/sqrt(var + eps)`.
+pub(super) fn normalize_in_place(
+    values: &mut [f32],
+    h: usize,
+    affine: Option<(&[f32], &[f32])>,
+    eps: f32,
+) -> Vec<f32> {
+    let per_task = rows_per_task(h);
+    let mut rstds = vec![0f32; values.len() / h];
+    values
+        .par_chunks_mut(h * per_task)
+        .zip(rstds.par_chunks_mut(per_task))
+        .for_each(|(block, rstds)| {
+            for (row, rstd_out) in block.chunks_mut(h).zip(rstds) {
+                let (mean, rstd) = row_stats(row, eps);
+                *rstd_out = rstd;
+                match affine {
+                    Some((gamma, beta)) => {
+                        for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                            *v = (*v - mean) * rstd * g + b;
+                        }
+                    }
+                    None => row.iter_mut().for_each(|v| *v = (*v - mean) * rstd),
                 }
             }
         });
-    y
+    rstds
+}
+
+/// A layer norm's backward from the normalised rows `x̂` (rows of `gamma.len()`), each row's
+/// `rstd` and the output's gradient `grad`: turns `x̂` into the input's gradient in place,
+/// `dx = rstd · (g·γ − mean(g·γ) − x̂ · mean(g·γ·x̂))`, and returns `[dγ; dβ]` (`dγ = Σ g·x̂`,
+/// `dβ = Σ g` over rows). Rows run in parallel blocks whose sums are added in block order, so
+/// `dγ` and `dβ` have the same bits on every run (rayon's `reduce` pairs blocks by how the
+/// work happened to be split).
+pub(super) fn backward_in_place(
+    xhat: &mut [f32],
+    rstd: &[f32],
+    grad: &[f32],
+    gamma: &[f32],
+) -> Vec<f32> {
+    let h = gamma.len();
+    let per_task = rows_per_task(h);
+    let partials = xhat
+        .par_chunks_mut(h * per_task)
+        .zip(rstd.par_chunks(per_task))
+        .zip(grad.par_chunks(h * per_task))
+        .map(|((block, rstds), grad)| {
+            let mut sums = vec![0f32; 2 * h];
+            let (dgamma, dbeta) = sums.split_at_mut(h);
+            for ((row, &rstd), g) in block.chunks_mut(h).zip(rstds).zip(grad.chunks(h)) {
+                let (mut m1, mut m2) = (0f32, 0f32);
+                for ((xhat, g), gamma) in row.iter().zip(g).zip(gamma) {
+                    let gy = g * gamma;
+                    m1 += gy;
+                    m2 += gy * xhat;
+                }
+                let (m1, m2) = (m1 / h as f32, m2 / h as f32);
+                let params = gamma.iter().zip(dgamma.iter_mut().zip(dbeta.iter_mut()));
+                for ((v, g), (gamma, (dgamma, dbeta))) in row.iter_mut().zip(g).zip(params) {
+                    let xhat = *v;
+                    *dgamma += g * xhat;
+                    *dbeta += g;
+                    *v = rstd * (g * gamma - m1 - xhat * m2);
+                }
+            }
+            sums
+        })
+        .collect::<Vec<_>>();
+    let mut sums = vec![0f32; 2 * h];
+    for partial in partials {
+        sums.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
+    }
+    sums
 }
 
 /// The gradient of a layer norm's input `x` and, as `(2, H)`, of `[γ; β]`, from the output's
@@ -176,8 +242,8 @@ impl CustomOp3 for AddLayerNorm {
                     .zip(r)
                     .for_each(|((s, x), r)| *s = x + r);
             });
-        let y = normalize(&sum, gamma, beta, self.eps);
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        normalize_in_place(&mut sum, h, Some((gamma, beta)), self.eps);
+        Ok((CpuStorage::F32(sum), l1.shape().clone()))
     }
 
     fn bwd(
@@ -207,8 +273,7 @@ fn check_params(h: usize, gamma: &[f32], beta: &[f32], op: &str) -> Result<()> {
 }
 
 /// The backward kernel: from `x`, `gamma` and the output gradient, the rows of `dx` followed
-/// by one row `dγ = Σ g·x̂` and one row `dβ = Σ g` (sums over rows), with
-/// `dx = rstd · (g·γ − mean(g·γ) − x̂ · mean(g·γ·x̂))`.
+/// by one row `dγ` and one row `dβ` (see [`backward_in_place`]).
 struct LayerNormBackward {
     eps: f32,
 }
@@ -231,42 +296,11 @@ impl CustomOp3 for LayerNormBackward {
         let [x, gamma, grad] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], name)?;
         let h = row_len(l1, name)?;
         let rows = x.len() / h;
-        let mut out = vec![0f32; (rows + 2) * h];
-        let (dx, dparams) = out.split_at_mut(rows * h);
-        let chunk = h * rows_per_task(h);
-        let partials = dx
-            .par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk).zip(grad.par_chunks(chunk)))
-            .map(|(dx, (x, grad))| {
-                let mut sums = vec![0f32; 2 * h];
-                for (dx, (x, g)) in dx.chunks_mut(h).zip(x.chunks(h).zip(grad.chunks(h))) {
-                    let (mean, rstd) = row_stats(x, self.eps);
-                    let (mut m1, mut m2) = (0f32, 0f32);
-                    for ((x, g), gamma) in x.iter().zip(g).zip(gamma) {
-                        let gy = g * gamma;
-                        m1 += gy;
-                        m2 += gy * (x - mean) * rstd;
-                    }
-                    let (m1, m2) = (m1 / h as f32, m2 / h as f32);
-                    let (dgamma, dbeta) = sums.split_at_mut(h);
-                    let params = gamma.iter().zip(dgamma.iter_mut().zip(dbeta));
-                    for (((dx, x), g), (gamma, (dgamma, dbeta))) in
-                        dx.iter_mut().zip(x).zip(g).zip(params)
-                    {
-                        let xhat = (x - mean) * rstd;
-                        *dx = rstd * (g * gamma - m1 - xhat * m2);
-                        *dgamma += g * xhat;
-                        *dbeta += g;
-                    }
-                }
-                sums
-            })
-            .collect::<Vec<_>>();
-        // Block sums added in block order, so dγ and dβ have the same bits on every run
-        // (rayon's `reduce` pairs blocks by how the work happened to be split).
-        for partial in partials {
-            dparams.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
-        }
+        let mut out = Vec::with_capacity((rows + 2) * h);
+        out.extend_from_slice(x);
+        let rstd = normalize_in_place(&mut out, h, None, self.eps);
+        let dparams = backward_in_place(&mut out, &rstd, grad, gamma);
+        out.extend_from_slice(&dparams);
         Ok((CpuStorage::F32(out), Shape::from((rows + 2, h))))
     }
 }

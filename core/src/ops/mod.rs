@@ -1,7 +1,8 @@
 //! Fused CPU kernels with their backward passes, for the ops a transformer's step spends its
-//! time in: embedding lookups, dense layers (product and bias), the `a · bᵀ` product of attention scores, layer
-//! normalisation, softmax, exact GELU, cross-entropy, and the split into attention heads and
-//! back.
+//! time in: embedding lookups, dense layers (product and bias), the `a · bᵀ` product of
+//! attention scores, self-attention, the feed-forward block, layer normalisation (also with
+//! the residual sum, and at the end of a block's output projection or feed-forward block),
+//! softmax, exact GELU, cross-entropy, and the split into attention heads and back.
 //!
 //! candle's own fused `layer_norm` / `softmax_last_dim` have no backward, and the primitive-op
 //! versions allocate an output per op. Each function here runs one multi-threaded pass
@@ -22,18 +23,23 @@ mod layer_norm;
 mod linear;
 mod matmul_nt;
 mod packed_layer;
+mod post_norm;
 mod rows;
 mod softmax;
 
 pub use attention::{self_attention, self_attention_primitive, DenseParams};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
 pub use embedding::{embedding, embedding_primitive, embedding_sum, embedding_sum_primitive};
-pub use feed_forward::{feed_forward, feed_forward_primitive};
+pub use feed_forward::{
+    feed_forward, feed_forward_add_layer_norm, feed_forward_add_layer_norm_primitive,
+    feed_forward_primitive,
+};
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_primitive};
 pub use linear::{linear, linear_gelu, linear_gelu_primitive, linear_primitive};
 pub use matmul_nt::{matmul_nt, matmul_nt_primitive};
+pub use post_norm::{linear_add_layer_norm, linear_add_layer_norm_primitive};
 pub(crate) use rows::fused;
 pub use softmax::{
     masked_softmax, masked_softmax_primitive, softmax_last_dim, softmax_last_dim_primitive,

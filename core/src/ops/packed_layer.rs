@@ -1,11 +1,15 @@
 //! Dense layers whose weight and bias travel as one `(out, in + 1)` matrix, the bias in the
 //! last column: a candle custom op takes at most three inputs, so an op spanning several
-//! layers takes each layer as one input. The products read the weight columns in place.
+//! layers takes each layer as one input. A layer followed by a post-LayerNorm carries the
+//! norm's `γ` and `β` as two more columns, `(out, in + 3)`. The products read the weight
+//! columns in place.
 
 use candle_core::{Result, Shape, Tensor};
 
 use super::column_sums::column_sums;
 use super::matmul_nt::{all_threads, gemm_into, Matrix};
+use super::rows::rows_per_task;
+use rayon::prelude::*;
 
 /// Packs `(weight (out, in), bias (out,))` layers, stacked by rows, into one
 /// `(Σ out, in + 1)` matrix (their gradients flow back through candle's `cat`).
@@ -17,7 +21,24 @@ pub(super) fn pack(layers: &[(&Tensor, &Tensor)]) -> Result<Tensor> {
     Tensor::cat(&rows, 0)?.contiguous()
 }
 
-/// One layer's `(out, in + 1)` matrix: the weight in the first `in` columns, the bias last.
+/// Packs a layer `(weight (out, in), bias (out,))` and the `(gamma (out,), beta (out,))` of
+/// the layer norm after it into one `(out, in + 3)` matrix, columns `[W | b | γ | β]`.
+pub(super) fn pack_normed(
+    (w, b): (&Tensor, &Tensor),
+    (gamma, beta): (&Tensor, &Tensor),
+) -> Result<Tensor> {
+    let columns = [b, gamma, beta]
+        .into_iter()
+        .map(|t| t.unsqueeze(1))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&[w, &columns[0], &columns[1], &columns[2]], 1)?.contiguous()
+}
+
+/// A layer norm's `(γ, β)`, read out of a normed layer's packed matrix.
+pub(super) type NormParams = (Vec<f32>, Vec<f32>);
+
+/// One layer's packed matrix: the weight in the first `in` columns, then the bias (and, for a
+/// normed layer, `γ` and `β`).
 #[derive(Clone, Copy)]
 pub(super) struct Layer<'a> {
     values: &'a [f32],
@@ -25,17 +46,50 @@ pub(super) struct Layer<'a> {
     pub(super) out: usize,
     /// Input width.
     pub(super) input: usize,
+    /// Columns of the packed matrix.
+    stride: usize,
 }
 
 impl<'a> Layer<'a> {
     /// The layer whose `(out, in + 1)` matrix `t` holds `values`.
     pub(super) fn of(values: &'a [f32], t: &Shape) -> Result<Self> {
-        let (out, columns) = t.dims2()?;
+        Self::with_extra_columns(values, t, 1)
+    }
+
+    /// The layer and its layer norm's `(γ, β)` whose `(out, in + 3)` matrix `t` holds
+    /// `values` (see [`pack_normed`]).
+    pub(super) fn normed(values: &'a [f32], t: &Shape) -> Result<(Self, NormParams)> {
+        let layer = Self::with_extra_columns(values, t, 3)?;
+        let params = (layer.column(layer.input + 1), layer.column(layer.input + 2));
+        Ok((layer, params))
+    }
+
+    fn with_extra_columns(values: &'a [f32], t: &Shape, extra: usize) -> Result<Self> {
+        let (out, stride) = t.dims2()?;
+        if stride <= extra || values.len() != out * stride {
+            candle_core::bail!("a packed layer of shape {t:?} needs more than {extra} columns");
+        }
         Ok(Self {
             values,
             out,
-            input: columns - 1,
+            input: stride - extra,
+            stride,
         })
+    }
+
+    /// Column `c` of the packed matrix.
+    fn column(&self, c: usize) -> Vec<f32> {
+        self.values[c..]
+            .iter()
+            .step_by(self.stride)
+            .copied()
+            .collect()
+    }
+
+    /// A zero gradient of the packed matrix, to be filled by [`Layer::gradient`] (and, for a
+    /// normed layer, [`Layer::set_norm_gradient`]).
+    fn zero_gradient(&self) -> Vec<f32> {
+        vec![0f32; self.out * self.stride]
     }
 
     /// The weight `W` `(out, in)`, read in place.
@@ -44,7 +98,7 @@ impl<'a> Layer<'a> {
             values: self.values,
             rows: self.out,
             cols: self.input,
-            row_stride: self.input + 1,
+            row_stride: self.stride,
             col_stride: 1,
         }
     }
@@ -56,22 +110,31 @@ impl<'a> Layer<'a> {
             rows: self.input,
             cols: self.out,
             row_stride: 1,
-            col_stride: self.input + 1,
+            col_stride: self.stride,
         }
-    }
-
-    /// `rows` rows that each hold the bias.
-    pub(super) fn bias_rows(&self, rows: usize) -> Vec<f32> {
-        let stride = self.input + 1;
-        let bias: Vec<f32> = (0..self.out)
-            .map(|j| self.values[j * stride + self.input])
-            .collect();
-        bias.repeat(rows)
     }
 
     /// `x · Wᵀ + b` for the row-major `(rows, in)` matrix `x`.
     pub(super) fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut out = self.bias_rows(rows);
+        let out = self.column(self.input).repeat(rows);
+        self.accumulate_product(x, rows, out)
+    }
+
+    /// `onto + x · Wᵀ + b`, computed in `onto` `(rows, out)` (the residual a sub-layer's
+    /// output is added to).
+    pub(super) fn apply_onto(&self, x: &[f32], rows: usize, mut onto: Vec<f32>) -> Vec<f32> {
+        let bias = self.column(self.input);
+        onto.par_chunks_mut(self.out * rows_per_task(self.out))
+            .for_each(|block| {
+                for row in block.chunks_mut(self.out) {
+                    row.iter_mut().zip(&bias).for_each(|(o, b)| *o += b);
+                }
+            });
+        self.accumulate_product(x, rows, onto)
+    }
+
+    /// `out += x · Wᵀ`.
+    fn accumulate_product(&self, x: &[f32], rows: usize, mut out: Vec<f32>) -> Vec<f32> {
         let x = Matrix::of(x, (rows, self.input), false);
         gemm_into(
             &mut out,
@@ -84,11 +147,12 @@ impl<'a> Layer<'a> {
         out
     }
 
-    /// The gradient of this layer's `(out, in + 1)` matrix from its input `x` `(rows, in)`
-    /// and its output's gradient `g` `(rows, out)`: `gᵀ · x` beside the column sums of `g`.
+    /// The gradient of this layer's packed matrix from its input `x` `(rows, in)` and its
+    /// output's gradient `g` `(rows, out)`: `gᵀ · x` beside the column sums of `g` (a normed
+    /// layer's `γ` and `β` columns are left at zero).
     pub(super) fn gradient(&self, x: &[f32], g: &[f32], rows: usize) -> Vec<f32> {
-        let stride = self.input + 1;
-        let mut d = vec![0f32; self.out * stride];
+        let stride = self.stride;
+        let mut d = self.zero_gradient();
         let (g_t, x) = (
             Matrix::of(g, (rows, self.out), true),
             Matrix::of(x, (rows, self.input), false),
@@ -98,6 +162,16 @@ impl<'a> Layer<'a> {
             d[j * stride + self.input] = sum;
         }
         d
+    }
+
+    /// Writes the layer norm's `[dγ; dβ]` (`2 · out` values) into a normed layer's gradient
+    /// `d`.
+    pub(super) fn set_norm_gradient(&self, d: &mut [f32], dnorm: &[f32]) {
+        let (dgamma, dbeta) = dnorm.split_at(self.out);
+        for ((row, dg), db) in d.chunks_mut(self.stride).zip(dgamma).zip(dbeta) {
+            row[self.input + 1] = *dg;
+            row[self.input + 2] = *db;
+        }
     }
 
     /// The gradient of this layer's input from its output's gradient `g` `(rows, out)`:

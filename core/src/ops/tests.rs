@@ -482,6 +482,116 @@ fn feed_forward_matches_primitive_ops() -> Result<()> {
     Ok(())
 }
 
+/// A layer norm's `(γ, β)` of width `h`: with `recoverable`, `γ` in [0.5, 1.5] and `β` in
+/// [-0.3, 0.3], so a post-norm op's backward recovers `x̂` from its output; otherwise values in
+/// [-3, 3] with one `γ` of zero, so it recomputes the residual sum.
+fn norm_params(h: usize, seed: u64, recoverable: bool) -> Result<(Var, Var)> {
+    let (gamma, beta) = (input(&[h], seed, false)?, input(&[h], seed + 1, false)?);
+    if recoverable {
+        let gamma = Var::from_tensor(&gamma.as_tensor().affine(1.0 / 6.0, 1.0)?)?;
+        let beta = Var::from_tensor(&beta.as_tensor().affine(0.1, 0.0)?)?;
+        return Ok((gamma, beta));
+    }
+    let mut values = gamma.as_tensor().to_vec1::<f32>()?;
+    values[h / 2] = 0.0;
+    Ok((Var::from_vec(values, h, &Device::Cpu)?, beta))
+}
+
+#[test]
+fn linear_add_layer_norm_matches_primitive_ops() -> Result<()> {
+    for (case, (m, k, n)) in [(1, 3, 5), (7, 16, 12), (64, 32, 48)]
+        .into_iter()
+        .enumerate()
+    {
+        for (transposed, recoverable) in
+            [(false, true), (true, true), (false, false), (true, false)]
+        {
+            let seed = 400 + 10 * case as u64;
+            let x = input(&[m, k], seed, transposed)?;
+            let w = input(&[n, k], seed + 1, transposed)?;
+            let b = input(&[n], seed + 2, false)?;
+            let residual = input(&[m, n], seed + 3, transposed)?;
+            let (gamma, beta) = norm_params(n, seed + 4, recoverable)?;
+            check(
+                &format!(
+                    "linear_add_layer_norm ({m}, {k}) → {n} transposed={transposed} recoverable={recoverable}"
+                ),
+                &[x, w, b, residual, gamma, beta],
+                transposed,
+                |t| linear_add_layer_norm(&t[0], (&t[1], &t[2]), &t[3], (&t[4], &t[5]), 1e-12),
+                |t| {
+                    linear_add_layer_norm_primitive(
+                        &t[0],
+                        (&t[1], &t[2]),
+                        &t[3],
+                        (&t[4], &t[5]),
+                        1e-12,
+                    )
+                },
+            )?;
+        }
+    }
+    let x = Tensor::zeros((2, 4), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((3, 4), DType::F32, &Device::Cpu)?;
+    let b = Tensor::zeros(3, DType::F32, &Device::Cpu)?;
+    assert!(
+        linear_add_layer_norm(&x, (&w, &b), &x, (&b, &b), 1e-12).is_err(),
+        "the residual must have the output's shape"
+    );
+    Ok(())
+}
+
+#[test]
+fn feed_forward_add_layer_norm_matches_primitive_ops() -> Result<()> {
+    for (case, (m, k, f)) in [(1, 3, 4), (7, 16, 33), (64, 32, 48)]
+        .into_iter()
+        .enumerate()
+    {
+        for (transposed, recoverable) in
+            [(false, true), (true, true), (false, false), (true, false)]
+        {
+            let seed = 500 + 10 * case as u64;
+            let x = input(&[m, k], seed, transposed)?;
+            let w1 = input(&[f, k], seed + 1, transposed)?;
+            let b1 = input(&[f], seed + 2, false)?;
+            let w2 = input(&[k, f], seed + 3, transposed)?;
+            let b2 = input(&[k], seed + 4, false)?;
+            let (gamma, beta) = norm_params(k, seed + 5, recoverable)?;
+            check(
+                &format!(
+                    "feed_forward_add_layer_norm ({m}, {k}) → {f} transposed={transposed} recoverable={recoverable}"
+                ),
+                &[x, w1, b1, w2, b2, gamma, beta],
+                transposed,
+                |t| {
+                    let layers = ((&t[1], &t[2]), (&t[3], &t[4]));
+                    feed_forward_add_layer_norm(&t[0], layers.0, layers.1, (&t[5], &t[6]), 1e-12)
+                },
+                |t| {
+                    let layers = ((&t[1], &t[2]), (&t[3], &t[4]));
+                    feed_forward_add_layer_norm_primitive(
+                        &t[0],
+                        layers.0,
+                        layers.1,
+                        (&t[5], &t[6]),
+                        1e-12,
+                    )
+                },
+            )?;
+        }
+    }
+    let x = Tensor::zeros((2, 4), DType::F32, &Device::Cpu)?;
+    let w1 = Tensor::zeros((5, 4), DType::F32, &Device::Cpu)?;
+    let b1 = Tensor::zeros(5, DType::F32, &Device::Cpu)?;
+    let w2 = Tensor::zeros((3, 5), DType::F32, &Device::Cpu)?;
+    let b2 = Tensor::zeros(3, DType::F32, &Device::Cpu)?;
+    assert!(
+        feed_forward_add_layer_norm(&x, (&w1, &b1), (&w2, &b2), (&b2, &b2), 1e-12).is_err(),
+        "the block's output must have x's width to be added to it"
+    );
+    Ok(())
+}
+
 #[test]
 fn embedding_matches_primitive_ops() -> Result<()> {
     for (case, (vocab, h, n)) in [(1, 3, 1), (6, 16, 9), (300, 32, 200)]

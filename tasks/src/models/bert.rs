@@ -149,13 +149,30 @@ impl TransformerBlock {
             let projections = [&self.query, &self.key, &self.value].map(|d| (d.weight(), d.bias()));
             grove_core::ops::self_attention(x, projections, bias, sizes, scale)?
         };
-        let attention = self.attention_output.forward(&context)?;
-        let attention = dropout_opt(&attention, self.dropout_rate, rng.as_deref_mut())?;
-        let x = self.attention_residual.forward(x, &attention)?;
-
-        let out = self.output.forward_feed_forward(&self.intermediate, &x)?;
-        let out = dropout_opt(&out, self.dropout_rate, rng)?;
-        self.output_residual.forward(&x, &out)
+        // Without dropout between a sub-layer and its post-LayerNorm, the sub-layer's last
+        // dense layer, the residual sum and the norm are one op.
+        let dropping_hidden = rng.is_some() && self.dropout_rate > 0.0;
+        let x = match (&self.attention_residual, dropping_hidden) {
+            (Residual::PostNorm(norm), false) => self
+                .attention_output
+                .forward_add_layer_norm(&context, x, norm)?,
+            _ => {
+                let attention = self.attention_output.forward(&context)?;
+                let attention = dropout_opt(&attention, self.dropout_rate, rng.as_deref_mut())?;
+                self.attention_residual.forward(x, &attention)?
+            }
+        };
+        match (&self.output_residual, dropping_hidden) {
+            (Residual::PostNorm(norm), false) => {
+                self.output
+                    .forward_feed_forward_add_layer_norm(&self.intermediate, &x, norm)
+            }
+            _ => {
+                let out = self.output.forward_feed_forward(&self.intermediate, &x)?;
+                let out = dropout_opt(&out, self.dropout_rate, rng)?;
+                self.output_residual.forward(&x, &out)
+            }
+        }
     }
 }
 

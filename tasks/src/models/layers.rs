@@ -75,6 +75,42 @@ impl Dense {
         self.apply(x, |x, w, b| grove_core::ops::feed_forward(x, first, (w, b)))
     }
 
+    /// `norm(residual + self(x))`, a post-LayerNorm block's output projection, residual sum
+    /// and norm, as one fused kernel on the CPU; `x` is `(rows, in)` and `residual`
+    /// `(rows, out)`.
+    pub fn forward_add_layer_norm(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        norm: &LayerNorm,
+    ) -> Result<Tensor> {
+        grove_core::ops::linear_add_layer_norm(
+            x,
+            (&self.weight, &self.bias),
+            residual,
+            (&norm.weight, &norm.bias),
+            norm.eps,
+        )
+    }
+
+    /// `norm(x + self(gelu(intermediate(x))))`, a post-LayerNorm block's feed-forward
+    /// sub-layer with its residual sum and norm, as one fused kernel on the CPU; `x` is
+    /// `(rows, hidden)`.
+    pub fn forward_feed_forward_add_layer_norm(
+        &self,
+        intermediate: &Dense,
+        x: &Tensor,
+        norm: &LayerNorm,
+    ) -> Result<Tensor> {
+        grove_core::ops::feed_forward_add_layer_norm(
+            x,
+            (&intermediate.weight, &intermediate.bias),
+            (&self.weight, &self.bias),
+            (&norm.weight, &norm.bias),
+            norm.eps,
+        )
+    }
+
     /// Runs `op(x, weight, bias)` on `x`'s rows: `x` is flattened to `(rows, in)` and the
     /// result shaped back to `(..., out)`.
     fn apply(
