@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gelu::{gelu_and_backward_in_place, gelu_values};
@@ -19,7 +19,7 @@ use super::layer_norm::layer_norm_primitive;
 use super::linear::{linear_gelu_primitive, linear_primitive};
 use super::packed_layer::{pack, pack_normed, Layer, NormParams};
 use super::post_norm::PostNorm;
-use super::rows::{f32_inputs, fused, rows_per_task, with_f32};
+use super::rows::{f32_inputs, fused, input_gradients, output_gradient, rows_per_task, with_f32};
 
 /// `gelu(x · w1ᵀ + b1) · w2ᵀ + b2` for `x` `(M, K)`, `w1` `(F, K)`, `b1` `(F,)`, `w2`
 /// `(N, F)` and `b2` `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -192,10 +192,7 @@ impl CustomOp3 for FeedForward {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
-        let grad = grad.contiguous()?;
-        if grad.dims() != out.dims() {
-            candle_core::bail!("{name}: the gradient does not match the output");
-        }
+        let grad = output_gradient(grad, out, name)?;
         let rows = x.dim(0)?;
         let tensors = [x, first, second, out, &grad];
         let (dx, d_first, d_second) = with_f32(tensors, name, |[x_values, w1, w2, y, g]| {
@@ -233,11 +230,6 @@ impl CustomOp3 for FeedForward {
             }
             Ok::<_, candle_core::Error>((dx, d_first, d_second))
         })??;
-        let cpu = Device::Cpu;
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), &cpu)?),
-            Some(Tensor::from_vec(d_first, first.shape(), &cpu)?),
-            Some(Tensor::from_vec(d_second, second.shape(), &cpu)?),
-        ))
+        input_gradients([(dx, x), (d_first, first), (d_second, second)])
     }
 }

@@ -1,18 +1,20 @@
-//! A dense layer's `x · Wᵀ + b`, optionally followed by the exact GELU, as one op. The product
-//! is written onto rows that already hold the bias (one gemm that accumulates), so there is no
-//! separate pass to add the bias forward and no intermediate product whose gradient candle
-//! would accumulate backward; the backward is two products and the bias's column sums. With
-//! GELU, the op keeps the pre-activation for its backward (the memory a separate GELU op's
-//! input held), so the feed-forward block's widest activation gets no gradient accumulation
-//! of its own either.
+//! A dense layer's `x · Wᵀ + b`, optionally followed by the exact GELU or a ReLU, as one op.
+//! The product is written onto rows that already hold the bias (one gemm that accumulates), so
+//! there is no separate pass to add the bias forward and no intermediate product whose gradient
+//! candle would accumulate backward; the backward is two products and the bias's column sums.
+//! With GELU, the op keeps the pre-activation for its backward (the memory a separate GELU
+//! op's input held), so the feed-forward block's widest activation gets no gradient
+//! accumulation of its own either. A ReLU's backward needs only where its output is positive,
+//! which the op's own output tells, so that op keeps nothing.
 
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 use super::column_sums::ColumnSums;
 use super::gelu::{gelu_backward_values, gelu_erf_primitive, gelu_values};
 use super::kept::Kept;
 use super::matmul_nt::{all_threads, gemm_into, matmul_nt_primitive, Matrix, Product};
-use super::rows::{f32_inputs, fused, with_f32};
+use super::rows::{f32_inputs, fused, rows_per_task, with_f32};
 
 /// `x · wᵀ + b` for `x` `(M, K)`, `w` `(N, K)` (a dense layer's `(out, in)` weight) and `b`
 /// `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -43,6 +45,22 @@ pub fn linear_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
             pre_activation: Kept::default(),
         },
     )
+}
+
+/// `relu(x · wᵀ + b)`, shapes as for [`linear`]. Fused on f32 CPU tensors. The gradient passes
+/// where the output is positive (PyTorch's and TensorFlow's rule; candle's own `relu` also
+/// passes it where the pre-activation is exactly 0).
+pub fn linear_relu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_shapes(x, w, b)?;
+    if !(fused(x) && fused(w) && fused(b)) {
+        return linear_relu_primitive(x, w, b);
+    }
+    apply(x, w, b, Linear::Relu)
+}
+
+/// [`linear_relu`] with candle's ops.
+pub fn linear_relu_primitive(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    linear_primitive(x, w, b)?.relu()
 }
 
 /// [`linear_gelu`] with candle's ops.
@@ -90,6 +108,8 @@ fn affine(x: &[f32], w: &[f32], b: &[f32], m: usize) -> Vec<f32> {
 /// The op, by the activation applied to the product.
 enum Linear {
     Identity,
+    /// ReLU; the backward masks the gradient by the op's output.
+    Relu,
     /// Exact GELU; the forward leaves the pre-activation `x · wᵀ + b` here for the backward.
     Gelu {
         pre_activation: Kept,
@@ -100,6 +120,7 @@ impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
         match self {
             Linear::Identity => "grove-linear",
+            Linear::Relu => "grove-linear-relu",
             Linear::Gelu { .. } => "grove-linear-gelu",
         }
     }
@@ -119,6 +140,13 @@ impl CustomOp3 for Linear {
         let out = affine(x, w, b, m);
         let out = match self {
             Linear::Identity => out,
+            Linear::Relu => {
+                let mut out = out;
+                out.par_iter_mut()
+                    .with_min_len(rows_per_task(1))
+                    .for_each(|v| *v = v.max(0.0));
+                out
+            }
             Linear::Gelu { pre_activation } => {
                 let activated = gelu_values(&out);
                 pre_activation.keep(out);
@@ -133,18 +161,33 @@ impl CustomOp3 for Linear {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        let rows = x.dim(0)?;
+        if grad.dims() != [rows, b.elem_count()] {
+            candle_core::bail!("{}: the gradient does not match", self.name());
+        }
         // The gradient of the pre-activation.
         let grad = match self {
             Linear::Identity => grad,
+            Linear::Relu => {
+                let dz = with_f32([out, &grad], self.name(), |[y, g]| {
+                    let mut dz = g.to_vec();
+                    dz.par_iter_mut()
+                        .zip(y.par_iter())
+                        .with_min_len(rows_per_task(1))
+                        .for_each(|(d, y)| {
+                            if *y <= 0.0 {
+                                *d = 0.0
+                            }
+                        });
+                    dz
+                })?;
+                Tensor::from_vec(dz, grad.shape(), &Device::Cpu)?
+            }
             Linear::Gelu { pre_activation } => {
-                let rows = x.dim(0)?;
-                if grad.dims() != [rows, b.elem_count()] {
-                    candle_core::bail!("{}: the gradient does not match", self.name());
-                }
                 let dz = with_f32([x, w, b, &grad], self.name(), |[x, w, b, g]| {
                     let z = pre_activation.take_or(|| affine(x, w, b, rows));
                     gelu_backward_values(&z, g)

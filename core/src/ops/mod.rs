@@ -37,7 +37,10 @@ pub use feed_forward::{
 pub use gelu::{gelu_erf, gelu_erf_primitive};
 pub use heads::{merge_heads, merge_heads_primitive, split_heads, split_heads_primitive};
 pub use layer_norm::{add_layer_norm, layer_norm, layer_norm_primitive};
-pub use linear::{linear, linear_gelu, linear_gelu_primitive, linear_primitive};
+pub use linear::{
+    linear, linear_gelu, linear_gelu_primitive, linear_primitive, linear_relu,
+    linear_relu_primitive,
+};
 pub use matmul_nt::{matmul_nt, matmul_nt_primitive};
 pub use post_norm::{linear_add_layer_norm, linear_add_layer_norm_primitive};
 pub(crate) use rows::fused;

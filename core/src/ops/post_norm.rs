@@ -12,14 +12,14 @@
 //! [`linear_add_layer_norm`] is the attention block's end (output projection, residual, norm);
 //! [`super::feed_forward_add_layer_norm`] the feed-forward block's.
 
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::kept::Kept;
 use super::layer_norm::{backward_in_place, layer_norm_primitive, normalize_in_place};
 use super::linear::linear_primitive;
 use super::packed_layer::{pack_normed, Layer};
-use super::rows::{f32_inputs, fused, rows_per_task, with_f32};
+use super::rows::{f32_inputs, fused, input_gradients, output_gradient, rows_per_task, with_f32};
 
 /// `layer_norm(residual + x · wᵀ + b, gamma, beta, eps)` for `x` `(M, K)`, `w` `(N, K)`, `b`,
 /// `gamma` and `beta` `(N,)` and `residual` `(M, N)`: a post-LayerNorm block's output
@@ -176,10 +176,7 @@ impl CustomOp3 for LinearAddLayerNorm {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
-        let grad = grad.contiguous()?;
-        if grad.dims() != out.dims() {
-            candle_core::bail!("{name}: the gradient does not match the output");
-        }
+        let grad = output_gradient(grad, out, name)?;
         let rows = x.dim(0)?;
         let tensors = [x, residual, packed, out, &grad];
         let (dx, dsum, dpacked) = with_f32(tensors, name, |[x, residual, packed_values, y, g]| {
@@ -192,12 +189,7 @@ impl CustomOp3 for LinearAddLayerNorm {
             let dx = layer.input_gradient(&dsum, rows);
             Ok::<_, candle_core::Error>((dx, dsum, dpacked))
         })??;
-        let cpu = Device::Cpu;
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), &cpu)?),
-            Some(Tensor::from_vec(dsum, residual.shape(), &cpu)?),
-            Some(Tensor::from_vec(dpacked, packed.shape(), &cpu)?),
-        ))
+        input_gradients([(dx, x), (dsum, residual), (dpacked, packed)])
     }
 }
 

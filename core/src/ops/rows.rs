@@ -43,6 +43,29 @@ pub(crate) fn with_f32<const N: usize, R>(
     Ok(f(slices))
 }
 
+/// An op's output gradient, contiguous, after checking that it has the output's shape.
+pub(crate) fn output_gradient(grad: &Tensor, out: &Tensor, op: &str) -> Result<Tensor> {
+    if grad.dims() != out.dims() {
+        candle_core::bail!(
+            "{op}: the gradient {:?} does not match the output {:?}",
+            grad.dims(),
+            out.dims()
+        );
+    }
+    grad.contiguous()
+}
+
+/// The gradients of an op's three inputs, computed on the host, as CPU tensors of the inputs'
+/// shapes.
+pub(crate) fn input_gradients(
+    gradients: [(Vec<f32>, &Tensor); 3],
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let [a, b, c] = gradients.map(|(values, input)| {
+        Tensor::from_vec(values, input.shape(), &candle_core::Device::Cpu).map(Some)
+    });
+    Ok((a?, b?, c?))
+}
+
 /// The f32 elements of an op's contiguous CPU inputs, in order (see [`f32_slice`]).
 pub(crate) fn f32_inputs<'a, const N: usize>(
     inputs: [(&'a CpuStorage, &Layout); N],

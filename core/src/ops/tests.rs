@@ -353,6 +353,13 @@ fn linear_matches_primitive_ops() -> Result<()> {
                 |t| linear_gelu(&t[0], &t[1], &t[2].flatten_all()?),
                 |t| linear_gelu_primitive(&t[0], &t[1], &t[2].flatten_all()?),
             )?;
+            check(
+                &format!("linear_relu ({m}, {kk})·({n}, {kk})ᵀ transposed={transposed}"),
+                &[x.clone(), w.clone(), b.clone()],
+                transposed,
+                |t| linear_relu(&t[0], &t[1], &t[2].flatten_all()?),
+                |t| linear_relu_primitive(&t[0], &t[1], &t[2].flatten_all()?),
+            )?;
         }
     }
     let x = Tensor::zeros((2, 4), DType::F32, &Device::Cpu)?;

@@ -131,7 +131,10 @@ impl ImageClassifier {
             x = match layer {
                 Hidden::Dense(dense, norm) => {
                     let flat = if x.rank() > 2 { x.flatten_from(1)? } else { x };
-                    norm.forward(&dense.forward(&flat)?, training)?.relu()?
+                    match norm {
+                        Norm::None => dense.forward_relu(&flat)?,
+                        _ => norm.forward(&dense.forward(&flat)?, training)?.relu()?,
+                    }
                 }
                 Hidden::Conv(conv, norm, pooling) => {
                     let y = norm.forward(&conv.forward(&x)?, training)?.relu()?;

@@ -63,6 +63,11 @@ impl Dense {
         self.apply(x, grove_core::ops::linear)
     }
 
+    /// [`Dense::forward`] followed by a ReLU, as one fused kernel on the CPU.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, grove_core::ops::linear_relu)
+    }
+
     /// [`Dense::forward`] followed by the exact GELU, as one fused kernel on the CPU.
     pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x, grove_core::ops::linear_gelu)
