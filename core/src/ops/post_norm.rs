@@ -81,6 +81,7 @@ pub(super) struct PostNorm {
 }
 
 impl PostNorm {
+    /// A norm with `eps` added to each row's variance; nothing kept yet.
     pub(super) fn new(eps: f64) -> Self {
         Self {
             eps: eps as f32,
