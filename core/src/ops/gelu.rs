@@ -27,22 +27,25 @@ pub fn gelu_erf_primitive(x: &Tensor) -> Result<Tensor> {
     x.gelu_erf()
 }
 
-/// `erf(x)` by Abramowitz & Stegun 7.1.26 (odd symmetry for negative `x`).
+/// `Φ(x)`, the standard normal CDF, and `exp(−x²/2)`, which both `Φ` (through
+/// `erf(x/√2)`, Abramowitz & Stegun 7.1.26, odd symmetry for negative `x`) and the normal
+/// density need: one `exp` serves both.
 #[inline(always)]
-fn erf(x: f32) -> f32 {
-    let a = x.abs();
+fn cdf_and_gaussian(x: f32) -> (f32, f32) {
+    let gaussian = exp(-0.5 * x * x);
+    let a = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t
         * (0.254_829_6
             + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-    let y = 1.0 - poly * exp(-a * a);
-    y.copysign(x)
+    let erf = (1.0 - poly * gaussian).copysign(x);
+    (0.5 * (1.0 + erf), gaussian)
 }
 
 /// `Φ(x)`, the standard normal CDF.
 #[inline(always)]
 fn cdf(x: f32) -> f32 {
-    0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+    cdf_and_gaussian(x).0
 }
 
 /// `1 / √(2π)`, the standard normal density's factor.
@@ -65,8 +68,8 @@ pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
         .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
         .for_each(|(dx, (x, g))| {
             for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
-                let density = INV_SQRT_2PI * exp(-0.5 * x * x);
-                *dx = g * (cdf(x) + x * density);
+                let (cdf, gaussian) = cdf_and_gaussian(x);
+                *dx = g * (cdf + x * INV_SQRT_2PI * gaussian);
             }
         });
     dx
@@ -81,8 +84,8 @@ pub(super) fn gelu_and_backward_in_place(z: &mut [f32], g: &mut [f32]) {
         .for_each(|(z, g)| {
             for (z, g) in z.iter_mut().zip(g) {
                 let x = *z;
-                let cdf = cdf(x);
-                *g *= cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+                let (cdf, gaussian) = cdf_and_gaussian(x);
+                *g *= cdf + x * INV_SQRT_2PI * gaussian;
                 *z = x * cdf;
             }
         });
