@@ -32,7 +32,40 @@ pub fn cross_entropy_rows_primitive(logits: &Tensor, labels: &Tensor) -> Result<
     log_probs.gather(&labels, 1)?.squeeze(1)?.neg()
 }
 
-/// The labels of a contiguous u32 storage.
+/// Each row's `logsumexp(row) − row[label]`, for rows of `classes` logits, in parallel.
+pub(super) fn row_losses(logits: &[f32], labels: &[u32], classes: usize) -> Vec<f32> {
+    logits
+        .par_chunks(classes)
+        .zip(labels.par_iter())
+        .with_min_len(rows_per_task(classes))
+        .map(|(row, &label)| {
+            let max = max(row);
+            let sum = sum_map(row, |x| exp(x - max));
+            max + sum.ln() - row[label as usize]
+        })
+        .collect()
+}
+
+/// The gradient of the logits from each row's loss gradient `grad`:
+/// `(softmax(row) − onehot(label)) · g_row`.
+pub(super) fn logits_gradient(
+    logits: &[f32],
+    labels: &[u32],
+    grad: &[f32],
+    classes: usize,
+) -> Vec<f32> {
+    let mut d = vec![0f32; logits.len()];
+    softmax_rows(logits, &mut d, classes);
+    d.par_chunks_mut(classes)
+        .zip(labels.par_iter().zip(grad.par_iter()))
+        .with_min_len(rows_per_task(classes))
+        .for_each(|(row, (&label, &g))| {
+            row[label as usize] -= 1.0;
+            row.iter_mut().for_each(|x| *x *= g);
+        });
+    d
+}
+
 /// The forward op; its backward runs [`CrossEntropyBackward`].
 struct CrossEntropy;
 
@@ -52,16 +85,7 @@ impl CustomOp2 for CrossEntropy {
         let labels = u32_slice(s2, l2, self.name())?;
         let classes = row_len(l1, self.name())?;
         check_ids(labels, classes, "label", self.name())?;
-        let losses: Vec<f32> = logits
-            .par_chunks(classes)
-            .zip(labels.par_iter())
-            .with_min_len(rows_per_task(classes))
-            .map(|(row, &label)| {
-                let max = max(row);
-                let sum = sum_map(row, |x| exp(x - max));
-                max + sum.ln() - row[label as usize]
-            })
-            .collect();
+        let losses = row_losses(logits, labels, classes);
         Ok((CpuStorage::F32(losses), Shape::from(labels.len())))
     }
 
@@ -99,15 +123,7 @@ impl CustomOp3 for CrossEntropyBackward {
         let labels = u32_slice(s2, l2, self.name())?;
         let grad = f32_slice(s3, l3, self.name())?;
         let classes = row_len(l1, self.name())?;
-        let mut d = vec![0f32; logits.len()];
-        softmax_rows(logits, &mut d, classes);
-        d.par_chunks_mut(classes)
-            .zip(labels.par_iter().zip(grad.par_iter()))
-            .with_min_len(rows_per_task(classes))
-            .for_each(|(row, (&label, &g))| {
-                row[label as usize] -= 1.0;
-                row.iter_mut().for_each(|x| *x *= g);
-            });
+        let d = logits_gradient(logits, labels, grad, classes);
         Ok((CpuStorage::F32(d), l1.shape().clone()))
     }
 }

@@ -90,7 +90,7 @@ fn apply(x: &Tensor, w: &Tensor, b: &Tensor, op: Linear) -> Result<Tensor> {
 }
 
 /// `x · wᵀ + b` for `m` rows of `x`, the product accumulated onto rows that start as the bias.
-fn affine(x: &[f32], w: &[f32], b: &[f32], m: usize) -> Vec<f32> {
+pub(super) fn affine(x: &[f32], w: &[f32], b: &[f32], m: usize) -> Vec<f32> {
     let n = b.len();
     let k = x.len() / m;
     let mut out = b.repeat(m);

@@ -2,7 +2,8 @@
 //! time in: embedding lookups, dense layers (product and bias), the `a · bᵀ` product of
 //! attention scores, self-attention, the feed-forward block, layer normalisation (also with
 //! the residual sum, and at the end of a block's output projection or feed-forward block),
-//! softmax, exact GELU, cross-entropy, and the split into attention heads and back.
+//! softmax, exact GELU, cross-entropy (also with the output layer before it), and the split
+//! into attention heads and back.
 //!
 //! candle's own fused `layer_norm` / `softmax_last_dim` have no backward, and the primitive-op
 //! versions allocate an output per op. Each function here runs one multi-threaded pass
@@ -21,6 +22,7 @@ mod heads;
 mod kept;
 mod layer_norm;
 mod linear;
+mod linear_cross_entropy;
 mod matmul_nt;
 mod packed_layer;
 mod post_norm;
@@ -41,6 +43,7 @@ pub use linear::{
     linear, linear_gelu, linear_gelu_primitive, linear_primitive, linear_relu,
     linear_relu_primitive,
 };
+pub use linear_cross_entropy::{linear_cross_entropy, linear_cross_entropy_primitive};
 pub use matmul_nt::{matmul_nt, matmul_nt_primitive};
 pub use post_norm::{linear_add_layer_norm, linear_add_layer_norm_primitive};
 pub(crate) use rows::fused;

@@ -600,6 +600,47 @@ fn feed_forward_add_layer_norm_matches_primitive_ops() -> Result<()> {
 }
 
 #[test]
+fn linear_cross_entropy_matches_primitive_ops() -> Result<()> {
+    for (case, (n, k, c)) in [(1, 3, 5), (7, 16, 33), (64, 32, 200)]
+        .into_iter()
+        .enumerate()
+    {
+        for transposed in [false, true] {
+            let seed = 600 + 10 * case as u64;
+            let x = input(&[n, k], seed, transposed)?;
+            let w = input(&[c, k], seed + 1, transposed)?;
+            let b = input(&[c], seed + 2, false)?;
+            let labels: Vec<u32> = (0..n).map(|i| ((i * 7 + case) % c) as u32).collect();
+            let labels = Tensor::from_vec(labels, n, &Device::Cpu)?;
+            let name = format!("linear_cross_entropy ({n}, {k}) → {c} transposed={transposed}");
+            check(
+                &name,
+                &[x.clone(), w.clone(), b.clone()],
+                transposed,
+                |t| Ok(linear_cross_entropy(&t[0], &t[1], &t[2], &labels)?.0),
+                |t| Ok(linear_cross_entropy_primitive(&t[0], &t[1], &t[2], &labels)?.0),
+            )?;
+            let used = [as_used(&x, transposed)?, as_used(&w, transposed)?];
+            let (_, fused) = linear_cross_entropy(&used[0], &used[1], b.as_tensor(), &labels)?;
+            let (_, primitive) =
+                linear_cross_entropy_primitive(&used[0], &used[1], b.as_tensor(), &labels)?;
+            assert_eq!(
+                fused.to_vec1::<u32>()?,
+                primitive.to_vec1::<u32>()?,
+                "{name}: predictions"
+            );
+        }
+    }
+    let x = Tensor::zeros((2, 4), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((3, 4), DType::F32, &Device::Cpu)?;
+    let b = Tensor::zeros(3, DType::F32, &Device::Cpu)?;
+    let out_of_range = Tensor::new(&[0u32, 3], &Device::Cpu)?;
+    let err = linear_cross_entropy(&x, &w, &b, &out_of_range).unwrap_err();
+    assert!(err.to_string().contains("label 3"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn embedding_matches_primitive_ops() -> Result<()> {
     for (case, (vocab, h, n)) in [(1, 3, 1), (6, 16, 9), (300, 32, 200)]
         .into_iter()

@@ -182,10 +182,16 @@ impl MaskedLmTask {
             input_type_ids: inputs.get("input_type_ids")?.clone(),
             masked_lm_positions: inputs.get("masked_lm_positions")?.clone(),
         };
-        let outputs = model.forward(&model_inputs, context.dropout.as_mut())?;
         let labels = inputs.get("masked_lm_ids")?.flatten_all()?;
+        let outputs =
+            model.forward_with_mlm_loss(&model_inputs, &labels, context.dropout.as_mut())?;
         let weights = inputs.get("masked_lm_weights")?.flatten_all()?;
-        let (per_position, correct) = cross_entropy(&outputs.mlm_logits, &labels)?;
+        let per_position = outputs.mlm_losses;
+        let correct = outputs
+            .mlm_predictions
+            .to_device(labels.device())?
+            .eq(&labels.to_dtype(DType::U32)?)?
+            .to_dtype(DType::F32)?;
         let weight_sum = weights.sum_all()?;
         let lm_loss = (per_position * &weights)?
             .sum_all()?

@@ -18,5 +18,6 @@ pub use config::{
 };
 pub use layers::{dropout, Dense, Embedding, LayerNorm};
 pub use pretrainer::{
-    BertPretrainer, ClassificationHead, MaskedLmHead, PretrainerInputs, PretrainerOutputs,
+    BertPretrainer, ClassificationHead, MaskedLmHead, PretrainerInputs, PretrainerLosses,
+    PretrainerOutputs,
 };

@@ -41,9 +41,29 @@ impl MaskedLmHead {
     /// Maps gathered hidden states `(N, H)` to logits `(N, vocab)` using `word_embeddings`
     /// `(vocab, H)` as the decoder weight.
     pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
-        let h = self.dense.forward_gelu(hidden)?;
-        let h = self.layer_norm.forward(&h)?;
-        grove_core::ops::linear(&h, word_embeddings, &self.output_bias)
+        grove_core::ops::linear(&self.transform(hidden)?, word_embeddings, &self.output_bias)
+    }
+
+    /// The cross-entropy of each row's logits (as [`MaskedLmHead::forward`] gives them)
+    /// against `labels` `(N,)`, and each row's arg-max prediction (u32), in one fused op on the
+    /// CPU that never keeps the `(N, vocab)` logits.
+    pub fn losses(
+        &self,
+        hidden: &Tensor,
+        word_embeddings: &Tensor,
+        labels: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        grove_core::ops::linear_cross_entropy(
+            &self.transform(hidden)?,
+            word_embeddings,
+            &self.output_bias,
+            labels,
+        )
+    }
+
+    /// The head's dense + GELU + LayerNorm before the decoder.
+    fn transform(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.layer_norm.forward(&self.dense.forward_gelu(hidden)?)
     }
 }
 
@@ -127,6 +147,18 @@ pub struct PretrainerOutputs {
     pub cls_logits: Vec<(String, Tensor)>,
 }
 
+/// What [`BertPretrainer::forward_with_mlm_loss`] returns.
+#[derive(Debug, Clone)]
+pub struct PretrainerLosses {
+    /// Cross-entropy of each masked position against its label, `(B * P,)`, rows as in
+    /// [`PretrainerOutputs::mlm_logits`].
+    pub mlm_losses: Tensor,
+    /// Arg-max token of each masked position, `(B * P,)` u32 (no gradient).
+    pub mlm_predictions: Tensor,
+    /// As in [`PretrainerOutputs::cls_logits`].
+    pub cls_logits: Vec<(String, Tensor)>,
+}
+
 /// Model Garden's `BertPretrainerV2`.
 #[derive(Debug, Clone)]
 pub struct BertPretrainer {
@@ -178,11 +210,49 @@ impl BertPretrainer {
         inputs: &PretrainerInputs,
         mut dropout: Option<&mut StdRng>,
     ) -> Result<PretrainerOutputs> {
+        let (sequence_output, gathered) = self.encode(inputs, dropout.as_deref_mut())?;
+        let mlm_logits = self
+            .masked_lm
+            .forward(&gathered, self.encoder.word_embeddings())?;
+        Ok(PretrainerOutputs {
+            mlm_logits,
+            cls_logits: self.classify(&sequence_output, dropout)?,
+        })
+    }
+
+    /// [`BertPretrainer::forward`] with the MLM head ending in its loss against
+    /// `masked_lm_ids` `(B * P,)`: the losses and predictions of every masked position
+    /// instead of its logits, which are never kept (the largest tensor of a pretraining step).
+    /// The same dropout masks are drawn as by `forward`.
+    pub fn forward_with_mlm_loss(
+        &self,
+        inputs: &PretrainerInputs,
+        masked_lm_ids: &Tensor,
+        mut dropout: Option<&mut StdRng>,
+    ) -> Result<PretrainerLosses> {
+        let (sequence_output, gathered) = self.encode(inputs, dropout.as_deref_mut())?;
+        let (mlm_losses, mlm_predictions) =
+            self.masked_lm
+                .losses(&gathered, self.encoder.word_embeddings(), masked_lm_ids)?;
+        Ok(PretrainerLosses {
+            mlm_losses,
+            mlm_predictions,
+            cls_logits: self.classify(&sequence_output, dropout)?,
+        })
+    }
+
+    /// The encoder's sequence output `(B, S, H)` and its rows at the masked positions
+    /// `(B * P, H)`.
+    fn encode(
+        &self,
+        inputs: &PretrainerInputs,
+        dropout: Option<&mut StdRng>,
+    ) -> Result<(Tensor, Tensor)> {
         let sequence_output = self.encoder.forward(
             &inputs.input_word_ids,
             &inputs.input_mask,
             &inputs.input_type_ids,
-            dropout.as_deref_mut(),
+            dropout,
         )?;
         let (batch, seq, hidden) = sequence_output.dims3()?;
         let positions = &inputs.masked_lm_positions;
@@ -199,22 +269,22 @@ impl BertPretrainer {
         // The rows at the masked positions, gathered as embedding rows are looked up.
         let gathered =
             grove_core::ops::embedding(&sequence_output.reshape((batch * seq, hidden))?, &rows)?;
-        let mlm_logits = self
-            .masked_lm
-            .forward(&gathered, self.encoder.word_embeddings())?;
+        Ok((sequence_output, gathered))
+    }
 
-        let cls_logits = self
-            .cls_heads
+    /// The logits of every classification head, by name.
+    fn classify(
+        &self,
+        sequence_output: &Tensor,
+        mut dropout: Option<&mut StdRng>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        self.cls_heads
             .iter()
             .map(|head| {
-                let logits = head.forward(&sequence_output, dropout.as_deref_mut())?;
+                let logits = head.forward(sequence_output, dropout.as_deref_mut())?;
                 Ok((head.name().to_string(), logits))
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(PretrainerOutputs {
-            mlm_logits,
-            cls_logits,
-        })
+            .collect()
     }
 }
 
