@@ -16,7 +16,7 @@ use super::column_sums::column_sums;
 use super::cross_entropy::{cross_entropy_rows_primitive, logits_gradient, row_losses};
 use super::linear::{affine, linear_primitive};
 use super::matmul_nt::{all_threads, gemm_into, Matrix};
-use super::rows::{check_ids, f32_inputs, fused, input_gradients, with_f32};
+use super::rows::{check_ids, f32_inputs, fused, input_gradients, output_gradient, with_f32};
 
 /// The loss of every row of the logits `x · wᵀ + b` against `labels`, and the arg-max class
 /// of every row: for `x` `(N, K)`, `w` `(C, K)`, `b` `(C,)` and integer `labels` `(N,)`,
@@ -131,15 +131,12 @@ impl CustomOp3 for LinearCrossEntropy {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _losses: &Tensor,
+        losses: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
+        let grad = output_gradient(grad, losses, self.name())?;
         let (rows, k) = x.dims2()?;
         let classes = b.elem_count();
-        if grad.dims() != [rows] {
-            candle_core::bail!("{}: the gradient does not match the losses", self.name());
-        }
         let (dx, dw, db) = with_f32([x, w, b, &grad], self.name(), |[x, w, b, g]| {
             let dlogits = logits_gradient(&affine(x, w, b, rows), &self.labels, g, classes);
             // logits = x · Wᵀ + b: ∂x = ∂logits · W, ∂W = ∂logitsᵀ · x, ∂b = column sums.
