@@ -20,7 +20,7 @@ use super::kept::Kept;
 use super::linear::linear_primitive;
 use super::matmul_nt::{gemm_into, matmul_nt_primitive, Matrix};
 use super::packed_layer::{pack, Layer};
-use super::rows::{f32_inputs, fused, with_f32};
+use super::rows::{f32_inputs, fused, output_gradient, with_f32};
 use super::softmax::{
     masked_softmax_in_place, masked_softmax_primitive, softmax_backward_in_place,
 };
@@ -252,15 +252,12 @@ impl CustomOp2 for SelfAttention {
         &self,
         x: &Tensor,
         packed: &Tensor,
-        _context: &Tensor,
+        context: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
-        let grad = grad.contiguous()?;
+        let grad = output_gradient(grad, context, name)?;
         let rows = x.dim(0)?;
-        if grad.dims() != [rows, self.hidden()] {
-            candle_core::bail!("{name}: the gradient does not match the context");
-        }
         let (dx, dpacked) = with_f32([x, packed, &grad], name, |[x, w, g]| {
             let layer = Layer::of(w, packed.shape())?;
             let qkv = self.projections.take_or(|| layer.apply(x, rows));

@@ -14,7 +14,7 @@ use super::column_sums::ColumnSums;
 use super::gelu::{gelu_backward_values, gelu_erf_primitive, gelu_values};
 use super::kept::Kept;
 use super::matmul_nt::{all_threads, gemm_into, matmul_nt_primitive, Matrix, Product};
-use super::rows::{f32_inputs, fused, rows_per_task, with_f32};
+use super::rows::{f32_inputs, fused, output_gradient, rows_per_task, with_f32};
 
 /// `x · wᵀ + b` for `x` `(M, K)`, `w` `(N, K)` (a dense layer's `(out, in)` weight) and `b`
 /// `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -164,26 +164,18 @@ impl CustomOp3 for Linear {
         out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
+        let grad = output_gradient(grad, out, self.name())?;
         let rows = x.dim(0)?;
-        if grad.dims() != [rows, b.elem_count()] {
-            candle_core::bail!("{}: the gradient does not match", self.name());
-        }
         // The gradient of the pre-activation.
         let grad = match self {
             Linear::Identity => grad,
             Linear::Relu => {
                 let dz = with_f32([out, &grad], self.name(), |[y, g]| {
-                    let mut dz = g.to_vec();
-                    dz.par_iter_mut()
+                    g.par_iter()
                         .zip(y.par_iter())
                         .with_min_len(rows_per_task(1))
-                        .for_each(|(d, y)| {
-                            if *y <= 0.0 {
-                                *d = 0.0
-                            }
-                        });
-                    dz
+                        .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+                        .collect::<Vec<f32>>()
                 })?;
                 Tensor::from_vec(dz, grad.shape(), &Device::Cpu)?
             }
