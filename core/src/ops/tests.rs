@@ -194,6 +194,41 @@ fn masked_softmax_matches_primitive_ops() -> Result<()> {
     Ok(())
 }
 
+/// Masked keys get probability and gradient exactly 0, and nothing in either is subnormal
+/// (subnormal operands made the products they feed ~50× slower; RESULTS.md, entry 42).
+#[test]
+fn masked_softmax_gives_masked_keys_exact_zeros() -> Result<()> {
+    let (batch, queries, keys) = (2, 8, 16);
+    let scores = input(&[batch, 1, queries, keys], 7, false)?;
+    // Item b masks keys from 4 + 4b on.
+    let masked = |b: usize, key: usize| key >= 4 + 4 * b;
+    let bias: Vec<f32> = (0..batch * keys)
+        .map(|i| {
+            if masked(i / keys, i % keys) {
+                -10000.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let bias = Tensor::from_vec(bias, (batch, 1, 1, keys), &Device::Cpu)?;
+    let probs = masked_softmax(scores.as_tensor(), &bias, 0.125)?;
+    let weights = input(&[batch, 1, queries, keys], 8, false)?;
+    let grad = (&probs * weights.as_tensor())?.sum_all()?.backward()?;
+    let grad = grad.get(&scores).expect("scores get a gradient");
+    for (name, values) in [("probabilities", &probs), ("gradient", grad)] {
+        let values = values.flatten_all()?.to_vec1::<f32>()?;
+        for (i, v) in values.iter().enumerate() {
+            let (b, key) = (i / (queries * keys), i % keys);
+            assert!(!v.is_subnormal(), "{name}[{i}] = {v:e} is subnormal");
+            if masked(b, key) {
+                assert_eq!(*v, 0.0, "{name}[{i}] of a masked key");
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn gelu_matches_candles_gelu_erf() -> Result<()> {
     for (k, dims) in SHAPES.iter().enumerate() {
