@@ -151,6 +151,25 @@ fn softmax_matches_primitive_ops() -> Result<()> {
     Ok(())
 }
 
+/// The `(B, 1, …, 1, K)` additive attention bias for scores of shape `dims`: −10 000 where
+/// `masked(batch item, key)`, 0 elsewhere.
+fn key_mask_bias(dims: &[usize], masked: impl Fn(usize, usize) -> bool) -> Result<Tensor> {
+    let (batch, keys) = (dims[0], dims[dims.len() - 1]);
+    let mut bias_dims = vec![1; dims.len()];
+    bias_dims[0] = batch;
+    bias_dims[dims.len() - 1] = keys;
+    let bias: Vec<f32> = (0..batch * keys)
+        .map(|i| {
+            if masked(i / keys, i % keys) {
+                -10000.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(bias, bias_dims, &Device::Cpu)
+}
+
 #[test]
 fn masked_softmax_matches_primitive_ops() -> Result<()> {
     for (k, dims) in [
@@ -164,21 +183,9 @@ fn masked_softmax_matches_primitive_ops() -> Result<()> {
     {
         for transposed in [false, true] {
             let scores = input(dims, 90 + k as u64, transposed)?;
-            // Item b masks its last b keys; a (B, 1, …, 1, K) additive bias.
+            // Item b masks its last b keys.
             let keys = *dims.last().unwrap();
-            let mut bias_dims = vec![1; dims.len()];
-            bias_dims[0] = dims[0];
-            bias_dims[dims.len() - 1] = keys;
-            let bias: Vec<f32> = (0..dims[0] * keys)
-                .map(|i| {
-                    if i % keys + i / keys >= keys {
-                        -10000.0
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let bias = Tensor::from_vec(bias, bias_dims, &Device::Cpu)?;
+            let bias = key_mask_bias(dims, |b, key| key + b >= keys)?;
             check(
                 &format!("masked_softmax {dims:?} transposed={transposed}"),
                 &[scores],
@@ -202,16 +209,7 @@ fn masked_softmax_gives_masked_keys_exact_zeros() -> Result<()> {
     let scores = input(&[batch, 1, queries, keys], 7, false)?;
     // Item b masks keys from 4 + 4b on.
     let masked = |b: usize, key: usize| key >= 4 + 4 * b;
-    let bias: Vec<f32> = (0..batch * keys)
-        .map(|i| {
-            if masked(i / keys, i % keys) {
-                -10000.0
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let bias = Tensor::from_vec(bias, (batch, 1, 1, keys), &Device::Cpu)?;
+    let bias = key_mask_bias(&[batch, 1, queries, keys], masked)?;
     let probs = masked_softmax(scores.as_tensor(), &bias, 0.125)?;
     let weights = input(&[batch, 1, queries, keys], 8, false)?;
     let grad = (&probs * weights.as_tensor())?.sum_all()?.backward()?;
