@@ -21,6 +21,7 @@ pub mod records;
 pub mod registry;
 pub mod rng;
 pub mod runtime;
+mod simd;
 pub mod task;
 pub mod vars;
 

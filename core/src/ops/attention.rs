@@ -11,6 +11,8 @@
 //! splits, two products, the softmax, the merge and a transpose), each of whose backward
 //! accumulated an activation-sized gradient.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -18,7 +20,7 @@ use rayon::prelude::*;
 use super::heads::{merge_heads_primitive, split_heads_primitive};
 use super::kept::Kept;
 use super::linear::linear_primitive;
-use super::matmul_nt::{gemm_into, matmul_nt_primitive, Matrix};
+use super::matmul_nt::{gemm_into, gemm_overwrite, matmul_nt_primitive, written, Matrix};
 use super::packed_layer::{pack, Layer};
 use super::rows::{f32_inputs, fused, output_gradient, with_f32};
 use super::softmax::{
@@ -171,22 +173,25 @@ impl SelfAttention {
     /// The context `(B·S, H)` from the projections.
     fn context(&self, qkv: &[f32]) -> Vec<f32> {
         let (seq, hidden) = (self.seq, self.hidden());
-        let mut out = vec![0f32; qkv.len() / 3];
-        out.par_chunks_mut(seq * hidden)
-            .zip(qkv.par_chunks(3 * seq * hidden))
-            .zip(self.mask.par_chunks(seq))
-            .for_each_init(
-                || vec![0f32; seq * seq],
-                |probs, ((out, qkv), mask)| {
-                    for n in 0..self.heads {
-                        self.probabilities(probs, qkv, mask, n);
-                        let (p, v) = (self.square(probs, false), self.head(qkv, Part::Value, n));
-                        let out = &mut out[n * self.width..];
-                        gemm_into(out, hidden, p, v, false, Parallelism::None);
-                    }
-                },
-            );
-        out
+        let write = |out: &mut [MaybeUninit<f32>]| {
+            out.par_chunks_mut(seq * hidden)
+                .zip(qkv.par_chunks(3 * seq * hidden))
+                .zip(self.mask.par_chunks(seq))
+                .for_each_init(
+                    || vec![0f32; seq * seq],
+                    |probs, ((out, qkv), mask)| {
+                        for n in 0..self.heads {
+                            self.probabilities(probs, qkv, mask, n);
+                            let p = self.square(probs, false);
+                            let v = self.head(qkv, Part::Value, n);
+                            let out = &mut out[n * self.width..];
+                            gemm_overwrite(out, hidden, p, v, Parallelism::None);
+                        }
+                    },
+                )
+        };
+        // SAFETY: the heads' products write every column block of every batch item.
+        unsafe { written(qkv.len() / 3, write) }
     }
 
     /// The gradient of the projections `(B·S, 3H)` from the context's `g`: per head, with the
@@ -194,35 +199,37 @@ impl SelfAttention {
     /// `∂q = ∂S·k` and `∂k = ∂Sᵀ·q`.
     fn projections_gradient(&self, qkv: &[f32], g: &[f32]) -> Vec<f32> {
         let (seq, hidden) = (self.seq, self.hidden());
-        let mut d = vec![0f32; qkv.len()];
-        d.par_chunks_mut(3 * seq * hidden)
-            .zip(qkv.par_chunks(3 * seq * hidden))
-            .zip(g.par_chunks(seq * hidden))
-            .zip(self.mask.par_chunks(seq))
-            .for_each_init(
-                || (vec![0f32; seq * seq], vec![0f32; seq * seq]),
-                |(probs, dscores), (((d, qkv), g), mask)| {
-                    for n in 0..self.heads {
-                        self.probabilities(probs, qkv, mask, n);
-                        let g_n = self.context_head(g, n);
-                        let write = |d: &mut [f32], part, lhs, rhs| {
-                            let d = &mut d[self.column(part, n)..];
-                            gemm_into(d, 3 * hidden, lhs, rhs, false, Parallelism::None);
-                        };
-                        write(d, Part::Value, self.square(probs, true), g_n);
-                        let v_t = self.head_transposed(qkv, Part::Value, n);
-                        gemm_into(dscores, seq, g_n, v_t, false, Parallelism::None);
-                        for (ds, p) in dscores.chunks_mut(seq).zip(probs.chunks(seq)) {
-                            softmax_backward_in_place(ds, p, self.scale);
+        let write = |d: &mut [MaybeUninit<f32>]| {
+            d.par_chunks_mut(3 * seq * hidden)
+                .zip(qkv.par_chunks(3 * seq * hidden))
+                .zip(g.par_chunks(seq * hidden))
+                .zip(self.mask.par_chunks(seq))
+                .for_each_init(
+                    || (vec![0f32; seq * seq], vec![0f32; seq * seq]),
+                    |(probs, dscores), (((d, qkv), g), mask)| {
+                        for n in 0..self.heads {
+                            self.probabilities(probs, qkv, mask, n);
+                            let g_n = self.context_head(g, n);
+                            let write = |d: &mut [MaybeUninit<f32>], part, lhs, rhs| {
+                                let d = &mut d[self.column(part, n)..];
+                                gemm_overwrite(d, 3 * hidden, lhs, rhs, Parallelism::None);
+                            };
+                            write(d, Part::Value, self.square(probs, true), g_n);
+                            let v_t = self.head_transposed(qkv, Part::Value, n);
+                            gemm_into(dscores, seq, g_n, v_t, false, Parallelism::None);
+                            for (ds, p) in dscores.chunks_mut(seq).zip(probs.chunks(seq)) {
+                                softmax_backward_in_place(ds, p, self.scale);
+                            }
+                            let k = self.head(qkv, Part::Key, n);
+                            write(d, Part::Query, self.square(dscores, false), k);
+                            let q = self.head(qkv, Part::Query, n);
+                            write(d, Part::Key, self.square(dscores, true), q);
                         }
-                        let k = self.head(qkv, Part::Key, n);
-                        write(d, Part::Query, self.square(dscores, false), k);
-                        let q = self.head(qkv, Part::Query, n);
-                        write(d, Part::Key, self.square(dscores, true), q);
-                    }
-                },
-            );
-        d
+                    },
+                )
+        };
+        // SAFETY: every head writes its query, key and value column blocks of every item.
+        unsafe { written(qkv.len(), write) }
     }
 }
 

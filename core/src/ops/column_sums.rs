@@ -5,6 +5,8 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
+use crate::simd::vectorized;
+
 use super::rows::{f32_slice, row_len, rows_per_task};
 
 /// The sums of the columns of a `(…, N)` tensor: `(N,)`.
@@ -28,11 +30,13 @@ pub(super) fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = g
         .par_chunks(n * rows_per_task(n))
         .map(|block| {
-            let mut sums = vec![0f32; n];
-            for row in block.chunks(n) {
-                sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-            }
-            sums
+            vectorized(|| {
+                let mut sums = vec![0f32; n];
+                for row in block.chunks(n) {
+                    sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+                }
+                sums
+            })
         })
         .collect();
     let mut sums = vec![0f32; n];

@@ -3,6 +3,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::simd::vectorized;
+
 use super::fast_math::{exp, max, sum_map};
 use super::rows::{check_ids, f32_slice, fused, row_len, rows_per_task, u32_slice};
 use super::softmax::softmax_rows;
@@ -39,9 +41,11 @@ pub(super) fn row_losses(logits: &[f32], labels: &[u32], classes: usize) -> Vec<
         .zip(labels.par_iter())
         .with_min_len(rows_per_task(classes))
         .map(|(row, &label)| {
-            let max = max(row);
-            let sum = sum_map(row, |x| exp(x - max));
-            max + sum.ln() - row[label as usize]
+            vectorized(|| {
+                let max = max(row);
+                let sum = sum_map(row, |x| exp(x - max));
+                max + sum.ln() - row[label as usize]
+            })
         })
         .collect()
 }
@@ -61,7 +65,7 @@ pub(super) fn logits_gradient(
         .with_min_len(rows_per_task(classes))
         .for_each(|(row, (&label, &g))| {
             row[label as usize] -= 1.0;
-            row.iter_mut().for_each(|x| *x *= g);
+            vectorized(|| row.iter_mut().for_each(|x| *x *= g));
         });
     d
 }

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::fast_math::exp;
 use super::rows::{f32_inputs, f32_slice, fused};
+use crate::simd::vectorized;
 
 /// Elements per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -56,7 +57,7 @@ pub(super) fn gelu_values(x: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * cdf(x)));
+        .for_each(|(y, x)| vectorized(|| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * cdf(x))));
     y
 }
 
@@ -67,10 +68,12 @@ pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
         .for_each(|(dx, (x, g))| {
-            for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
-                let (cdf, gaussian) = cdf_and_gaussian(x);
-                *dx = g * (cdf + x * INV_SQRT_2PI * gaussian);
-            }
+            vectorized(|| {
+                for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
+                    let (cdf, gaussian) = cdf_and_gaussian(x);
+                    *dx = g * (cdf + x * INV_SQRT_2PI * gaussian);
+                }
+            })
         });
     dx
 }
@@ -82,12 +85,14 @@ pub(super) fn gelu_and_backward_in_place(z: &mut [f32], g: &mut [f32]) {
     z.par_chunks_mut(CHUNK)
         .zip(g.par_chunks_mut(CHUNK))
         .for_each(|(z, g)| {
-            for (z, g) in z.iter_mut().zip(g) {
-                let x = *z;
-                let (cdf, gaussian) = cdf_and_gaussian(x);
-                *g *= cdf + x * INV_SQRT_2PI * gaussian;
-                *z = x * cdf;
-            }
+            vectorized(|| {
+                for (z, g) in z.iter_mut().zip(g) {
+                    let x = *z;
+                    let (cdf, gaussian) = cdf_and_gaussian(x);
+                    *g *= cdf + x * INV_SQRT_2PI * gaussian;
+                    *z = x * cdf;
+                }
+            })
         });
 }
 

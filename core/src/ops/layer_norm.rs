@@ -3,6 +3,8 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::simd::vectorized;
+
 use super::fast_math::{sum, sum_map};
 use super::rows::{f32_inputs, fused, row_len, rows_per_task};
 
@@ -102,18 +104,20 @@ pub(super) fn normalize_in_place(
         .par_chunks_mut(h * per_task)
         .zip(rstds.par_chunks_mut(per_task))
         .for_each(|(block, rstds)| {
-            for (row, rstd_out) in block.chunks_mut(h).zip(rstds) {
-                let (mean, rstd) = row_stats(row, eps);
-                *rstd_out = rstd;
-                match affine {
-                    Some((gamma, beta)) => {
-                        for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-                            *v = (*v - mean) * rstd * g + b;
+            vectorized(|| {
+                for (row, rstd_out) in block.chunks_mut(h).zip(rstds) {
+                    let (mean, rstd) = row_stats(row, eps);
+                    *rstd_out = rstd;
+                    match affine {
+                        Some((gamma, beta)) => {
+                            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                                *v = (*v - mean) * rstd * g + b;
+                            }
                         }
+                        None => row.iter_mut().for_each(|v| *v = (*v - mean) * rstd),
                     }
-                    None => row.iter_mut().for_each(|v| *v = (*v - mean) * rstd),
                 }
-            }
+            })
         });
     rstds
 }
@@ -137,25 +141,27 @@ pub(super) fn backward_in_place(
         .zip(rstd.par_chunks(per_task))
         .zip(grad.par_chunks(h * per_task))
         .map(|((block, rstds), grad)| {
-            let mut sums = vec![0f32; 2 * h];
-            let (dgamma, dbeta) = sums.split_at_mut(h);
-            for ((row, &rstd), g) in block.chunks_mut(h).zip(rstds).zip(grad.chunks(h)) {
-                let (mut m1, mut m2) = (0f32, 0f32);
-                for ((xhat, g), gamma) in row.iter().zip(g).zip(gamma) {
-                    let gy = g * gamma;
-                    m1 += gy;
-                    m2 += gy * xhat;
+            vectorized(|| {
+                let mut sums = vec![0f32; 2 * h];
+                let (dgamma, dbeta) = sums.split_at_mut(h);
+                for ((row, &rstd), g) in block.chunks_mut(h).zip(rstds).zip(grad.chunks(h)) {
+                    let (mut m1, mut m2) = (0f32, 0f32);
+                    for ((xhat, g), gamma) in row.iter().zip(g).zip(gamma) {
+                        let gy = g * gamma;
+                        m1 += gy;
+                        m2 += gy * xhat;
+                    }
+                    let (m1, m2) = (m1 / h as f32, m2 / h as f32);
+                    let params = gamma.iter().zip(dgamma.iter_mut().zip(dbeta.iter_mut()));
+                    for ((v, g), (gamma, (dgamma, dbeta))) in row.iter_mut().zip(g).zip(params) {
+                        let xhat = *v;
+                        *dgamma += g * xhat;
+                        *dbeta += g;
+                        *v = rstd * (g * gamma - m1 - xhat * m2);
+                    }
                 }
-                let (m1, m2) = (m1 / h as f32, m2 / h as f32);
-                let params = gamma.iter().zip(dgamma.iter_mut().zip(dbeta.iter_mut()));
-                for ((v, g), (gamma, (dgamma, dbeta))) in row.iter_mut().zip(g).zip(params) {
-                    let xhat = *v;
-                    *dgamma += g * xhat;
-                    *dbeta += g;
-                    *v = rstd * (g * gamma - m1 - xhat * m2);
-                }
-            }
-            sums
+                sums
+            })
         })
         .collect::<Vec<_>>();
     let mut sums = vec![0f32; 2 * h];
@@ -237,10 +243,12 @@ impl CustomOp3 for AddLayerNorm {
             .zip(x.par_chunks(h * rows_per_task(h)))
             .zip(residual.par_chunks(h * rows_per_task(h)))
             .for_each(|((s, x), r)| {
-                s.iter_mut()
-                    .zip(x)
-                    .zip(r)
-                    .for_each(|((s, x), r)| *s = x + r);
+                vectorized(|| {
+                    s.iter_mut()
+                        .zip(x)
+                        .zip(r)
+                        .for_each(|((s, x), r)| *s = x + r)
+                })
             });
         normalize_in_place(&mut sum, h, Some((gamma, beta)), self.eps);
         Ok((CpuStorage::F32(sum), l1.shape().clone()))

@@ -9,6 +9,8 @@
 //! single-threaded gemm per batch entry side by side, which keeps both cores busy on products
 //! too small to split well; a single product is split by gemm itself.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -103,19 +105,72 @@ pub(super) fn gemm_into(
     accumulate: bool,
     parallelism: Parallelism,
 ) {
+    // SAFETY: an f32 is a valid MaybeUninit<f32>, and gemm writes only f32 values.
+    let dst = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    gemm_raw(dst, dst_row_stride, lhs, rhs, accumulate, parallelism)
+}
+
+/// `dst = lhs · rhs` into memory that need not be initialised: without accumulating, gemm
+/// writes every element of the `lhs.rows × rhs.cols` destination (zeros for an empty sum)
+/// and reads none.
+pub(super) fn gemm_overwrite(
+    dst: &mut [MaybeUninit<f32>],
+    dst_row_stride: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    parallelism: Parallelism,
+) {
+    gemm_raw(dst, dst_row_stride, lhs, rhs, false, parallelism)
+}
+
+/// The product `lhs · rhs` as a new row-major matrix, written once by gemm (not zeroed first).
+pub(super) fn product(lhs: Matrix, rhs: Matrix, parallelism: Parallelism) -> Vec<f32> {
+    let (rows, cols) = (lhs.rows, rhs.cols);
+    // SAFETY: the product writes every element of the `rows × cols` matrix.
+    unsafe {
+        written(rows * cols, |dst| {
+            gemm_overwrite(dst, cols, lhs, rhs, parallelism)
+        })
+    }
+}
+
+/// A new vector of `len` elements, every one of which `write` writes, without zeroing them
+/// first (a serial pass over memory that the products would overwrite anyway).
+///
+/// # Safety
+/// `write` must initialise every element of the slice it gets.
+pub(super) unsafe fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values = Vec::with_capacity(len);
+    write(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: the caller's `write` initialised the first `len` elements.
+    unsafe { values.set_len(len) };
+    values
+}
+
+/// The gemm call behind [`gemm_into`] and [`gemm_overwrite`].
+fn gemm_raw(
+    dst: &mut [MaybeUninit<f32>],
+    dst_row_stride: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
     let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
     let dst_fits = m == 0 || n == 0 || (m - 1) * dst_row_stride + n <= dst.len();
     assert!(
         rhs.rows == k && n <= dst_row_stride && dst_fits && lhs.in_bounds() && rhs.in_bounds(),
         "gemm_into: operands do not fit"
     );
-    // SAFETY: the assertion keeps every element gemm reads or writes inside the slices.
+    // SAFETY: the assertion keeps every element gemm reads or writes inside the slices; gemm
+    // reads the destination only when accumulating, which only `gemm_into` (initialised
+    // memory) asks for.
     unsafe {
         gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             dst_row_stride as isize,
             accumulate,
@@ -182,15 +237,21 @@ impl CustomOp2 for Product {
             Matrix::of(&rhs[i * size..(i + 1) * size], (r2, c2), self.transpose_rhs)
         };
         let batch: usize = lead.iter().product();
-        let mut out = vec![0f32; batch * m * n];
-        if batch == 1 {
-            gemm_into(&mut out, n, lhs_of(0), rhs_of(0), false, all_threads());
-        } else if batch > 1 && m * n > 0 {
-            // Side by side, one thread each: each product is too small to split well.
-            out.par_chunks_mut(m * n).enumerate().for_each(|(i, dst)| {
-                gemm_into(dst, n, lhs_of(i), rhs_of(i), false, Parallelism::None)
-            });
-        }
+        let out = if batch == 1 {
+            product(lhs_of(0), rhs_of(0), all_threads())
+        } else if m * n == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the products write every one of the `batch` matrices.
+            unsafe {
+                written(batch * m * n, |out| {
+                    // Side by side, one thread each: each product is too small to split well.
+                    out.par_chunks_mut(m * n).enumerate().for_each(|(i, dst)| {
+                        gemm_overwrite(dst, n, lhs_of(i), rhs_of(i), Parallelism::None)
+                    })
+                })
+            }
+        };
         let mut out_dims = lead.to_vec();
         out_dims.extend([m, n]);
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))

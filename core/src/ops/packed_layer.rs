@@ -4,12 +4,16 @@
 //! norm's `γ` and `β` as two more columns, `(out, in + 3)`. The products read the weight
 //! columns in place.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{Result, Shape, Tensor};
 
 use super::column_sums::column_sums;
-use super::matmul_nt::{all_threads, gemm_into, Matrix};
+use super::matmul_nt::{all_threads, gemm_into, gemm_overwrite, product, written, Matrix};
 use super::rows::rows_per_task;
 use rayon::prelude::*;
+
+use crate::simd::vectorized;
 
 /// Packs `(weight (out, in), bias (out,))` layers, stacked by rows, into one
 /// `(Σ out, in + 1)` matrix (their gradients flow back through candle's `cat`).
@@ -86,12 +90,6 @@ impl<'a> Layer<'a> {
             .collect()
     }
 
-    /// A zero gradient of the packed matrix, to be filled by [`Layer::gradient`] (and, for a
-    /// normed layer, [`Layer::set_norm_gradient`]).
-    fn zero_gradient(&self) -> Vec<f32> {
-        vec![0f32; self.out * self.stride]
-    }
-
     /// The weight `W` `(out, in)`, read in place.
     pub(super) fn weight(&self) -> Matrix<'a> {
         Matrix {
@@ -114,9 +112,23 @@ impl<'a> Layer<'a> {
         }
     }
 
-    /// `x · Wᵀ + b` for the row-major `(rows, in)` matrix `x`.
+    /// `x · Wᵀ + b` for the row-major `(rows, in)` matrix `x`: the bias rows written in
+    /// parallel, the product added onto them.
     pub(super) fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let out = self.column(self.input).repeat(rows);
+        let bias = self.column(self.input);
+        // SAFETY: every row of the `(rows, out)` matrix gets the bias.
+        let out = unsafe {
+            written(rows * self.out, |out| {
+                out.par_chunks_mut(self.out * rows_per_task(self.out))
+                    .for_each(|block| {
+                        for row in block.chunks_mut(self.out) {
+                            row.iter_mut().zip(&bias).for_each(|(o, &b)| {
+                                o.write(b);
+                            });
+                        }
+                    })
+            })
+        };
         self.accumulate_product(x, rows, out)
     }
 
@@ -126,9 +138,11 @@ impl<'a> Layer<'a> {
         let bias = self.column(self.input);
         onto.par_chunks_mut(self.out * rows_per_task(self.out))
             .for_each(|block| {
-                for row in block.chunks_mut(self.out) {
-                    row.iter_mut().zip(&bias).for_each(|(o, b)| *o += b);
-                }
+                vectorized(|| {
+                    for row in block.chunks_mut(self.out) {
+                        row.iter_mut().zip(&bias).for_each(|(o, b)| *o += b);
+                    }
+                })
             });
         self.accumulate_product(x, rows, onto)
     }
@@ -149,19 +163,23 @@ impl<'a> Layer<'a> {
 
     /// The gradient of this layer's packed matrix from its input `x` `(rows, in)` and its
     /// output's gradient `g` `(rows, out)`: `gᵀ · x` beside the column sums of `g` (a normed
-    /// layer's `γ` and `β` columns are left at zero).
+    /// layer's `γ` and `β` columns are left at zero, for [`Layer::set_norm_gradient`]).
     pub(super) fn gradient(&self, x: &[f32], g: &[f32], rows: usize) -> Vec<f32> {
-        let stride = self.stride;
-        let mut d = self.zero_gradient();
         let (g_t, x) = (
             Matrix::of(g, (rows, self.out), true),
             Matrix::of(x, (rows, self.input), false),
         );
-        gemm_into(&mut d, stride, g_t, x, false, all_threads());
-        for (j, sum) in column_sums(g, self.out).into_iter().enumerate() {
-            d[j * stride + self.input] = sum;
+        let sums = column_sums(g, self.out);
+        // SAFETY: the product writes each row's first `in` columns, the loop the rest.
+        unsafe {
+            written(self.out * self.stride, |d| {
+                gemm_overwrite(d, self.stride, g_t, x, all_threads());
+                for (row, sum) in d.chunks_mut(self.stride).zip(sums) {
+                    row[self.input].write(sum);
+                    row[self.input + 1..].fill(MaybeUninit::new(0.0));
+                }
+            })
         }
-        d
     }
 
     /// Writes the layer norm's `[dγ; dβ]` (`2 · out` values) into a normed layer's gradient
@@ -177,9 +195,7 @@ impl<'a> Layer<'a> {
     /// The gradient of this layer's input from its output's gradient `g` `(rows, out)`:
     /// `g · W`, `(rows, in)`.
     pub(super) fn input_gradient(&self, g: &[f32], rows: usize) -> Vec<f32> {
-        let mut dx = vec![0f32; rows * self.input];
         let g = Matrix::of(g, (rows, self.out), false);
-        gemm_into(&mut dx, self.input, g, self.weight(), false, all_threads());
-        dx
+        product(g, self.weight(), all_threads())
     }
 }

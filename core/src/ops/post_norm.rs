@@ -15,6 +15,8 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::simd::vectorized;
+
 use super::kept::Kept;
 use super::layer_norm::{backward_in_place, layer_norm_primitive, normalize_in_place};
 use super::linear::linear_primitive;
@@ -112,11 +114,13 @@ impl PostNorm {
                 let inverse: Vec<f32> = gamma.iter().map(|g| 1.0 / g).collect();
                 let mut xhat = y.to_vec();
                 xhat.par_chunks_mut(h * rows_per_task(h)).for_each(|block| {
-                    for row in block.chunks_mut(h) {
-                        for ((v, b), inv) in row.iter_mut().zip(beta).zip(&inverse) {
-                            *v = (*v - b) * inv;
+                    vectorized(|| {
+                        for row in block.chunks_mut(h) {
+                            for ((v, b), inv) in row.iter_mut().zip(beta).zip(&inverse) {
+                                *v = (*v - b) * inv;
+                            }
                         }
-                    }
+                    })
                 });
                 (xhat, rstd)
             }

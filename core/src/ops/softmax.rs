@@ -3,6 +3,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::simd::vectorized;
+
 use super::fast_math::{dot, exp, max, sum};
 use super::rows::{f32_inputs, f32_slice, fused, row_len, rows_per_task};
 
@@ -55,6 +57,7 @@ pub fn softmax_last_dim_primitive(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Turns a row of logits whose maximum is `max` into its softmax, in place.
+#[inline]
 fn exp_normalize(row: &mut [f32], max: f32) {
     row.iter_mut().for_each(|y| *y = exp(*y - max));
     let inv = 1.0 / sum(row);
@@ -63,20 +66,24 @@ fn exp_normalize(row: &mut [f32], max: f32) {
 
 /// Replaces a row of scores `x` with `softmax(scale · x + bias)`.
 pub(super) fn masked_softmax_in_place(row: &mut [f32], bias: &[f32], scale: f32) {
-    for (y, b) in row.iter_mut().zip(bias) {
-        *y = scale * *y + b;
-    }
-    let max = max(row);
-    exp_normalize(row, max);
+    vectorized(|| {
+        for (y, b) in row.iter_mut().zip(bias) {
+            *y = scale * *y + b;
+        }
+        let max = max(row);
+        exp_normalize(row, max);
+    })
 }
 
 /// Replaces a row of output gradients `g` of `y = softmax(scale · x + …)` with the gradient
 /// of `x`: `scale · y · (g − Σ g·y)`.
 pub(super) fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
-    let dot = dot(y, g);
-    for (g, y) in g.iter_mut().zip(y) {
-        *g = scale * y * (*g - dot);
-    }
+    vectorized(|| {
+        let dot = dot(y, g);
+        for (g, y) in g.iter_mut().zip(y) {
+            *g = scale * y * (*g - dot);
+        }
+    })
 }
 
 /// Writes the softmax of each row of `x` into `y`.
@@ -85,11 +92,13 @@ pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], h: usize) {
     y.par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk))
         .for_each(|(y, x)| {
-            for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
-                y.copy_from_slice(x);
-                let max = max(x);
-                exp_normalize(y, max);
-            }
+            vectorized(|| {
+                for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
+                    y.copy_from_slice(x);
+                    let max = max(x);
+                    exp_normalize(y, max);
+                }
+            })
         });
 }
 

@@ -14,6 +14,7 @@ use super::optimizer::{NamedVar, Optimizer, StateView};
 use super::slots::{SlotSpec, Slots};
 use crate::config::optimization::GradientClipping;
 use crate::error::Result;
+use crate::simd::vectorized;
 
 /// What every variable's update in one optimizer step shares.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +137,7 @@ fn update_chunks<R: UpdateRule>(
 ) {
     if !rule.elementwise() || w.len() <= CHUNK {
         let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-        rule.update(name, w, g, &mut slots, step);
+        vectorized(|| rule.update(name, w, g, &mut slots, step));
         return;
     }
     // slot_chunks[i] holds chunk i of every slot, for chunk i of the variable.
@@ -153,7 +154,7 @@ fn update_chunks<R: UpdateRule>(
         .enumerate()
         .for_each(|(i, (w, mut slots))| {
             let g = g.chunk(i * CHUNK, w.len());
-            rule.update(name, w, &g, &mut slots, step);
+            vectorized(|| rule.update(name, w, &g, &mut slots, step));
         });
 }
 

@@ -28,6 +28,7 @@ impl UpdateRule for Adagrad {
         }]
     }
 
+    #[inline]
     fn update(
         &self,
         _: &str,

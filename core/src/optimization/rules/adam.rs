@@ -66,6 +66,7 @@ impl UpdateRule for Adam {
         self.gradient_clip_norm
     }
 
+    #[inline]
     fn update(
         &self,
         name: &str,

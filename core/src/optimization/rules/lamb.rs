@@ -46,6 +46,7 @@ impl UpdateRule for Lamb {
         false
     }
 
+    #[inline]
     fn update(
         &self,
         name: &str,

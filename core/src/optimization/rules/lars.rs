@@ -62,6 +62,7 @@ impl UpdateRule for Lars {
         false
     }
 
+    #[inline]
     fn update(
         &self,
         name: &str,

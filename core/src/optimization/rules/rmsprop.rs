@@ -39,6 +39,7 @@ impl UpdateRule for Rmsprop {
         slots
     }
 
+    #[inline]
     fn update(
         &self,
         _: &str,

@@ -30,6 +30,7 @@ impl UpdateRule for Sgd {
         }
     }
 
+    #[inline]
     fn update(
         &self,
         _: &str,
