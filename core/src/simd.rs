@@ -1,21 +1,34 @@
 //! Runs a kernel's inner loops compiled for the widest vector instructions the CPU has.
 //!
 //! Grove builds for the baseline x86-64 target, so one binary runs on any x86-64 CPU, and
-//! there LLVM vectorises the fused kernels' loops with SSE2: 4 f32 lanes. [`vectorized`] runs
-//! a closure inside a function compiled with AVX-512 (16 lanes) or AVX2 (8 lanes) when the CPU
-//! has them, detected at run time (std caches the answer), and as it is elsewhere. The
-//! closure and the `#[inline]` helpers it calls are inlined into that function and compiled
-//! for its instruction set, so the call belongs around a serial loop: inside a rayon task,
-//! not around the parallel iterator (a rayon task runs in rayon's own, baseline code).
+//! there LLVM vectorises the fused kernels' loops with SSE2: 4 f32 lanes. [`vectorized!`]
+//! evaluates an expression inside a function compiled with AVX-512 (16 lanes) or AVX2 (8
+//! lanes) when the CPU has them, detected at run time (std caches the answer), and as it is
+//! elsewhere. The macro writes the expression out once per path, so each copy is a closure
+//! with one call site, which LLVM inlines into its function and compiles for that
+//! instruction set, together with the `#[inline(always)]` helpers it calls (a helper that is
+//! not inlined runs its baseline code). The call belongs around a serial loop: inside a
+//! rayon task, not around the parallel iterator (a rayon task runs in rayon's own code).
 //!
 //! No fused multiply-add is enabled, and every operation the loops use is correctly rounded,
 //! so all three paths give the same bits. Written here rather than taken from the
 //! `multiversion` crate, which dispatches whole function items: the kernels' loops are
-//! closures inside rayon tasks, and one generic function serves them all.
+//! closures inside rayon tasks, and one macro serves them all.
 
-/// Runs `f`, compiled for AVX-512 or AVX2 where the CPU has them (see the module docs).
+/// The widest vector instructions this CPU has, of those the kernels are compiled for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Level {
+    /// AVX-512 (F, BW, DQ, VL): 16 f32 lanes.
+    Avx512,
+    /// AVX2: 8 f32 lanes.
+    Avx2,
+    /// What the build targets (SSE2 on x86-64).
+    Baseline,
+}
+
+/// This CPU's [`Level`].
 #[inline(always)]
-pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
@@ -23,49 +36,71 @@ pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
             && std::arch::is_x86_feature_detected!("avx512dq")
             && std::arch::is_x86_feature_detected!("avx512vl")
         {
-            // SAFETY: the CPU has every feature the function is compiled with.
-            return unsafe { x86::with_avx512(f) };
+            return Level::Avx512;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above.
-            return unsafe { x86::with_avx2(f) };
+            return Level::Avx2;
         }
     }
+    Level::Baseline
+}
+
+/// Evaluates the expression compiled for this CPU's [`Level`] (see the module docs).
+macro_rules! vectorized {
+    ($body:expr) => {
+        match $crate::simd::level() {
+            // SAFETY: `level` found every feature the function is compiled with.
+            #[allow(unused_unsafe)]
+            $crate::simd::Level::Avx512 => unsafe { $crate::simd::with_avx512(|| $body) },
+            // SAFETY: as above.
+            #[allow(unused_unsafe)]
+            $crate::simd::Level::Avx2 => unsafe { $crate::simd::with_avx2(|| $body) },
+            $crate::simd::Level::Baseline => $body,
+        }
+    };
+}
+pub(crate) use vectorized;
+
+/// `f()`, compiled with AVX-512.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW, DQ and VL ([`level`] says [`Level::Avx512`]).
+#[cfg_attr(
+    target_arch = "x86_64",
+    target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,avx,bmi1,bmi2")
+)]
+pub(crate) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    /// `f()`, compiled with AVX-512.
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,avx,bmi1,bmi2")]
-    pub(super) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-        f()
-    }
-
-    /// `f()`, compiled with AVX2.
-    #[target_feature(enable = "avx2,avx,bmi1,bmi2")]
-    pub(super) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-        f()
-    }
+/// `f()`, compiled with AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 ([`level`] says [`Level::Avx2`] or better).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,avx,bmi1,bmi2"))]
+pub(crate) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::vectorized;
+
+    #[inline(always)]
+    fn kernel(xs: &[f32]) -> Vec<f32> {
+        xs.iter()
+            .map(|&x| (x * x + 1.0).sqrt() / (1.0 + x.abs()) - x.max(0.5))
+            .collect()
+    }
 
     #[test]
     fn every_path_gives_the_same_bits_as_the_baseline() {
         let xs: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.37).sin() * 10.0).collect();
-        let kernel = |xs: &[f32]| -> Vec<f32> {
-            xs.iter()
-                .map(|&x| (x * x + 1.0).sqrt() / (1.0 + x.abs()) - x.max(0.5))
-                .collect()
-        };
-        let plain = kernel(&xs);
-        let wide = vectorized(|| kernel(&xs));
-        assert_eq!(
-            plain.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            wide.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-        );
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let plain = bits(kernel(&xs));
+        assert_eq!(bits(vectorized!(kernel(&xs))), plain);
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            assert_eq!(bits(unsafe { super::with_avx2(|| kernel(&xs)) }), plain);
+        }
     }
 }

@@ -20,9 +20,9 @@ use rayon::prelude::*;
 use super::heads::{merge_heads_primitive, split_heads_primitive};
 use super::kept::Kept;
 use super::linear::linear_primitive;
-use super::matmul_nt::{gemm_into, gemm_overwrite, matmul_nt_primitive, written, Matrix};
+use super::matmul_nt::{gemm_into, gemm_overwrite, matmul_nt_primitive, Matrix};
 use super::packed_layer::{pack, Layer};
-use super::rows::{f32_inputs, fused, output_gradient, with_f32};
+use super::rows::{f32_inputs, fused, output_gradient, with_f32, written};
 use super::softmax::{
     masked_softmax_in_place, masked_softmax_primitive, softmax_backward_in_place,
 };

@@ -30,7 +30,7 @@ pub(super) fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = g
         .par_chunks(n * rows_per_task(n))
         .map(|block| {
-            vectorized(|| {
+            vectorized!({
                 let mut sums = vec![0f32; n];
                 for row in block.chunks(n) {
                     sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);

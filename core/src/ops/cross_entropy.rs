@@ -41,7 +41,7 @@ pub(super) fn row_losses(logits: &[f32], labels: &[u32], classes: usize) -> Vec<
         .zip(labels.par_iter())
         .with_min_len(rows_per_task(classes))
         .map(|(row, &label)| {
-            vectorized(|| {
+            vectorized!({
                 let max = max(row);
                 let sum = sum_map(row, |x| exp(x - max));
                 max + sum.ln() - row[label as usize]
@@ -65,7 +65,7 @@ pub(super) fn logits_gradient(
         .with_min_len(rows_per_task(classes))
         .for_each(|(row, (&label, &g))| {
             row[label as usize] -= 1.0;
-            vectorized(|| row.iter_mut().for_each(|x| *x *= g));
+            vectorized!(row.iter_mut().for_each(|x| *x *= g));
         });
     d
 }

@@ -19,7 +19,9 @@ use super::layer_norm::layer_norm_primitive;
 use super::linear::{linear_gelu_primitive, linear_primitive};
 use super::packed_layer::{pack, pack_normed, Layer, NormParams};
 use super::post_norm::PostNorm;
-use super::rows::{f32_inputs, fused, input_gradients, output_gradient, rows_per_task, with_f32};
+use super::rows::{
+    f32_inputs, fused, input_gradients, output_gradient, par_map, rows_per_task, with_f32,
+};
 
 /// `gelu(x · w1ᵀ + b1) · w2ᵀ + b2` for `x` `(M, K)`, `w1` `(F, K)`, `b1` `(F,)`, `w2`
 /// `(N, F)` and `b2` `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -150,7 +152,7 @@ impl FeedForward {
     fn second_output(&self, second: &Layer, h: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
         match self.norm {
             None => second.apply(h, rows),
-            Some(_) => second.apply_onto(h, rows, x.to_vec()),
+            Some(_) => second.apply_onto(h, rows, par_map(x, |v| v)),
         }
     }
 }

@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::fast_math::exp;
-use super::rows::{f32_inputs, f32_slice, fused};
+use super::rows::{f32_inputs, f32_slice, fused, par_map};
 use crate::simd::vectorized;
 
 /// Elements per parallel task.
@@ -54,11 +54,7 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 /// The GELU of every element of `x`, in one parallel pass.
 pub(super) fn gelu_values(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| vectorized(|| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * cdf(x))));
-    y
+    par_map(x, |x| x * cdf(x))
 }
 
 /// The gradient of GELU's input, `g · (Φ(x) + x · φ(x))` with `φ` the standard normal
@@ -68,7 +64,7 @@ pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
         .for_each(|(dx, (x, g))| {
-            vectorized(|| {
+            vectorized!({
                 for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
                     let (cdf, gaussian) = cdf_and_gaussian(x);
                     *dx = g * (cdf + x * INV_SQRT_2PI * gaussian);
@@ -85,7 +81,7 @@ pub(super) fn gelu_and_backward_in_place(z: &mut [f32], g: &mut [f32]) {
     z.par_chunks_mut(CHUNK)
         .zip(g.par_chunks_mut(CHUNK))
         .for_each(|(z, g)| {
-            vectorized(|| {
+            vectorized!({
                 for (z, g) in z.iter_mut().zip(g) {
                     let x = *z;
                     let (cdf, gaussian) = cdf_and_gaussian(x);

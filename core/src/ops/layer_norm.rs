@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::simd::vectorized;
 
 use super::fast_math::{sum, sum_map};
-use super::rows::{f32_inputs, fused, row_len, rows_per_task};
+use super::rows::{f32_inputs, fused, par_map, row_len, rows_per_task};
 
 /// Normalises `x` over its last dimension, then scales by `gamma` and shifts by `beta` (both
 /// of the last dimension's length). Fused on f32 CPU tensors, primitive ops elsewhere.
@@ -34,6 +34,7 @@ pub fn layer_norm_primitive(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64)
 }
 
 /// Mean and `1/sqrt(var + eps)` of one row.
+#[inline(always)]
 fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = sum(x) / n;
@@ -85,7 +86,7 @@ impl CustomOp3 for LayerNorm {
 
 /// `(x − mean) · rstd · γ + β` row by row, rows of `gamma.len()`, in parallel.
 fn normalize(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
-    let mut y = x.to_vec();
+    let mut y = par_map(x, |v| v);
     normalize_in_place(&mut y, gamma.len(), Some((gamma, beta)), eps);
     y
 }
@@ -104,7 +105,7 @@ pub(super) fn normalize_in_place(
         .par_chunks_mut(h * per_task)
         .zip(rstds.par_chunks_mut(per_task))
         .for_each(|(block, rstds)| {
-            vectorized(|| {
+            vectorized!({
                 for (row, rstd_out) in block.chunks_mut(h).zip(rstds) {
                     let (mean, rstd) = row_stats(row, eps);
                     *rstd_out = rstd;
@@ -141,7 +142,7 @@ pub(super) fn backward_in_place(
         .zip(rstd.par_chunks(per_task))
         .zip(grad.par_chunks(h * per_task))
         .map(|((block, rstds), grad)| {
-            vectorized(|| {
+            vectorized!({
                 let mut sums = vec![0f32; 2 * h];
                 let (dgamma, dbeta) = sums.split_at_mut(h);
                 for ((row, &rstd), g) in block.chunks_mut(h).zip(rstds).zip(grad.chunks(h)) {
@@ -243,7 +244,7 @@ impl CustomOp3 for AddLayerNorm {
             .zip(x.par_chunks(h * rows_per_task(h)))
             .zip(residual.par_chunks(h * rows_per_task(h)))
             .for_each(|((s, x), r)| {
-                vectorized(|| {
+                vectorized!({
                     s.iter_mut()
                         .zip(x)
                         .zip(r)

@@ -15,7 +15,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::rows::{f32_inputs, fused};
+use super::rows::{f32_inputs, fused, written};
 
 /// `a · bᵀ` over the last two dimensions: `a` `(…, M, K)`, `b` `(…, N, K)` with the same
 /// leading dimensions, giving `(…, M, N)`. Fused on f32 CPU tensors, candle's
@@ -132,19 +132,6 @@ pub(super) fn product(lhs: Matrix, rhs: Matrix, parallelism: Parallelism) -> Vec
             gemm_overwrite(dst, cols, lhs, rhs, parallelism)
         })
     }
-}
-
-/// A new vector of `len` elements, every one of which `write` writes, without zeroing them
-/// first (a serial pass over memory that the products would overwrite anyway).
-///
-/// # Safety
-/// `write` must initialise every element of the slice it gets.
-pub(super) unsafe fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut values = Vec::with_capacity(len);
-    write(&mut values.spare_capacity_mut()[..len]);
-    // SAFETY: the caller's `write` initialised the first `len` elements.
-    unsafe { values.set_len(len) };
-    values
 }
 
 /// The gemm call behind [`gemm_into`] and [`gemm_overwrite`].

@@ -9,8 +9,8 @@ use std::mem::MaybeUninit;
 use candle_core::{Result, Shape, Tensor};
 
 use super::column_sums::column_sums;
-use super::matmul_nt::{all_threads, gemm_into, gemm_overwrite, product, written, Matrix};
-use super::rows::rows_per_task;
+use super::matmul_nt::{all_threads, gemm_into, gemm_overwrite, product, Matrix};
+use super::rows::{rows_per_task, written};
 use rayon::prelude::*;
 
 use crate::simd::vectorized;
@@ -138,7 +138,7 @@ impl<'a> Layer<'a> {
         let bias = self.column(self.input);
         onto.par_chunks_mut(self.out * rows_per_task(self.out))
             .for_each(|block| {
-                vectorized(|| {
+                vectorized!({
                     for row in block.chunks_mut(self.out) {
                         row.iter_mut().zip(&bias).for_each(|(o, b)| *o += b);
                     }

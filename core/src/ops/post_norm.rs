@@ -21,7 +21,9 @@ use super::kept::Kept;
 use super::layer_norm::{backward_in_place, layer_norm_primitive, normalize_in_place};
 use super::linear::linear_primitive;
 use super::packed_layer::{pack_normed, Layer};
-use super::rows::{f32_inputs, fused, input_gradients, output_gradient, rows_per_task, with_f32};
+use super::rows::{
+    f32_inputs, fused, input_gradients, output_gradient, par_map, rows_per_task, with_f32, written,
+};
 
 /// `layer_norm(residual + x · wᵀ + b, gamma, beta, eps)` for `x` `(M, K)`, `w` `(N, K)`, `b`,
 /// `gamma` and `beta` `(N,)` and `residual` `(M, N)`: a post-LayerNorm block's output
@@ -112,16 +114,25 @@ impl PostNorm {
         let (mut xhat, rstd) = match self.rstd.take() {
             Some(rstd) => {
                 let inverse: Vec<f32> = gamma.iter().map(|g| 1.0 / g).collect();
-                let mut xhat = y.to_vec();
-                xhat.par_chunks_mut(h * rows_per_task(h)).for_each(|block| {
-                    vectorized(|| {
-                        for row in block.chunks_mut(h) {
-                            for ((v, b), inv) in row.iter_mut().zip(beta).zip(&inverse) {
-                                *v = (*v - b) * inv;
-                            }
-                        }
+                let block = h * rows_per_task(h);
+                // SAFETY: the blocks of `x̂` pair with the blocks of `y`, element by element.
+                let xhat = unsafe {
+                    written(y.len(), |xhat| {
+                        xhat.par_chunks_mut(block)
+                            .zip(y.par_chunks(block))
+                            .for_each(|(xhat, y)| {
+                                vectorized!({
+                                    for (out, y) in xhat.chunks_mut(h).zip(y.chunks(h)) {
+                                        let params = beta.iter().zip(&inverse);
+                                        for ((o, y), (b, inv)) in out.iter_mut().zip(y).zip(params)
+                                        {
+                                            o.write((y - b) * inv);
+                                        }
+                                    }
+                                })
+                            })
                     })
-                });
+                };
                 (xhat, rstd)
             }
             None => {
@@ -167,7 +178,7 @@ impl CustomOp3 for LinearAddLayerNorm {
         let [x, residual, packed] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], self.name())?;
         let (layer, (gamma, beta)) = Layer::normed(packed, l3.shape())?;
         let rows = l1.shape().dims2()?.0;
-        let mut sum = layer.apply_onto(x, rows, residual.to_vec());
+        let mut sum = layer.apply_onto(x, rows, par_map(residual, |v| v));
         self.norm.forward(&mut sum, &gamma, &beta);
         Ok((CpuStorage::F32(sum), Shape::from((rows, layer.out))))
     }
@@ -187,7 +198,7 @@ impl CustomOp3 for LinearAddLayerNorm {
         let (dx, dsum, dpacked) = with_f32(tensors, name, |[x, residual, packed_values, y, g]| {
             let (layer, (gamma, beta)) = Layer::normed(packed_values, packed.shape())?;
             let (dsum, dnorm) = self.norm.backward((y, g), (&gamma, &beta), || {
-                layer.apply_onto(x, rows, residual.to_vec())
+                layer.apply_onto(x, rows, par_map(residual, |v| v))
             });
             let mut dpacked = layer.gradient(x, &dsum, rows);
             layer.set_norm_gradient(&mut dpacked, &dnorm);

@@ -1,8 +1,11 @@
 //! What the fused kernels share: reading a storage as an f32 slice, the fused-path test, and
 //! splitting work into rows for the thread pool.
 
+use std::mem::MaybeUninit;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+use rayon::prelude::*;
 
 /// Whether `t` takes the fused CPU path (f32 on the CPU).
 pub(crate) fn fused(t: &Tensor) -> bool {
@@ -113,4 +116,37 @@ pub(crate) fn check_ids(ids: &[u32], count: usize, what: &str, op: &str) -> Resu
         candle_core::bail!("{op}: {what} {id} at position {position} is not below {count}");
     }
     Ok(())
+}
+
+/// A new vector of `len` elements, every one of which `write` writes, without zeroing them
+/// first (a serial pass over memory that the kernel overwrites anyway).
+///
+/// # Safety
+/// `write` must initialise every element of the slice it gets.
+pub(crate) unsafe fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values = Vec::with_capacity(len);
+    write(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: the caller's `write` initialised the first `len` elements.
+    unsafe { values.set_len(len) };
+    values
+}
+
+/// Elements per parallel task of an element-wise pass.
+pub(crate) const ELEMENTS_PER_TASK: usize = 16 * 1024;
+
+/// `f` of every element of `x`, computed in parallel into a new vector.
+#[inline(always)]
+pub(crate) fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    // SAFETY: the chunks of the output pair with the chunks of `x`, element by element.
+    unsafe {
+        written(x.len(), |out| {
+            out.par_chunks_mut(ELEMENTS_PER_TASK)
+                .zip(x.par_chunks(ELEMENTS_PER_TASK))
+                .for_each(|(out, x)| {
+                    crate::simd::vectorized!(out.iter_mut().zip(x).for_each(|(o, &x)| {
+                        o.write(f(x));
+                    }))
+                })
+        })
+    }
 }

@@ -57,7 +57,7 @@ pub fn softmax_last_dim_primitive(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Turns a row of logits whose maximum is `max` into its softmax, in place.
-#[inline]
+#[inline(always)]
 fn exp_normalize(row: &mut [f32], max: f32) {
     row.iter_mut().for_each(|y| *y = exp(*y - max));
     let inv = 1.0 / sum(row);
@@ -66,7 +66,7 @@ fn exp_normalize(row: &mut [f32], max: f32) {
 
 /// Replaces a row of scores `x` with `softmax(scale · x + bias)`.
 pub(super) fn masked_softmax_in_place(row: &mut [f32], bias: &[f32], scale: f32) {
-    vectorized(|| {
+    vectorized!({
         for (y, b) in row.iter_mut().zip(bias) {
             *y = scale * *y + b;
         }
@@ -78,7 +78,7 @@ pub(super) fn masked_softmax_in_place(row: &mut [f32], bias: &[f32], scale: f32)
 /// Replaces a row of output gradients `g` of `y = softmax(scale · x + …)` with the gradient
 /// of `x`: `scale · y · (g − Σ g·y)`.
 pub(super) fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
-    vectorized(|| {
+    vectorized!({
         let dot = dot(y, g);
         for (g, y) in g.iter_mut().zip(y) {
             *g = scale * y * (*g - dot);
@@ -92,7 +92,7 @@ pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], h: usize) {
     y.par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk))
         .for_each(|(y, x)| {
-            vectorized(|| {
+            vectorized!({
                 for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
                     y.copy_from_slice(x);
                     let max = max(x);

@@ -137,7 +137,7 @@ fn update_chunks<R: UpdateRule>(
 ) {
     if !rule.elementwise() || w.len() <= CHUNK {
         let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-        vectorized(|| rule.update(name, w, g, &mut slots, step));
+        vectorized!(rule.update(name, w, g, &mut slots, step));
         return;
     }
     // slot_chunks[i] holds chunk i of every slot, for chunk i of the variable.
@@ -154,7 +154,7 @@ fn update_chunks<R: UpdateRule>(
         .enumerate()
         .for_each(|(i, (w, mut slots))| {
             let g = g.chunk(i * CHUNK, w.len());
-            vectorized(|| rule.update(name, w, &g, &mut slots, step));
+            vectorized!(rule.update(name, w, &g, &mut slots, step));
         });
 }
 

@@ -28,7 +28,7 @@ impl UpdateRule for Adagrad {
         }]
     }
 
-    #[inline]
+    #[inline(always)]
     fn update(
         &self,
         _: &str,

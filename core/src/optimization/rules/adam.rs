@@ -66,7 +66,7 @@ impl UpdateRule for Adam {
         self.gradient_clip_norm
     }
 
-    #[inline]
+    #[inline(always)]
     fn update(
         &self,
         name: &str,

@@ -46,7 +46,7 @@ impl UpdateRule for Lamb {
         false
     }
 
-    #[inline]
+    #[inline(always)]
     fn update(
         &self,
         name: &str,

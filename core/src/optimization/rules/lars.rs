@@ -62,7 +62,7 @@ impl UpdateRule for Lars {
         false
     }
 
-    #[inline]
+    #[inline(always)]
     fn update(
         &self,
         name: &str,

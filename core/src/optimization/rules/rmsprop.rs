@@ -39,7 +39,7 @@ impl UpdateRule for Rmsprop {
         slots
     }
 
-    #[inline]
+    #[inline(always)]
     fn update(
         &self,
         _: &str,

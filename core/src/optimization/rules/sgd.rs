@@ -30,7 +30,7 @@ impl UpdateRule for Sgd {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn update(
         &self,
         _: &str,
