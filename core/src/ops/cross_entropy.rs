@@ -60,14 +60,26 @@ pub(super) fn logits_gradient(
 ) -> Vec<f32> {
     let mut d = vec![0f32; logits.len()];
     softmax_rows(logits, &mut d, classes);
-    d.par_chunks_mut(classes)
+    probabilities_to_gradient(&mut d, labels, grad, classes);
+    d
+}
+
+/// Turns each row's softmax probabilities into the gradient of its logits, in place:
+/// `(p − onehot(label)) · g_row`.
+pub(super) fn probabilities_to_gradient(
+    probs: &mut [f32],
+    labels: &[u32],
+    grad: &[f32],
+    classes: usize,
+) {
+    probs
+        .par_chunks_mut(classes)
         .zip(labels.par_iter().zip(grad.par_iter()))
         .with_min_len(rows_per_task(classes))
         .for_each(|(row, (&label, &g))| {
             row[label as usize] -= 1.0;
             vectorized!(row.iter_mut().for_each(|x| *x *= g));
         });
-    d
 }
 
 /// The forward op; its backward runs [`CrossEntropyBackward`].

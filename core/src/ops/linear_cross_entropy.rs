@@ -4,19 +4,23 @@
 //! As two ops, the `(N, classes)` logits are a tensor that candle's graph holds to the end of
 //! the backward, and for a masked LM head over a vocabulary they are the largest tensor of the
 //! step (BERT-mini: 304 × 8192 floats, 10 MB; BERT-base at batch 256: 600 MB). Here the
-//! logits live only inside the op: the forward drops them after the losses and predictions,
-//! and the backward computes them again (one more product of the layer's size) to form their
-//! gradient, which it turns into the gradients of `x`, `W` and `b` at once.
+//! logits live only inside the op: the forward turns them into the softmax probabilities in
+//! place once the losses and predictions are out and keeps those for its backward, which
+//! turns them, again in place, into the logits' gradient and that into the gradients of `x`,
+//! `W` and `b` at once. The backward then holds one logits-sized buffer, not the logits
+//! recomputed beside their gradient; a second backward over the same graph recomputes them.
 
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, D};
 
 use super::column_sums::column_sums;
-use super::cross_entropy::{cross_entropy_rows_primitive, logits_gradient, row_losses};
+use super::cross_entropy::{cross_entropy_rows_primitive, probabilities_to_gradient, row_losses};
+use super::kept::Kept;
 use super::linear::{affine, linear_primitive};
-use super::matmul_nt::{all_threads, gemm_into, Matrix};
+use super::matmul_nt::{all_threads, product, Matrix};
 use super::rows::{check_ids, f32_inputs, fused, input_gradients, output_gradient, with_f32};
+use super::softmax::softmax_rows_in_place;
 
 /// The loss of every row of the logits `x · wᵀ + b` against `labels`, and the arg-max class
 /// of every row: for `x` `(N, K)`, `w` `(C, K)`, `b` `(C,)` and integer `labels` `(N,)`,
@@ -57,6 +61,7 @@ pub fn linear_cross_entropy(
         LinearCrossEntropy {
             labels,
             predictions: Arc::clone(&predictions),
+            probabilities: Kept::default(),
         },
     )?;
     let predictions = std::mem::take(&mut *predictions.lock().unwrap_or_else(|p| p.into_inner()));
@@ -78,10 +83,13 @@ pub fn linear_cross_entropy_primitive(
 }
 
 /// The op: inputs `x`, `w` and `b`; the labels travel with the op (they take no gradient),
-/// and the forward leaves the predictions in `predictions` for [`linear_cross_entropy`].
+/// and the forward leaves the predictions in `predictions` for [`linear_cross_entropy`] and
+/// the softmax probabilities for the backward.
 struct LinearCrossEntropy {
     labels: Vec<u32>,
     predictions: Arc<Mutex<Vec<u32>>>,
+    /// The `(N, classes)` softmax of the logits.
+    probabilities: Kept,
 }
 
 /// The index of each row's largest value (the first, on ties).
@@ -117,12 +125,14 @@ impl CustomOp3 for LinearCrossEntropy {
         let [x, w, b] = f32_inputs([(s1, l1), (s2, l2), (s3, l3)], self.name())?;
         let (rows, classes) = (l1.shape().dims2()?.0, b.len());
         check_ids(&self.labels, classes, "label", self.name())?;
-        let logits = affine(x, w, b, rows);
+        let mut logits = affine(x, w, b, rows);
         let losses = row_losses(&logits, &self.labels, classes);
         *self
             .predictions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = arg_max_rows(&logits, classes);
+        softmax_rows_in_place(&mut logits, classes);
+        self.probabilities.keep(logits);
         Ok((CpuStorage::F32(losses), Shape::from(rows)))
     }
 
@@ -138,16 +148,17 @@ impl CustomOp3 for LinearCrossEntropy {
         let (rows, k) = x.dims2()?;
         let classes = b.elem_count();
         let (dx, dw, db) = with_f32([x, w, b, &grad], self.name(), |[x, w, b, g]| {
-            let dlogits = logits_gradient(&affine(x, w, b, rows), &self.labels, g, classes);
+            let mut dlogits = self.probabilities.take_or(|| {
+                let mut logits = affine(x, w, b, rows);
+                softmax_rows_in_place(&mut logits, classes);
+                logits
+            });
+            probabilities_to_gradient(&mut dlogits, &self.labels, g, classes);
             // logits = x · Wᵀ + b: ∂x = ∂logits · W, ∂W = ∂logitsᵀ · x, ∂b = column sums.
-            let mut dx = vec![0f32; rows * k];
             let d = Matrix::of(&dlogits, (rows, classes), false);
-            let w = Matrix::of(w, (classes, k), false);
-            gemm_into(&mut dx, k, d, w, false, all_threads());
-            let mut dw = vec![0f32; classes * k];
+            let dx = product(d, Matrix::of(w, (classes, k), false), all_threads());
             let d_t = Matrix::of(&dlogits, (rows, classes), true);
-            let x = Matrix::of(x, (rows, k), false);
-            gemm_into(&mut dw, k, d_t, x, false, all_threads());
+            let dw = product(d_t, Matrix::of(x, (rows, k), false), all_threads());
             (dx, dw, column_sums(&dlogits, classes))
         })?;
         input_gradients([(dx, x), (dw, w), (db, b)])

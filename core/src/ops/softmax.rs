@@ -88,15 +88,19 @@ pub(super) fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
 
 /// Writes the softmax of each row of `x` into `y`.
 pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], h: usize) {
-    let chunk = h * rows_per_task(h);
-    y.par_chunks_mut(chunk)
-        .zip(x.par_chunks(chunk))
-        .for_each(|(y, x)| {
+    y.copy_from_slice(x);
+    softmax_rows_in_place(y, h);
+}
+
+/// Replaces each row of `h` logits in `values` with its softmax.
+pub(crate) fn softmax_rows_in_place(values: &mut [f32], h: usize) {
+    values
+        .par_chunks_mut(h * rows_per_task(h))
+        .for_each(|block| {
             vectorized!({
-                for (y, x) in y.chunks_mut(h).zip(x.chunks(h)) {
-                    y.copy_from_slice(x);
-                    let max = max(x);
-                    exp_normalize(y, max);
+                for row in block.chunks_mut(h) {
+                    let max = max(row);
+                    exp_normalize(row, max);
                 }
             })
         });
