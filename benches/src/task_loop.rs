@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure};
 use candle_core::{DType, Device};
+use grove_core::ops::DirectGradients;
 use grove_core::optimization::build_optimizer_with_ema;
 use grove_core::optimization::schedule::build_schedule;
 use grove_core::registry::get_task;
@@ -57,10 +58,11 @@ pub fn measure(workload: Workload, warmup: u64, steps: u64) -> anyhow::Result<Va
             global_step: step,
             dropout: None,
         };
+        let direct = DirectGradients::start();
         let outputs = task.train_step(&batch, model.as_ref(), &mut step_context)?;
         let loss = outputs.loss.ok_or_else(|| anyhow!("no loss"))?;
         let t2 = Instant::now();
-        let grads = loss.backward()?;
+        let grads = direct.backward(&loss)?;
         let t3 = Instant::now();
         optimizer.apply(
             &params,

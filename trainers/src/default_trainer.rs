@@ -9,6 +9,7 @@ use grove_core::config::ExperimentConfig;
 use grove_core::data::Dataset;
 use grove_core::init_checkpoint::MODEL_WEIGHTS_FILE;
 use grove_core::metrics::{collect_and_reset, Metric};
+use grove_core::ops::DirectGradients;
 use grove_core::optimization::{
     build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
 };
@@ -182,6 +183,9 @@ impl DefaultTrainer {
                 global_step: self.global_step,
                 dropout: Some(stream_rng(self.seed, Stream::Dropout, self.global_step)),
             };
+            // The fused ops' parameter gradients bypass candle's graph from here to the
+            // backward (grove_core::ops::DirectGradients).
+            let direct = DirectGradients::start();
             let outputs = self
                 .task
                 .train_step(&batch, self.model.as_ref(), &mut context)?;
@@ -189,7 +193,7 @@ impl DefaultTrainer {
                 .loss
                 .clone()
                 .ok_or_else(|| Error::Run("the task's train_step returned no loss".to_string()))?;
-            let grads = loss.backward()?;
+            let grads = direct.backward(&loss)?;
             let lr = self.learning_rate();
             self.optimizer.apply(&params, &grads, lr)?;
             for metric in &mut self.train_metrics {

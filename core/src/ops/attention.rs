@@ -21,7 +21,7 @@ use super::heads::{merge_heads_primitive, split_heads_primitive};
 use super::kept::Kept;
 use super::linear::linear_primitive;
 use super::matmul_nt::{gemm_into, gemm_overwrite, matmul_nt_primitive, Matrix};
-use super::packed_layer::{pack, Layer};
+use super::packed_layer::{pack, Layer, Route};
 use super::rows::{f32_inputs, fused, output_gradient, with_f32, written};
 use super::softmax::{
     masked_softmax_in_place, masked_softmax_primitive, softmax_backward_in_place,
@@ -64,6 +64,7 @@ pub fn self_attention(
     if !tensors.into_iter().all(fused) {
         return self_attention_primitive(x, [query, key, value], mask, (batch, seq, heads), scale);
     }
+    let packed = pack(&[query, key, value], x.track_op())?;
     let op = SelfAttention {
         seq,
         heads,
@@ -71,8 +72,9 @@ pub fn self_attention(
         scale: scale as f32,
         mask: mask.flatten_all()?.to_vec1::<f32>()?,
         projections: Kept::default(),
+        route: packed.route,
     };
-    x.contiguous()?.apply_op2(&pack(&[query, key, value])?, op)
+    x.contiguous()?.apply_op2(&packed.tensor, op)
 }
 
 /// [`self_attention`] with candle's ops: projections, heads split out, `q·kᵀ`, masked softmax,
@@ -101,6 +103,8 @@ struct SelfAttention {
     mask: Vec<f32>,
     /// `[q | k | v]`, `(B·S, 3H)`.
     projections: Kept,
+    /// Where the packed projections' gradient goes.
+    route: Route,
 }
 
 /// Which of the three projections a head is read from.
@@ -275,7 +279,7 @@ impl CustomOp2 for SelfAttention {
         })??;
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), &Device::Cpu)?),
-            Some(Tensor::from_vec(dpacked, packed.shape(), &Device::Cpu)?),
+            self.route.gradient(dpacked, packed)?,
         ))
     }
 }

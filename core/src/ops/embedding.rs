@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::packed_layer::Route;
 use super::rows::{check_ids, f32_inputs, f32_slice, fused, rows_per_task, u32_slice, with_f32};
 
 /// The rows of `table` `(V, H)` at `ids` (u32 `(N,)`), giving `(N, H)`. Fused for an f32 CPU
@@ -127,11 +128,20 @@ pub fn embedding_sum(lookups: [(&Tensor, &Tensor); 3]) -> Result<Tensor> {
         return embedding_sum_primitive(lookups);
     }
     let [(t0, i0), (t1, i1), (t2, i2)] = lookups;
+    let mut routes = [t0, t1, t2].map(|t| Route::whole(t, true));
+    // candle runs an op's backward only when an input is in its graph (see
+    // `Route::for_blocks`): the smallest table stays there if all three would leave it.
+    if routes.iter().all(Route::is_direct) {
+        let smallest = (0..3).min_by_key(|&i| lookups[i].0.elem_count());
+        routes[smallest.expect("three tables")] = Route::Graph;
+    }
+    let [t0, t1, t2] = [(t0, &routes[0]), (t1, &routes[1]), (t2, &routes[2])]
+        .map(|(t, route)| route.input(t).contiguous());
     let op = EmbeddingSum {
         ids: [i0.to_vec1()?, i1.to_vec1()?, i2.to_vec1()?],
+        routes,
     };
-    t0.contiguous()?
-        .apply_op3(&t1.contiguous()?, &t2.contiguous()?, op)
+    t0?.apply_op3(&t1?, &t2?, op)
 }
 
 /// [`embedding_sum`] with candle's ops: three `index_select` lookups added.
@@ -143,6 +153,8 @@ pub fn embedding_sum_primitive(lookups: [(&Tensor, &Tensor); 3]) -> Result<Tenso
 /// The op of [`embedding_sum`]; it holds the three lookups' ids.
 struct EmbeddingSum {
     ids: [Vec<u32>; 3],
+    /// Where each table's gradient goes.
+    routes: [Route; 3],
 }
 
 impl CustomOp3 for EmbeddingSum {
@@ -188,8 +200,10 @@ impl CustomOp3 for EmbeddingSum {
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let gradient = |table, ids| table_gradient(table, ids, grad, self.name()).map(Some);
-        let [i0, i1, i2] = &self.ids;
-        Ok((gradient(t0, i0)?, gradient(t1, i1)?, gradient(t2, i2)?))
+        let gradient = |i: usize, table| {
+            let grad = table_gradient(table, &self.ids[i], grad, self.name())?;
+            Ok::<_, candle_core::Error>(self.routes[i].whole_gradient(grad))
+        };
+        Ok((gradient(0, t0)?, gradient(1, t1)?, gradient(2, t2)?))
     }
 }

@@ -10,18 +10,16 @@
 
 use std::borrow::Cow;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gelu::{gelu_and_backward_in_place, gelu_values};
 use super::kept::Kept;
 use super::layer_norm::layer_norm_primitive;
 use super::linear::{linear_gelu_primitive, linear_primitive};
-use super::packed_layer::{pack, pack_normed, Layer, NormParams};
+use super::packed_layer::{pack, pack_normed, Layer, NormParams, Packed, Route};
 use super::post_norm::PostNorm;
-use super::rows::{
-    f32_inputs, fused, input_gradients, output_gradient, par_map, rows_per_task, with_f32,
-};
+use super::rows::{f32_inputs, fused, output_gradient, par_map, rows_per_task, with_f32};
 
 /// `gelu(x · w1ᵀ + b1) · w2ᵀ + b2` for `x` `(M, K)`, `w1` `(F, K)`, `b1` `(F,)`, `w2`
 /// `(N, F)` and `b2` `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -34,14 +32,9 @@ pub fn feed_forward(
     if ![x, w1, b1, w2, b2].into_iter().all(fused) {
         return feed_forward_primitive(x, (w1, b1), (w2, b2));
     }
-    x.contiguous()?.apply_op3(
-        &pack(&[(w1, b1)])?,
-        &pack(&[(w2, b2)])?,
-        FeedForward {
-            pre_activation: Kept::default(),
-            norm: None,
-        },
-    )
+    let tracked = x.track_op();
+    let (first, second) = (pack(&[(w1, b1)], tracked)?, pack(&[(w2, b2)], tracked)?);
+    FeedForward::apply(x, first, second, None)
 }
 
 /// [`feed_forward`] with candle's ops.
@@ -75,14 +68,10 @@ pub fn feed_forward_add_layer_norm(
     if ![x, w1, b1, w2, b2, gamma, beta].into_iter().all(fused) {
         return feed_forward_add_layer_norm_primitive(x, (w1, b1), (w2, b2), (gamma, beta), eps);
     }
-    x.contiguous()?.apply_op3(
-        &pack(&[(w1, b1)])?,
-        &pack_normed((w2, b2), (gamma, beta))?,
-        FeedForward {
-            pre_activation: Kept::default(),
-            norm: Some(PostNorm::new(eps)),
-        },
-    )
+    let tracked = x.track_op();
+    let first = pack(&[(w1, b1)], tracked)?;
+    let second = pack_normed((w2, b2), (gamma, beta), tracked)?;
+    FeedForward::apply(x, first, second, Some(PostNorm::new(eps)))
 }
 
 /// [`feed_forward_add_layer_norm`] with candle's ops.
@@ -130,9 +119,21 @@ fn check_shapes(
 struct FeedForward {
     pre_activation: Kept,
     norm: Option<PostNorm>,
+    /// Where the two packed layers' gradients go.
+    routes: [Route; 2],
 }
 
 impl FeedForward {
+    /// The op on `x` with its two packed layers.
+    fn apply(x: &Tensor, first: Packed, second: Packed, norm: Option<PostNorm>) -> Result<Tensor> {
+        let op = FeedForward {
+            pre_activation: Kept::default(),
+            norm,
+            routes: [first.route, second.route],
+        };
+        x.contiguous()?.apply_op3(&first.tensor, &second.tensor, op)
+    }
+
     /// The second layer and, with a norm, the norm's `(γ, β)`.
     fn second_layer<'a>(
         &self,
@@ -232,6 +233,10 @@ impl CustomOp3 for FeedForward {
             }
             Ok::<_, candle_core::Error>((dx, d_first, d_second))
         })??;
-        input_gradients([(dx, x), (d_first, first), (d_second, second)])
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), &Device::Cpu)?),
+            self.routes[0].gradient(d_first, first)?,
+            self.routes[1].gradient(d_second, second)?,
+        ))
     }
 }

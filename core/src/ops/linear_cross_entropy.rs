@@ -19,7 +19,8 @@ use super::cross_entropy::{cross_entropy_rows_primitive, probabilities_to_gradie
 use super::kept::Kept;
 use super::linear::{affine, linear_primitive};
 use super::matmul_nt::{all_threads, product, Matrix};
-use super::rows::{check_ids, f32_inputs, fused, input_gradients, output_gradient, with_f32};
+use super::packed_layer::Route;
+use super::rows::{check_ids, f32_inputs, fused, output_gradient, with_f32};
 use super::softmax::softmax_rows_in_place;
 
 /// The loss of every row of the logits `x · wᵀ + b` against `labels`, and the arg-max class
@@ -55,6 +56,8 @@ pub fn linear_cross_entropy(
         .flatten_all()?
         .to_vec1::<u32>()?;
     let predictions = Arc::new(Mutex::new(Vec::new()));
+    let routes = [w, b].map(|t| Route::whole(t, x.track_op()));
+    let (w, b) = (routes[0].input(w), routes[1].input(b));
     let losses = x.contiguous()?.apply_op3(
         &w.contiguous()?,
         &b.contiguous()?,
@@ -62,6 +65,7 @@ pub fn linear_cross_entropy(
             labels,
             predictions: Arc::clone(&predictions),
             probabilities: Kept::default(),
+            routes,
         },
     )?;
     let predictions = std::mem::take(&mut *predictions.lock().unwrap_or_else(|p| p.into_inner()));
@@ -90,6 +94,8 @@ struct LinearCrossEntropy {
     predictions: Arc<Mutex<Vec<u32>>>,
     /// The `(N, classes)` softmax of the logits.
     probabilities: Kept,
+    /// Where the gradients of `w` and `b` go.
+    routes: [Route; 2],
 }
 
 /// The index of each row's largest value (the first, on ties).
@@ -161,6 +167,12 @@ impl CustomOp3 for LinearCrossEntropy {
             let dw = product(d_t, Matrix::of(x, (rows, k), false), all_threads());
             (dx, dw, column_sums(&dlogits, classes))
         })?;
-        input_gradients([(dx, x), (dw, w), (db, b)])
+        let gradient = |d, t: &Tensor| Tensor::from_vec(d, t.shape(), &Device::Cpu);
+        let (dw, db) = (gradient(dw, w)?, gradient(db, b)?);
+        Ok((
+            Some(gradient(dx, x)?),
+            self.routes[0].whole_gradient(dw),
+            self.routes[1].whole_gradient(db),
+        ))
     }
 }

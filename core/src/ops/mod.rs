@@ -14,6 +14,7 @@
 mod attention;
 mod column_sums;
 mod cross_entropy;
+mod direct_gradients;
 mod embedding;
 mod fast_math;
 mod feed_forward;
@@ -31,6 +32,7 @@ mod softmax;
 
 pub use attention::{self_attention, self_attention_primitive, DenseParams};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
+pub use direct_gradients::DirectGradients;
 pub use embedding::{embedding, embedding_primitive, embedding_sum, embedding_sum_primitive};
 pub use feed_forward::{
     feed_forward, feed_forward_add_layer_norm, feed_forward_add_layer_norm_primitive,

@@ -12,7 +12,7 @@
 //! [`linear_add_layer_norm`] is the attention block's end (output projection, residual, norm);
 //! [`super::feed_forward_add_layer_norm`] the feed-forward block's.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::simd::vectorized;
@@ -20,10 +20,8 @@ use crate::simd::vectorized;
 use super::kept::Kept;
 use super::layer_norm::{backward_in_place, layer_norm_primitive, normalize_in_place};
 use super::linear::linear_primitive;
-use super::packed_layer::{pack_normed, Layer};
-use super::rows::{
-    f32_inputs, fused, input_gradients, output_gradient, par_map, rows_per_task, with_f32, written,
-};
+use super::packed_layer::{pack_normed, Layer, Route};
+use super::rows::{f32_inputs, fused, output_gradient, par_map, rows_per_task, with_f32, written};
 
 /// `layer_norm(residual + x · wᵀ + b, gamma, beta, eps)` for `x` `(M, K)`, `w` `(N, K)`, `b`,
 /// `gamma` and `beta` `(N,)` and `residual` `(M, N)`: a post-LayerNorm block's output
@@ -55,11 +53,14 @@ pub fn linear_add_layer_norm(
     if ![x, w, b, residual, gamma, beta].into_iter().all(fused) {
         return linear_add_layer_norm_primitive(x, (w, b), residual, (gamma, beta), eps);
     }
+    let tracked = x.track_op() || residual.track_op();
+    let packed = pack_normed((w, b), (gamma, beta), tracked)?;
     x.contiguous()?.apply_op3(
         &residual.contiguous()?,
-        &pack_normed((w, b), (gamma, beta))?,
+        &packed.tensor,
         LinearAddLayerNorm {
             norm: PostNorm::new(eps),
+            route: packed.route,
         },
     )
 }
@@ -159,6 +160,8 @@ fn recoverable(gamma: &[f32], beta: &[f32]) -> bool {
 /// `[W | b | γ | β]`.
 struct LinearAddLayerNorm {
     norm: PostNorm,
+    /// Where the packed layer's gradient goes.
+    route: Route,
 }
 
 impl CustomOp3 for LinearAddLayerNorm {
@@ -205,7 +208,9 @@ impl CustomOp3 for LinearAddLayerNorm {
             let dx = layer.input_gradient(&dsum, rows);
             Ok::<_, candle_core::Error>((dx, dsum, dpacked))
         })??;
-        input_gradients([(dx, x), (dsum, residual), (dpacked, packed)])
+        let [dx, dsum] = [(dx, x), (dsum, residual)]
+            .map(|(d, t)| Tensor::from_vec(d, t.shape(), &Device::Cpu).map(Some));
+        Ok((dx?, dsum?, self.route.gradient(dpacked, packed)?))
     }
 }
 

@@ -58,17 +58,6 @@ pub(crate) fn output_gradient(grad: &Tensor, out: &Tensor, op: &str) -> Result<T
     grad.contiguous()
 }
 
-/// The gradients of an op's three inputs, computed on the host, as CPU tensors of the inputs'
-/// shapes.
-pub(crate) fn input_gradients(
-    gradients: [(Vec<f32>, &Tensor); 3],
-) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-    let [a, b, c] = gradients.map(|(values, input)| {
-        Tensor::from_vec(values, input.shape(), &candle_core::Device::Cpu).map(Some)
-    });
-    Ok((a?, b?, c?))
-}
-
 /// The f32 elements of an op's contiguous CPU inputs, in order (see [`f32_slice`]).
 pub(crate) fn f32_inputs<'a, const N: usize>(
     inputs: [(&'a CpuStorage, &Layout); N],

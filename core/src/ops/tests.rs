@@ -90,6 +90,15 @@ fn check(
             assert_close(da, db, &format!("{name} gradient of input {i}{pass}"))?;
         }
     }
+    // Inside a DirectGradients scope, the parameters that are variables (all of them unless
+    // transposed) leave candle's graph and their gradients come from the ops' backward.
+    let direct = DirectGradients::start();
+    let out = fused(&used)?;
+    let gd = direct.backward(&weighted_sum(&out)?)?;
+    for (i, var) in inputs.iter().enumerate() {
+        let (dd, db) = (gd.get(var).unwrap(), gb.get(var).unwrap());
+        assert_close(dd, db, &format!("{name} gradient of input {i}, direct"))?;
+    }
     Ok(())
 }
 
@@ -755,5 +764,95 @@ fn embedding_sum_matches_primitive_ops() -> Result<()> {
         embedding_sum([(&table, &ids), (&narrow, &ids), (&table, &ids)]).is_err(),
         "tables of different widths"
     );
+    Ok(())
+}
+
+/// Inside a [`DirectGradients`] scope the fused ops' parameters leave candle's graph: its own
+/// backward no longer reaches them, [`DirectGradients::backward`] gives them the same bits as
+/// the graph does outside a scope, a parameter used by two ops gets both contributions, and
+/// the scope ends with its backward.
+#[test]
+fn direct_gradients_leave_the_graph_with_the_same_values() -> Result<()> {
+    let (n, h, f, vocab) = (12, 8, 16, 10);
+    let table = input(&[vocab, h], 1, false)?;
+    let positions = input(&[n, h], 2, false)?;
+    let types = input(&[2, h], 3, false)?;
+    let ffn = [
+        input(&[f, h], 4, false)?,
+        input(&[f], 5, false)?,
+        input(&[h, f], 6, false)?,
+        input(&[h], 7, false)?,
+    ];
+    let norm = [input(&[h], 8, false)?, input(&[h], 9, false)?];
+    let bias = input(&[vocab], 10, false)?;
+    let ids = Tensor::from_vec((0..n as u32).map(|i| i * 7 % 10).collect(), n, &Device::Cpu)?;
+    let pos = Tensor::arange(0u32, n as u32, &Device::Cpu)?;
+    let kinds = Tensor::from_vec((0..n as u32).map(|i| i % 2).collect(), n, &Device::Cpu)?;
+    let loss = || -> Result<Tensor> {
+        let x = embedding_sum([
+            (table.as_tensor(), &ids),
+            (positions.as_tensor(), &pos),
+            (types.as_tensor(), &kinds),
+        ])?;
+        let [w1, b1, w2, b2] = &ffn;
+        let [gamma, beta] = &norm;
+        let y = feed_forward_add_layer_norm(
+            &x,
+            (w1.as_tensor(), b1.as_tensor()),
+            (w2.as_tensor(), b2.as_tensor()),
+            (gamma.as_tensor(), beta.as_tensor()),
+            1e-12,
+        )?;
+        // The tied decoder: the word table is used a second time.
+        let (losses, _) = linear_cross_entropy(&y, table.as_tensor(), bias.as_tensor(), &ids)?;
+        losses.sum_all()
+    };
+    let vars: Vec<&Var> = [&table, &positions, &types, &bias]
+        .into_iter()
+        .chain(&ffn)
+        .chain(&norm)
+        .collect();
+    let graph = loss()?.backward()?;
+
+    // candle's own backward in a scope: the ops leave their parameters' gradients in the
+    // scope (which this one drops), not in its store.
+    let candle_only = {
+        let _scope = DirectGradients::start();
+        loss()?.backward()?
+    };
+    // All but the smallest embedding table, which keeps the lookups' op in the graph.
+    for var in vars
+        .iter()
+        .filter(|v| v.as_tensor().id() != types.as_tensor().id())
+    {
+        assert!(
+            candle_only.get(var).is_none(),
+            "a parameter stayed in the graph"
+        );
+    }
+    let direct = DirectGradients::start();
+    let grads = direct.backward(&loss()?)?;
+    for (i, var) in vars.iter().enumerate() {
+        let (want, got) = (graph.get(var).unwrap(), grads.get(var).unwrap());
+        assert_eq!(
+            want.flatten_all()?.to_vec1::<f32>()?,
+            got.flatten_all()?.to_vec1::<f32>()?,
+            "parameter {i}"
+        );
+    }
+    // The scope has ended: the ops take their parameters through the graph again.
+    assert!(loss()?.backward()?.get(&ffn[0]).is_some());
+    // An op whose only other input is outside the graph keeps its parameters in it, or its
+    // backward would never run.
+    let direct = DirectGradients::start();
+    let [w1, b1, w2, b2] = &ffn;
+    let data = table.as_tensor().detach().narrow(0, 0, 4)?;
+    let y = feed_forward(
+        &data,
+        (w1.as_tensor(), b1.as_tensor()),
+        (w2.as_tensor(), b2.as_tensor()),
+    )?;
+    let grads = direct.backward(&y.sum_all()?)?;
+    assert!(grads.get(w1).is_some() && grads.get(b2).is_some());
     Ok(())
 }
