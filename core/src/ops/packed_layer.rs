@@ -12,7 +12,7 @@ use candle_core::{Device, Result, Shape, Tensor};
 use super::column_sums::column_sums;
 use super::direct_gradients::{active_sink, Sink};
 use super::matmul_nt::{all_threads, gemm_into, gemm_overwrite, product, Matrix};
-use super::rows::{rows_per_task, written};
+use super::rows::{rows_per_task, with_f32_slices, written};
 use rayon::prelude::*;
 
 use crate::simd::vectorized;
@@ -170,13 +170,19 @@ pub(super) fn pack(layers: &[(&Tensor, &Tensor)], tracked: bool) -> Result<Packe
         blocks.push(Block::new(b, (row, input), (out, 1)));
         row += out;
     }
-    let route = Route::for_blocks(blocks, tracked);
-    let rows = layers
-        .iter()
-        .map(|(w, b)| Tensor::cat(&[route.input(w), route.input(b).unsqueeze(1)?], 1))
-        .collect::<Result<Vec<_>>>()?;
-    let tensor = Tensor::cat(&rows, 0)?.contiguous()?;
-    Ok(Packed { tensor, route })
+    let stride = layers
+        .first()
+        .map_or(Ok(1), |(w, _)| w.dim(1).map(|i| i + 1))?;
+    if blocks.iter().step_by(2).any(|w| w.cols + 1 != stride) {
+        candle_core::bail!("pack: the layers' weights must have the same number of columns");
+    }
+    packed(blocks, tracked, (row, stride), || {
+        let rows = layers
+            .iter()
+            .map(|(w, b)| Tensor::cat(&[*w, &b.unsqueeze(1)?], 1))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&rows, 0)?.contiguous()
+    })
 }
 
 /// Packs a layer `(weight (out, in), bias (out,))` and the `(gamma (out,), beta (out,))` of
@@ -193,19 +199,60 @@ pub(super) fn pack_normed(
     for (i, t) in columns.iter().enumerate() {
         blocks.push(Block::new(t, (0, input + i), (out, 1)));
     }
+    packed(blocks, tracked, (out, input + 3), || {
+        let columns = columns
+            .into_iter()
+            .map(|t| t.unsqueeze(1))
+            .collect::<Result<Vec<_>>>()?;
+        let parts = [w, &columns[0], &columns[1], &columns[2]];
+        Tensor::cat(&parts, 1)?.contiguous()
+    })
+}
+
+/// The packed `(rows, stride)` matrix of `blocks`: written by Grove in one parallel pass on
+/// the direct route, by `through_graph` (candle's `cat`s, which its backward follows)
+/// otherwise.
+fn packed(
+    blocks: Vec<Block>,
+    tracked: bool,
+    (rows, stride): (usize, usize),
+    through_graph: impl FnOnce() -> Result<Tensor>,
+) -> Result<Packed> {
     let route = Route::for_blocks(blocks, tracked);
-    let columns = columns
-        .into_iter()
-        .map(|t| route.input(t).unsqueeze(1))
-        .collect::<Result<Vec<_>>>()?;
-    let parts = [
-        route.input(w),
-        columns[0].clone(),
-        columns[1].clone(),
-        columns[2].clone(),
-    ];
-    let tensor = Tensor::cat(&parts, 1)?.contiguous()?;
+    let tensor = match &route {
+        Route::Direct { blocks, .. } => assemble(blocks, (rows, stride))?,
+        _ => through_graph()?,
+    };
     Ok(Packed { tensor, route })
+}
+
+/// The `(rows, stride)` matrix whose every element one of `blocks` covers, each block holding
+/// its parameter's values (the inverse of [`Block::cut`]).
+fn assemble(blocks: &[Block], (rows, stride): (usize, usize)) -> Result<Tensor> {
+    let params: Vec<&Tensor> = blocks.iter().map(|b| &b.param).collect();
+    let values = with_f32_slices(&params, "pack", |params| {
+        // SAFETY: the blocks tile the matrix: every row gets each block's columns.
+        unsafe {
+            written(rows * stride, |out| {
+                out.par_chunks_mut(stride)
+                    .with_min_len(rows_per_task(stride))
+                    .enumerate()
+                    .for_each(|(r, row)| {
+                        for (block, values) in blocks.iter().zip(params) {
+                            if (block.row..block.row + block.rows).contains(&r) {
+                                let start = (r - block.row) * block.cols;
+                                let src = &values[start..start + block.cols];
+                                let dst = &mut row[block.col..block.col + block.cols];
+                                for (o, &v) in dst.iter_mut().zip(src) {
+                                    o.write(v);
+                                }
+                            }
+                        }
+                    })
+            })
+        }
+    })?;
+    Tensor::from_vec(values, (rows, stride), &Device::Cpu)
 }
 
 /// A layer norm's `(γ, β)`, read out of a normed layer's packed matrix.

@@ -34,16 +34,26 @@ pub(crate) fn with_f32<const N: usize, R>(
     op: &str,
     f: impl FnOnce([&[f32]; N]) -> R,
 ) -> Result<R> {
+    with_f32_slices(&tensors, op, |slices| {
+        f(slices.try_into().expect("one slice per tensor"))
+    })
+}
+
+/// [`with_f32`] for any number of tensors.
+pub(crate) fn with_f32_slices<R>(
+    tensors: &[&Tensor],
+    op: &str,
+    f: impl FnOnce(&[&[f32]]) -> R,
+) -> Result<R> {
     let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
-    let mut slices = Vec::with_capacity(N);
+    let mut slices = Vec::with_capacity(tensors.len());
     for (storage, layout) in &guards {
         let Storage::Cpu(storage) = &**storage else {
             candle_core::bail!("{op}: a tensor it reads is not on the CPU");
         };
         slices.push(f32_slice(storage, layout, op)?);
     }
-    let slices: [&[f32]; N] = slices.try_into().expect("one slice per tensor");
-    Ok(f(slices))
+    Ok(f(&slices))
 }
 
 /// An op's output gradient, contiguous, after checking that it has the output's shape.
