@@ -17,11 +17,12 @@ use candle_core::{CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::direct_gradients::Route;
 use super::heads::{merge_heads_primitive, split_heads_primitive};
 use super::kept::Kept;
 use super::linear::linear_primitive;
 use super::matmul_nt::{gemm_into, gemm_overwrite, matmul_nt_primitive, Matrix};
-use super::packed_layer::{pack, Layer, Route};
+use super::packed_layer::{pack, Layer};
 use super::rows::{f32_inputs, fused, output_gradient, with_f32, written};
 use super::softmax::{
     masked_softmax_in_place, masked_softmax_primitive, softmax_backward_in_place,

@@ -10,14 +10,18 @@
 //! and leaves it here; [`DirectGradients::backward`] runs candle's backward and adds these
 //! gradients to its [`GradStore`]. The gradients are the same values either way.
 //!
-//! Only variables are taken out of the graph: a parameter computed from other tensors keeps
-//! its place in it, so its gradient still flows back to where it came from.
+//! Each fused op decides per parameter input at build time with a [`Route`]. Only variables
+//! are taken out of the graph: a parameter computed from other tensors keeps its place in it,
+//! so its gradient still flows back to where it came from.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor};
+use candle_core::{Device, Result, Tensor};
+use rayon::prelude::*;
+
+use super::rows::{rows_per_task, written};
 
 /// The parameter gradients the fused ops of one scope left, by parameter.
 #[derive(Default)]
@@ -25,7 +29,7 @@ pub(super) struct Sink(Mutex<Vec<(Tensor, Tensor)>>);
 
 impl Sink {
     /// Leaves `grad` for the variable `param`.
-    pub(super) fn deposit(&self, param: &Tensor, grad: Tensor) {
+    fn deposit(&self, param: &Tensor, grad: Tensor) {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -58,7 +62,7 @@ thread_local! {
 
 /// The sink the fused ops built now on this thread leave their parameter gradients in, when a
 /// [`DirectGradients`] scope is open.
-pub(super) fn active_sink() -> Option<Arc<Sink>> {
+fn active_sink() -> Option<Arc<Sink>> {
     ACTIVE.with(|active| active.borrow().clone())
 }
 
@@ -96,5 +100,142 @@ impl Drop for DirectGradients {
     fn drop(&mut self) {
         let outer = self.outer.take();
         ACTIVE.with(|active| *active.borrow_mut() = outer);
+    }
+}
+
+/// Where a fused op sends the gradient of a packed input: back through candle's graph (its
+/// `cat`s) to the parameters, or, inside a [`DirectGradients`]
+/// scope, cut into each parameter's gradient and left in the scope's sink.
+pub(super) enum Route {
+    Graph,
+    Direct {
+        sink: Arc<Sink>,
+        blocks: Vec<Block>,
+    },
+    /// An input that is one parameter as it is (an embedding table, a tied decoder).
+    Whole {
+        sink: Arc<Sink>,
+        param: Tensor,
+    },
+}
+
+/// Where one parameter sits in a packed matrix: a block of rows and columns (a bias, `γ` or
+/// `β` is one column).
+pub(super) struct Block {
+    pub(super) param: Tensor,
+    pub(super) row: usize,
+    pub(super) col: usize,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+}
+
+impl Route {
+    /// The route for parameters that go into a packed matrix as `blocks`: direct inside a
+    /// scope when every parameter is a variable (a computed parameter's gradient has to flow
+    /// on through the graph) and `tracked`, another input of the op is in candle's graph
+    /// (candle runs an op's backward only then); through the graph otherwise.
+    pub(super) fn for_blocks(blocks: Vec<Block>, tracked: bool) -> Self {
+        match active_sink() {
+            Some(sink) if tracked && blocks.iter().all(|b| b.param.is_variable()) => {
+                Route::Direct { sink, blocks }
+            }
+            _ => Route::Graph,
+        }
+    }
+
+    /// The route for an op input that is the parameter `param` itself: direct inside a
+    /// scope when it is a variable and `tracked` (as for [`Route::for_blocks`]).
+    pub(super) fn whole(param: &Tensor, tracked: bool) -> Self {
+        match active_sink() {
+            Some(sink) if tracked && param.is_variable() => Route::Whole {
+                sink,
+                param: param.clone(),
+            },
+            _ => Route::Graph,
+        }
+    }
+
+    /// A parameter as the op (or the packing) reads it: detached from the graph on a direct
+    /// route.
+    pub(super) fn input(&self, t: &Tensor) -> Tensor {
+        match self {
+            Route::Graph => t.clone(),
+            Route::Direct { .. } | Route::Whole { .. } => t.detach(),
+        }
+    }
+
+    /// Whether the parameters leave candle's graph.
+    pub(super) fn is_direct(&self) -> bool {
+        !matches!(self, Route::Graph)
+    }
+
+    /// The gradient candle gets for a [`Route::whole`] input whose gradient is `grad`: all of
+    /// it through the graph, or nothing, with `grad` left in the sink.
+    pub(super) fn whole_gradient(&self, grad: Tensor) -> Option<Tensor> {
+        match self {
+            Route::Whole { sink, param } => {
+                sink.deposit(param, grad);
+                None
+            }
+            _ => Some(grad),
+        }
+    }
+
+    /// The gradient candle gets for the packed input `packed` whose gradient is `d`: all of
+    /// it on the graph route; nothing on the direct route, where each parameter's block of
+    /// `d` goes to the sink.
+    pub(super) fn gradient(&self, d: Vec<f32>, packed: &Tensor) -> Result<Option<Tensor>> {
+        match self {
+            Route::Graph | Route::Whole { .. } => {
+                let grad = Tensor::from_vec(d, packed.shape(), &Device::Cpu)?;
+                Ok(self.whole_gradient(grad))
+            }
+            Route::Direct { sink, blocks } => {
+                let stride = packed.dim(1)?;
+                for block in blocks {
+                    let values = block.cut(&d, stride);
+                    let grad = Tensor::from_vec(values, block.param.shape(), &Device::Cpu)?;
+                    sink.deposit(&block.param, grad);
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Block {
+    pub(super) fn new(
+        param: &Tensor,
+        (row, col): (usize, usize),
+        (rows, cols): (usize, usize),
+    ) -> Self {
+        Self {
+            param: param.clone(),
+            row,
+            col,
+            rows,
+            cols,
+        }
+    }
+
+    /// This block of the row-major matrix `d` with `stride` columns, row-major.
+    pub(super) fn cut(&self, d: &[f32], stride: usize) -> Vec<f32> {
+        let cols = self.cols;
+        // SAFETY: every row of the block is copied into its own row of the output.
+        unsafe {
+            written(self.rows * cols, |out| {
+                let per_task = rows_per_task(cols);
+                out.par_chunks_mut(cols * per_task)
+                    .enumerate()
+                    .for_each(|(task, out)| {
+                        for (r, out) in out.chunks_mut(cols).enumerate() {
+                            let start = (self.row + task * per_task + r) * stride + self.col;
+                            for (o, &v) in out.iter_mut().zip(&d[start..start + cols]) {
+                                o.write(v);
+                            }
+                        }
+                    })
+            })
+        }
     }
 }

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::packed_layer::Route;
+use super::direct_gradients::Route;
 use super::rows::{check_ids, f32_inputs, f32_slice, fused, rows_per_task, u32_slice, with_f32};
 
 /// The rows of `table` `(V, H)` at `ids` (u32 `(N,)`), giving `(N, H)`. Fused for an f32 CPU

@@ -13,11 +13,12 @@ use std::borrow::Cow;
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::direct_gradients::Route;
 use super::gelu::{gelu_and_backward_in_place, gelu_values};
 use super::kept::Kept;
 use super::layer_norm::layer_norm_primitive;
 use super::linear::{linear_gelu_primitive, linear_primitive};
-use super::packed_layer::{pack, pack_normed, Layer, NormParams, Packed, Route};
+use super::packed_layer::{pack, pack_normed, Layer, NormParams, Packed};
 use super::post_norm::PostNorm;
 use super::rows::{f32_inputs, fused, output_gradient, par_map, rows_per_task, with_f32};
 

@@ -16,10 +16,10 @@ use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, T
 
 use super::column_sums::column_sums;
 use super::cross_entropy::{cross_entropy_rows_primitive, probabilities_to_gradient, row_losses};
+use super::direct_gradients::Route;
 use super::kept::Kept;
 use super::linear::{affine, linear_primitive};
 use super::matmul_nt::{all_threads, product, Matrix};
-use super::packed_layer::Route;
 use super::rows::{check_ids, f32_inputs, fused, output_gradient, with_f32};
 use super::softmax::softmax_rows_in_place;
 

@@ -5,12 +5,11 @@
 //! columns in place.
 
 use std::mem::MaybeUninit;
-use std::sync::Arc;
 
 use candle_core::{Device, Result, Shape, Tensor};
 
 use super::column_sums::column_sums;
-use super::direct_gradients::{active_sink, Sink};
+use super::direct_gradients::{Block, Route};
 use super::matmul_nt::{all_threads, gemm_into, gemm_overwrite, product, Matrix};
 use super::rows::{rows_per_task, with_f32_slices, written};
 use rayon::prelude::*;
@@ -23,139 +22,6 @@ pub(super) struct Packed {
     pub(super) tensor: Tensor,
     /// Where the op's backward sends the matrix's gradient.
     pub(super) route: Route,
-}
-
-/// Where a fused op sends the gradient of a packed input: back through candle's graph (its
-/// `cat`s) to the parameters, or, inside a [`super::direct_gradients::DirectGradients`]
-/// scope, cut into each parameter's gradient and left in the scope's sink.
-pub(super) enum Route {
-    Graph,
-    Direct {
-        sink: Arc<Sink>,
-        blocks: Vec<Block>,
-    },
-    /// An input that is one parameter as it is (an embedding table, a tied decoder).
-    Whole {
-        sink: Arc<Sink>,
-        param: Tensor,
-    },
-}
-
-/// Where one parameter sits in a packed matrix: a block of rows and columns (a bias, `γ` or
-/// `β` is one column).
-pub(super) struct Block {
-    param: Tensor,
-    row: usize,
-    col: usize,
-    rows: usize,
-    cols: usize,
-}
-
-impl Route {
-    /// The route for parameters that go into a packed matrix as `blocks`: direct inside a
-    /// scope when every parameter is a variable (a computed parameter's gradient has to flow
-    /// on through the graph) and `tracked`, another input of the op is in candle's graph
-    /// (candle runs an op's backward only then); through the graph otherwise.
-    fn for_blocks(blocks: Vec<Block>, tracked: bool) -> Self {
-        match active_sink() {
-            Some(sink) if tracked && blocks.iter().all(|b| b.param.is_variable()) => {
-                Route::Direct { sink, blocks }
-            }
-            _ => Route::Graph,
-        }
-    }
-
-    /// The route for an op input that is the parameter `param` itself: direct inside a
-    /// scope when it is a variable and `tracked` (as for [`Route::for_blocks`]).
-    pub(super) fn whole(param: &Tensor, tracked: bool) -> Self {
-        match active_sink() {
-            Some(sink) if tracked && param.is_variable() => Route::Whole {
-                sink,
-                param: param.clone(),
-            },
-            _ => Route::Graph,
-        }
-    }
-
-    /// A parameter as the op (or the packing) reads it: detached from the graph on a direct
-    /// route.
-    pub(super) fn input(&self, t: &Tensor) -> Tensor {
-        match self {
-            Route::Graph => t.clone(),
-            Route::Direct { .. } | Route::Whole { .. } => t.detach(),
-        }
-    }
-
-    /// Whether the parameters leave candle's graph.
-    pub(super) fn is_direct(&self) -> bool {
-        !matches!(self, Route::Graph)
-    }
-
-    /// The gradient candle gets for a [`Route::whole`] input whose gradient is `grad`: all of
-    /// it through the graph, or nothing, with `grad` left in the sink.
-    pub(super) fn whole_gradient(&self, grad: Tensor) -> Option<Tensor> {
-        match self {
-            Route::Whole { sink, param } => {
-                sink.deposit(param, grad);
-                None
-            }
-            _ => Some(grad),
-        }
-    }
-
-    /// The gradient candle gets for the packed input `packed` whose gradient is `d`: all of
-    /// it on the graph route; nothing on the direct route, where each parameter's block of
-    /// `d` goes to the sink.
-    pub(super) fn gradient(&self, d: Vec<f32>, packed: &Tensor) -> Result<Option<Tensor>> {
-        match self {
-            Route::Graph | Route::Whole { .. } => {
-                let grad = Tensor::from_vec(d, packed.shape(), &Device::Cpu)?;
-                Ok(self.whole_gradient(grad))
-            }
-            Route::Direct { sink, blocks } => {
-                let stride = packed.dim(1)?;
-                for block in blocks {
-                    let values = block.cut(&d, stride);
-                    let grad = Tensor::from_vec(values, block.param.shape(), &Device::Cpu)?;
-                    sink.deposit(&block.param, grad);
-                }
-                Ok(None)
-            }
-        }
-    }
-}
-
-impl Block {
-    fn new(param: &Tensor, (row, col): (usize, usize), (rows, cols): (usize, usize)) -> Self {
-        Self {
-            param: param.clone(),
-            row,
-            col,
-            rows,
-            cols,
-        }
-    }
-
-    /// This block of the row-major matrix `d` with `stride` columns, row-major.
-    fn cut(&self, d: &[f32], stride: usize) -> Vec<f32> {
-        let cols = self.cols;
-        // SAFETY: every row of the block is copied into its own row of the output.
-        unsafe {
-            written(self.rows * cols, |out| {
-                let per_task = rows_per_task(cols);
-                out.par_chunks_mut(cols * per_task)
-                    .enumerate()
-                    .for_each(|(task, out)| {
-                        for (r, out) in out.chunks_mut(cols).enumerate() {
-                            let start = (self.row + task * per_task + r) * stride + self.col;
-                            for (o, &v) in out.iter_mut().zip(&d[start..start + cols]) {
-                                o.write(v);
-                            }
-                        }
-                    })
-            })
-        }
-    }
 }
 
 /// Packs `(weight (out, in), bias (out,))` layers, stacked by rows, into one

@@ -17,10 +17,11 @@ use rayon::prelude::*;
 
 use crate::simd::vectorized;
 
+use super::direct_gradients::Route;
 use super::kept::Kept;
 use super::layer_norm::{backward_in_place, layer_norm_primitive, normalize_in_place};
 use super::linear::linear_primitive;
-use super::packed_layer::{pack_normed, Layer, Route};
+use super::packed_layer::{pack_normed, Layer};
 use super::rows::{f32_inputs, fused, output_gradient, par_map, rows_per_task, with_f32, written};
 
 /// `layer_norm(residual + x · wᵀ + b, gamma, beta, eps)` for `x` `(M, K)`, `w` `(N, K)`, `b`,
