@@ -9,11 +9,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::fast_math::exp;
-use super::rows::{f32_inputs, f32_slice, fused, par_map};
+use super::rows::{f32_inputs, f32_slice, fused, par_map, ELEMENTS_PER_TASK};
 use crate::simd::vectorized;
-
-/// Elements per parallel task.
-const CHUNK: usize = 16 * 1024;
 
 /// Exact GELU of every element. Fused on f32 CPU tensors, candle's `gelu_erf` elsewhere.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
@@ -61,8 +58,11 @@ pub(super) fn gelu_values(x: &[f32]) -> Vec<f32> {
 /// density, from the input `x` and the output's gradient `g`, in one parallel pass.
 pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
     let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+    dx.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(
+            x.par_chunks(ELEMENTS_PER_TASK)
+                .zip(g.par_chunks(ELEMENTS_PER_TASK)),
+        )
         .for_each(|(dx, (x, g))| {
             vectorized!({
                 for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
@@ -78,8 +78,8 @@ pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
 /// `z` (the pre-activation) becomes `gelu(z)` and `g` (the gradient of `gelu(z)`) becomes the
 /// gradient of `z`, with `Φ(z)` evaluated once for both.
 pub(super) fn gelu_and_backward_in_place(z: &mut [f32], g: &mut [f32]) {
-    z.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks_mut(CHUNK))
+    z.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(g.par_chunks_mut(ELEMENTS_PER_TASK))
         .for_each(|(z, g)| {
             vectorized!({
                 for (z, g) in z.iter_mut().zip(g) {

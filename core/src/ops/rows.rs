@@ -93,7 +93,7 @@ pub(crate) fn row_len(layout: &Layout, op: &str) -> Result<usize> {
 
 /// Rows per parallel task: enough elements (about 16K) that a task outweighs its scheduling.
 pub(crate) fn rows_per_task(row_len: usize) -> usize {
-    (16 * 1024 / row_len.max(1)).max(1)
+    (ELEMENTS_PER_TASK / row_len.max(1)).max(1)
 }
 
 /// The u32 elements of a contiguous CPU storage under `layout` (labels, ids).
