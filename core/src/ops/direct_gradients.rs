@@ -155,7 +155,7 @@ impl Route {
         }
     }
 
-    /// A parameter as the op (or the packing) reads it: detached from the graph on a direct
+    /// A [`Route::whole`] parameter as the op reads it: detached from the graph on the direct
     /// route.
     pub(super) fn input(&self, t: &Tensor) -> Tensor {
         match self {

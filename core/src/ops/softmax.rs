@@ -88,22 +88,30 @@ pub(super) fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
 
 /// Writes the softmax of each row of `x` into `y`.
 pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], h: usize) {
-    y.copy_from_slice(x);
-    softmax_rows_in_place(y, h);
+    let block = h * rows_per_task(h);
+    y.par_chunks_mut(block)
+        .zip(x.par_chunks(block))
+        .for_each(|(y, x)| {
+            y.copy_from_slice(x);
+            softmax_block(y, h);
+        });
 }
 
 /// Replaces each row of `h` logits in `values` with its softmax.
 pub(crate) fn softmax_rows_in_place(values: &mut [f32], h: usize) {
     values
         .par_chunks_mut(h * rows_per_task(h))
-        .for_each(|block| {
-            vectorized!({
-                for row in block.chunks_mut(h) {
-                    let max = max(row);
-                    exp_normalize(row, max);
-                }
-            })
-        });
+        .for_each(|block| softmax_block(block, h));
+}
+
+/// The softmax of each row of `h` logits in one task's block, in place.
+fn softmax_block(block: &mut [f32], h: usize) {
+    vectorized!({
+        for row in block.chunks_mut(h) {
+            let max = max(row);
+            exp_normalize(row, max);
+        }
+    })
 }
 
 /// The forward op; its backward runs [`SoftmaxBackward`] on the output.
