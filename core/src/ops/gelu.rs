@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::fast_math::exp;
+use super::fast_math::{exp, horner};
 use super::rows::{f32_inputs, f32_slice, fused, par_map, ELEMENTS_PER_TASK};
 use crate::simd::vectorized;
 
@@ -33,11 +33,18 @@ fn cdf_and_gaussian(x: f32) -> (f32, f32) {
     let gaussian = exp(-0.5 * x * x);
     let a = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-    let erf = (1.0 - poly * gaussian).copysign(x);
-    (0.5 * (1.0 + erf), gaussian)
+    let poly = t * horner(
+        t,
+        &[
+            0.254_829_6,
+            -0.284_496_74,
+            1.421_413_8,
+            -1.453_152,
+            1.061_405_4,
+        ],
+    );
+    let erf = (-poly).mul_add(gaussian, 1.0).copysign(x);
+    (0.5f32.mul_add(erf, 0.5), gaussian)
 }
 
 /// `Φ(x)`, the standard normal CDF.
@@ -67,7 +74,7 @@ pub(super) fn gelu_backward_values(x: &[f32], g: &[f32]) -> Vec<f32> {
             vectorized!({
                 for ((dx, &x), g) in dx.iter_mut().zip(x).zip(g) {
                     let (cdf, gaussian) = cdf_and_gaussian(x);
-                    *dx = g * (cdf + x * INV_SQRT_2PI * gaussian);
+                    *dx = g * (x * INV_SQRT_2PI).mul_add(gaussian, cdf);
                 }
             })
         });
@@ -85,7 +92,7 @@ pub(super) fn gelu_and_backward_in_place(z: &mut [f32], g: &mut [f32]) {
                 for (z, g) in z.iter_mut().zip(g) {
                     let x = *z;
                     let (cdf, gaussian) = cdf_and_gaussian(x);
-                    *g *= cdf + x * INV_SQRT_2PI * gaussian;
+                    *g *= (x * INV_SQRT_2PI).mul_add(gaussian, cdf);
                     *z = x * cdf;
                 }
             })
