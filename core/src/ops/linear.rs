@@ -14,7 +14,7 @@ use super::column_sums::ColumnSums;
 use super::gelu::{gelu_backward_values, gelu_erf_primitive, gelu_values};
 use super::kept::Kept;
 use super::matmul_nt::{all_threads, gemm_into, matmul_nt_primitive, Matrix, Product};
-use super::rows::{f32_inputs, fused, output_gradient, rows_per_task, with_f32};
+use super::rows::{bias_rows, f32_inputs, fused, output_gradient, rows_per_task, with_f32};
 
 /// `x · wᵀ + b` for `x` `(M, K)`, `w` `(N, K)` (a dense layer's `(out, in)` weight) and `b`
 /// `(N,)`, giving `(M, N)`. Fused on f32 CPU tensors, candle's ops elsewhere.
@@ -93,7 +93,7 @@ fn apply(x: &Tensor, w: &Tensor, b: &Tensor, op: Linear) -> Result<Tensor> {
 pub(super) fn affine(x: &[f32], w: &[f32], b: &[f32], m: usize) -> Vec<f32> {
     let n = b.len();
     let k = x.len() / m;
-    let mut out = b.repeat(m);
+    let mut out = bias_rows(b, m);
     gemm_into(
         &mut out,
         n,

@@ -13,15 +13,18 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
 
 use super::column_sums::column_sums;
 use super::cross_entropy::{cross_entropy_rows_primitive, probabilities_to_gradient, row_losses};
 use super::direct_gradients::Route;
+use super::fast_math::max;
 use super::kept::Kept;
 use super::linear::{affine, linear_primitive};
 use super::matmul_nt::{all_threads, product, Matrix};
-use super::rows::{check_ids, f32_inputs, fused, output_gradient, with_f32};
+use super::rows::{check_ids, f32_inputs, fused, output_gradient, rows_per_task, with_f32};
 use super::softmax::softmax_rows_in_place;
+use crate::simd::vectorized;
 
 /// The loss of every row of the logits `x · wᵀ + b` against `labels`, and the arg-max class
 /// of every row: for `x` `(N, K)`, `w` `(C, K)`, `b` `(C,)` and integer `labels` `(N,)`,
@@ -98,18 +101,17 @@ struct LinearCrossEntropy {
     routes: [Route; 2],
 }
 
-/// The index of each row's largest value (the first, on ties).
+/// The index of each row's largest value (the first, on ties; NaNs are passed over), rows in
+/// parallel: the row's maximum in lanes, then the first element equal to it.
 fn arg_max_rows(logits: &[f32], classes: usize) -> Vec<u32> {
     logits
-        .chunks(classes)
+        .par_chunks(classes)
+        .with_min_len(rows_per_task(classes))
         .map(|row| {
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
-                }
-            }
-            best as u32
+            vectorized!({
+                let largest = max(row);
+                row.iter().position(|&v| v == largest).unwrap_or(0) as u32
+            })
         })
         .collect()
 }
@@ -174,5 +176,22 @@ impl CustomOp3 for LinearCrossEntropy {
             self.routes[0].whole_gradient(dw),
             self.routes[1].whole_gradient(db),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arg_max_rows;
+
+    #[test]
+    fn arg_max_takes_the_first_of_equal_maxima_and_passes_over_nans() {
+        // Rows of 40 values: longer than one AVX-512 lane block, with the maximum past it.
+        let mut logits = vec![0f32; 3 * 40];
+        logits[7] = 2.0;
+        logits[33] = 2.0;
+        logits[40] = f32::NAN;
+        logits[40 + 38] = 1.5;
+        logits[80..120].fill(-1.0);
+        assert_eq!(arg_max_rows(&logits, 40), [7, 38, 0]);
     }
 }

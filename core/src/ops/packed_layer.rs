@@ -11,7 +11,7 @@ use candle_core::{Device, Result, Shape, Tensor};
 use super::column_sums::column_sums;
 use super::direct_gradients::{Block, Route};
 use super::matmul_nt::{all_threads, gemm_into, gemm_overwrite, product, Matrix};
-use super::rows::{rows_per_task, with_f32_slices, written};
+use super::rows::{bias_rows, rows_per_task, with_f32_slices, written};
 use rayon::prelude::*;
 
 use crate::simd::vectorized;
@@ -198,20 +198,7 @@ impl<'a> Layer<'a> {
     /// `x · Wᵀ + b` for the row-major `(rows, in)` matrix `x`: the bias rows written in
     /// parallel, the product added onto them.
     pub(super) fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let bias = self.column(self.input);
-        // SAFETY: every row of the `(rows, out)` matrix gets the bias.
-        let out = unsafe {
-            written(rows * self.out, |out| {
-                out.par_chunks_mut(self.out * rows_per_task(self.out))
-                    .for_each(|block| {
-                        for row in block.chunks_mut(self.out) {
-                            row.iter_mut().zip(&bias).for_each(|(o, &b)| {
-                                o.write(b);
-                            });
-                        }
-                    })
-            })
-        };
+        let out = bias_rows(&self.column(self.input), rows);
         self.accumulate_product(x, rows, out)
     }
 

@@ -117,6 +117,25 @@ pub(crate) fn check_ids(ids: &[u32], count: usize, what: &str, op: &str) -> Resu
     Ok(())
 }
 
+/// `bias` repeated for each of `rows` rows, a `(rows, bias.len())` matrix written in parallel
+/// row blocks (the start of a dense layer's output, onto which its product is added).
+pub(super) fn bias_rows(bias: &[f32], rows: usize) -> Vec<f32> {
+    let width = bias.len();
+    // SAFETY: every row gets the bias.
+    unsafe {
+        written(rows * width, |out| {
+            out.par_chunks_mut(width * rows_per_task(width))
+                .for_each(|block| {
+                    for row in block.chunks_mut(width) {
+                        row.iter_mut().zip(bias).for_each(|(o, &b)| {
+                            o.write(b);
+                        });
+                    }
+                })
+        })
+    }
+}
+
 /// A new vector of `len` elements, every one of which `write` writes, without zeroing them
 /// first (a serial pass over memory that the kernel overwrites anyway).
 ///
