@@ -10,13 +10,6 @@ use grove_core::registry::get_task;
 use grove_orbit::Trainer;
 use grove_trainers::{DefaultTrainer, Roles};
 
-use crate::workloads::Workload;
-
-/// A `DefaultTrainer` of `workload`, initialised and ready to train.
-pub fn trainer(workload: Workload) -> anyhow::Result<DefaultTrainer> {
-    trainer_of(&workload.config()?)
-}
-
 /// A `DefaultTrainer` of `config` on the CPU with training inputs only, initialised.
 pub fn trainer_of(config: &ExperimentConfig) -> anyhow::Result<DefaultTrainer> {
     let roles = Roles {
@@ -29,9 +22,10 @@ pub fn trainer_of(config: &ExperimentConfig) -> anyhow::Result<DefaultTrainer> {
     Ok(trainer)
 }
 
-/// Milliseconds per training step: `warmup` steps, then the mean over `steps` steps.
-pub fn step_ms(workload: Workload, warmup: u64, steps: u64) -> anyhow::Result<f64> {
-    let mut trainer = trainer(workload)?;
+/// Milliseconds per training step of `config`: `warmup` steps, then the mean over `steps`
+/// steps.
+pub fn step_ms(config: &ExperimentConfig, warmup: u64, steps: u64) -> anyhow::Result<f64> {
+    let mut trainer = trainer_of(config)?;
     train(&mut trainer, warmup)?;
     let start = Instant::now();
     let logs = train(&mut trainer, steps)?;

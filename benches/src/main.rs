@@ -75,6 +75,10 @@ struct StepArgs {
     /// Compute threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// A config override (`key=value`, repeatable) after the workload's own, for A/B runs of
+    /// a setting (e.g. `runtime.distribution_strategy=one_device`); Grove runners only.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,15 +113,20 @@ fn step(workload: Workload, args: &StepArgs) -> anyhow::Result<serde_json::Value
         Runner::Candle => bare_candle::set_threads(args.threads),
         Runner::Grove | Runner::Task => grove_core::runtime::set_compute_threads(args.threads),
     }
+    anyhow::ensure!(
+        args.overrides.is_empty() || args.runner != Runner::Candle,
+        "--set changes Grove's config; the candle runner has none"
+    );
     let (warmup, steps) = (args.warmup, args.steps);
+    let config = || workload.config(&args.overrides);
     let (name, mut report) = match args.runner {
         Runner::Grove => (
             "grove",
-            json!({ "ms_per_step": on_compute_threads(|| grove_step::step_ms(workload, warmup, steps))? }),
+            json!({ "ms_per_step": on_compute_threads(|| grove_step::step_ms(&config()?, warmup, steps))? }),
         ),
         Runner::Task => (
             "grove_task",
-            on_compute_threads(|| task_loop::measure(workload, warmup, steps))?,
+            on_compute_threads(|| task_loop::measure(&config()?, warmup, steps))?,
         ),
         Runner::Candle => (
             "candle",

@@ -1,12 +1,14 @@
 //! A bare loop over the workload's Grove Task, without the `DefaultTrainer`: next batch,
-//! `train_step` (forward and loss), backward, optimizer update, each phase timed. It splits
-//! Grove's step into forward / backward / optimizer time, and is the loop the trainer's own
-//! cost is judged against.
+//! `train_step` (forward and loss), backward, optimizer update, each phase timed. It runs the
+//! whole batch as one replica whose ops use every compute thread (the `one_device` step; the
+//! `grove` runner splits the batch over replicas, whose forward and backward passes overlap
+//! and cannot be timed apart), and splits that step into forward / backward / optimizer time.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure};
 use candle_core::{DType, Device};
+use grove_core::config::ExperimentConfig;
 use grove_core::ops::DirectGradients;
 use grove_core::optimization::build_optimizer_with_ema;
 use grove_core::optimization::schedule::build_schedule;
@@ -14,8 +16,6 @@ use grove_core::registry::get_task;
 use grove_core::task::{InputContext, StepContext};
 use grove_core::vars::ModelVars;
 use serde_json::{json, Value};
-
-use crate::workloads::Workload;
 
 /// Time per phase, summed over the timed steps.
 #[derive(Default)]
@@ -26,9 +26,8 @@ struct Phases {
     optimizer: Duration,
 }
 
-/// Runs `warmup` then `steps` timed steps; returns ms per step and per phase.
-pub fn measure(workload: Workload, warmup: u64, steps: u64) -> anyhow::Result<Value> {
-    let config = workload.config()?;
+/// Runs `warmup` then `steps` timed steps of `config`; returns ms per step and per phase.
+pub fn measure(config: &ExperimentConfig, warmup: u64, steps: u64) -> anyhow::Result<Value> {
     let task = get_task(config.task.as_ref())?;
     let vars = ModelVars::new();
     let model =

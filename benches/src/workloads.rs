@@ -58,11 +58,17 @@ impl Workload {
         shape.iter().chain(ADAMW.iter()).copied().collect()
     }
 
-    /// The resolved experiment config of the workload.
-    pub fn config(self) -> anyhow::Result<ExperimentConfig> {
+    /// The resolved experiment config of the workload, with `extra` overrides (`key=value`)
+    /// applied after the workload's own.
+    pub fn config(self, extra: &[String]) -> anyhow::Result<ExperimentConfig> {
         grove_experiments::register()?;
         let sources = ConfigSources {
-            trailing_overrides: self.overrides().iter().map(|s| s.to_string()).collect(),
+            trailing_overrides: self
+                .overrides()
+                .iter()
+                .map(|s| s.to_string())
+                .chain(extra.iter().cloned())
+                .collect(),
             ..ConfigSources::default()
         };
         Ok(resolve(&get_experiment(self.experiment())?, &sources)?)

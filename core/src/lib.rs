@@ -19,6 +19,7 @@ pub mod optimization;
 pub mod progressive;
 pub mod records;
 pub mod registry;
+pub mod replicas;
 pub mod rng;
 pub mod runtime;
 mod simd;

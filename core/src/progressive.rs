@@ -43,7 +43,7 @@ pub trait ProgressivePolicy: Send + Sync {
         vars: &ModelVars,
         seed: u64,
         device: &Device,
-    ) -> Result<Box<dyn Any + Send>>;
+    ) -> Result<Box<dyn Any + Send + Sync>>;
     /// A fresh optimizer and schedule for `stage`.
     fn get_optimizer(&self, stage: usize) -> Result<StageOptimizer>;
     /// The training inputs of `stage`, positioned at `context.start_batch`.

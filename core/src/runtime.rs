@@ -61,9 +61,40 @@ pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
 
+/// The number of replicas a training step is split over: with `runtime.distribution_strategy`
+/// `mirrored`, one per compute thread on the CPU and one on a GPU (a single device); one
+/// otherwise. Called on the compute threads (see [`on_compute_threads`]).
+pub fn replica_count(runtime: &RuntimeConfig, device: &Device) -> Result<usize> {
+    Ok(match runtime.is_mirrored()? && device.is_cpu() {
+        true => rayon::current_num_threads(),
+        false => 1,
+    })
+}
+
 /// The number of compute threads candle uses.
 pub fn compute_threads() -> usize {
     candle_core::utils::get_num_threads()
+}
+
+/// The allocator's reclaim function, if the binary installed one.
+static RECLAIM: OnceLock<fn()> = OnceLock::new();
+
+/// Installs `reclaim`, which makes memory that other threads freed to the calling thread's
+/// heap reusable (mimalloc's `mi_collect`). A replica's thread allocates its activations and
+/// gradients and the trainer frees many of them on another thread; an allocator with
+/// per-thread heaps may only take those blocks back lazily, and meanwhile maps new memory
+/// (BERT-mini's peak resident memory crept from 296 to 343 MB over 8 steps; benches/RESULTS.md). Later
+/// calls do nothing.
+pub fn set_memory_reclaim(reclaim: fn()) {
+    let _ = RECLAIM.set(reclaim);
+}
+
+/// Runs the reclaim function of [`set_memory_reclaim`] on the calling thread, if there is
+/// one.
+pub fn reclaim_freed_memory() {
+    if let Some(reclaim) = RECLAIM.get() {
+        reclaim();
+    }
 }
 
 /// When the binary's `main` started, if it called [`mark_process_start`].

@@ -50,6 +50,19 @@ impl StepOutputs {
         self.values.insert(name.into(), value);
     }
 
+    /// The outputs cut from candle's graph: once the backward pass has run, the forward
+    /// pass's activations that only the graph still held are freed.
+    pub fn detach(self) -> Self {
+        StepOutputs {
+            loss: self.loss.map(|loss| loss.detach()),
+            values: self
+                .values
+                .into_iter()
+                .map(|(name, value)| (name, value.detach()))
+                .collect(),
+        }
+    }
+
     /// The output `name`; a missing one is an error naming it.
     pub fn value(&self, name: &str) -> Result<&Tensor> {
         self.values.get(name).ok_or_else(|| {
@@ -84,11 +97,11 @@ pub struct InputContext {
 }
 
 /// A training problem. Only the methods without a default must be written.
-pub trait Task: Send + Sized + 'static {
+pub trait Task: Send + Sync + Sized + 'static {
     /// The task's config type; the task registry maps it to this task.
     type Config: TaskConfig;
     /// The model type `build_model` returns.
-    type Model: Send + 'static;
+    type Model: Send + Sync + 'static;
 
     /// Builds the task from its resolved config.
     fn from_config(config: &Self::Config) -> Result<Self>;
@@ -169,9 +182,9 @@ pub trait Task: Send + Sized + 'static {
 }
 
 /// The object-safe form of [`Task`] that trainers drive; implemented for every `Task`.
-pub trait DynTask: Send {
+pub trait DynTask: Send + Sync {
     /// See [`Task::build_model`].
-    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send>>;
+    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send + Sync>>;
     /// [`Task::build_inputs`] on `task.train_data`.
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset>;
     /// Names of the validation sets: `validation` (`task.validation_data`), then the
@@ -186,14 +199,14 @@ pub trait DynTask: Send {
     fn train_step(
         &self,
         inputs: &Batch,
-        model: &(dyn Any + Send),
+        model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
     ) -> Result<StepOutputs>;
     /// See [`Task::validation_step`].
     fn validation_step(
         &self,
         inputs: &Batch,
-        model: &(dyn Any + Send),
+        model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
     ) -> Result<StepOutputs>;
     /// See [`Task::aggregate_logs`].
@@ -209,19 +222,19 @@ pub trait DynTask: Send {
         global_step: u64,
     ) -> Result<BTreeMap<String, f64>>;
     /// See [`Task::initialize`].
-    fn initialize(&self, model: &(dyn Any + Send), vars: &ModelVars) -> Result<()>;
+    fn initialize(&self, model: &(dyn Any + Send + Sync), vars: &ModelVars) -> Result<()>;
     /// `task.train_data.global_batch_size` (for logs).
     fn train_batch_size(&self) -> usize;
 }
 
-fn model_of<T: Task>(model: &(dyn Any + Send)) -> &T::Model {
+fn model_of<T: Task>(model: &(dyn Any + Send + Sync)) -> &T::Model {
     model
         .downcast_ref::<T::Model>()
         .expect("a DynTask is only given models it built")
 }
 
 impl<T: Task> DynTask for T {
-    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send>> {
+    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send + Sync>> {
         Ok(Box::new(Task::build_model(self, vb)?))
     }
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset> {
@@ -255,7 +268,7 @@ impl<T: Task> DynTask for T {
     fn train_step(
         &self,
         inputs: &Batch,
-        model: &(dyn Any + Send),
+        model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
     ) -> Result<StepOutputs> {
         Task::train_step(self, inputs, model_of::<T>(model), context)
@@ -263,7 +276,7 @@ impl<T: Task> DynTask for T {
     fn validation_step(
         &self,
         inputs: &Batch,
-        model: &(dyn Any + Send),
+        model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
     ) -> Result<StepOutputs> {
         Task::validation_step(self, inputs, model_of::<T>(model), context)
@@ -282,7 +295,7 @@ impl<T: Task> DynTask for T {
     ) -> Result<BTreeMap<String, f64>> {
         Task::reduce_aggregated_logs(self, state, global_step)
     }
-    fn initialize(&self, model: &(dyn Any + Send), vars: &ModelVars) -> Result<()> {
+    fn initialize(&self, model: &(dyn Any + Send + Sync), vars: &ModelVars) -> Result<()> {
         Task::initialize(self, model_of::<T>(model), vars)
     }
     fn train_batch_size(&self) -> usize {

@@ -255,10 +255,7 @@ fn settings_not_built_yet_are_rejected() {
             "runtime.mixed_precision_dtype=bfloat16",
             "mixed_precision_dtype",
         ),
-        (
-            "runtime.distribution_strategy=mirrored",
-            "distribution_strategy",
-        ),
+        ("runtime.distribution_strategy=tpu", "distribution_strategy"),
     ] {
         let err = resolve(&defaults(), &sources(vec![], &[text]))
             .unwrap_err()

@@ -6,7 +6,7 @@
 
 use std::ffi::c_long;
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 
 /// mimalloc's `mi_option_purge_delay`: the same index in its v2 and v3 headers, for which
 /// libmimalloc-sys exports no constant.
@@ -19,11 +19,22 @@ const PURGE_DELAY: mi_option_t = 15;
 /// set; benches/RESULTS.md, entry 14). The
 /// process's peak memory is unchanged: it only stops giving back what it will need again.
 ///
+/// It also installs mimalloc's collection of other threads' frees as the run's memory reclaim
+/// (see [`collect_remote_frees`]).
+///
 /// Call it first thing in `main`, before any other thread starts (mimalloc's option setters
 /// are not thread-safe). It has no effect unless mimalloc is the global allocator.
 pub fn keep_freed_memory() {
     // SAFETY: a plain option store, done before other threads exist (see above).
     unsafe { mi_option_set(PURGE_DELAY, -1) }
+    grove_core::runtime::set_memory_reclaim(collect_remote_frees);
+}
+
+/// Makes the blocks other threads freed to this thread's heap reusable by it
+/// (`grove_core::runtime::set_memory_reclaim`).
+fn collect_remote_frees() {
+    // SAFETY: mi_collect only walks the calling thread's own heap.
+    unsafe { mi_collect(false) }
 }
 
 /// mimalloc's current purge delay in milliseconds (-1: freed memory is never returned).

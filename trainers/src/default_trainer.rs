@@ -9,12 +9,12 @@ use grove_core::config::ExperimentConfig;
 use grove_core::data::Dataset;
 use grove_core::init_checkpoint::MODEL_WEIGHTS_FILE;
 use grove_core::metrics::{collect_and_reset, Metric};
-use grove_core::ops::DirectGradients;
 use grove_core::optimization::{
     build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
 };
 use grove_core::progressive::StageOptimizer;
-use grove_core::rng::{stream_rng, Stream};
+use grove_core::replicas::{Replicas, StepPosition};
+use grove_core::runtime::replica_count;
 use grove_core::task::{DynTask, InputContext, StepContext, StepOutputs};
 use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
@@ -48,7 +48,7 @@ struct ValidationSet {
 /// Trains and evaluates one Task: model, optimizer, schedule, inputs and metrics.
 pub struct DefaultTrainer {
     task: Box<dyn DynTask>,
-    model: Box<dyn Any + Send>,
+    model: Box<dyn Any + Send + Sync>,
     vars: ModelVars,
     optimizer: Box<dyn Optimizer>,
     schedule: Box<dyn LearningRateSchedule>,
@@ -58,6 +58,7 @@ pub struct DefaultTrainer {
     input_offset: u64,
     train_data: Option<Dataset>,
     train_metrics: Vec<Box<dyn Metric>>,
+    replicas: Replicas,
     validation_sets: Vec<ValidationSet>,
     preemption: Preemption,
 }
@@ -86,7 +87,7 @@ impl DefaultTrainer {
     /// optimizer; opens the inputs `roles` asks for.
     pub(crate) fn from_parts(
         task: Box<dyn DynTask>,
-        (model, vars): (Box<dyn Any + Send>, ModelVars),
+        (model, vars): (Box<dyn Any + Send + Sync>, ModelVars),
         optimizer: StageOptimizer,
         config: &ExperimentConfig,
         device: Device,
@@ -107,8 +108,10 @@ impl DefaultTrainer {
         } else {
             Vec::new()
         };
+        let replicas = Replicas::new(replica_count(&config.runtime, &device)?)?;
         Ok(DefaultTrainer {
             train_metrics: task.build_metrics(true),
+            replicas,
             task,
             model,
             vars,
@@ -128,7 +131,7 @@ impl DefaultTrainer {
     /// switch); the global step and the inputs stay.
     pub(crate) fn replace_model(
         &mut self,
-        model: Box<dyn Any + Send>,
+        model: Box<dyn Any + Send + Sync>,
         vars: ModelVars,
         optimizer: StageOptimizer,
     ) {
@@ -136,6 +139,11 @@ impl DefaultTrainer {
         self.vars = vars;
         self.optimizer = optimizer.optimizer;
         self.schedule = optimizer.schedule;
+    }
+
+    /// The number of replicas each training batch is split over.
+    pub fn replica_count(&self) -> usize {
+        self.replicas.count()
     }
 
     /// The device the model lives on.
@@ -179,27 +187,25 @@ impl DefaultTrainer {
             }
             fault_point("train_step").map_err(|e| Error::io("cannot train", "step", e))?;
             let batch = self.next_train_batch()?.to_device(&self.device)?;
-            let mut context = StepContext {
+            let position = StepPosition {
+                seed: self.seed,
                 global_step: self.global_step,
-                dropout: Some(stream_rng(self.seed, Stream::Dropout, self.global_step)),
             };
-            // The fused ops' parameter gradients bypass candle's graph from here to the
-            // backward (grove_core::ops::DirectGradients).
-            let direct = DirectGradients::start();
-            let outputs = self
-                .task
-                .train_step(&batch, self.model.as_ref(), &mut context)?;
-            let loss = outputs
-                .loss
-                .clone()
-                .ok_or_else(|| Error::Run("the task's train_step returned no loss".to_string()))?;
-            let grads = direct.backward(&loss)?;
+            let step = self.replicas.train_step(
+                self.task.as_ref(),
+                self.model.as_ref(),
+                &batch,
+                &params,
+                position,
+            )?;
             let lr = self.learning_rate();
-            self.optimizer.apply(&params, &grads, lr)?;
-            for metric in &mut self.train_metrics {
-                metric.update(&outputs)?;
+            self.optimizer.apply(&params, &step.grads, lr)?;
+            for outputs in &step.outputs {
+                for metric in &mut self.train_metrics {
+                    metric.update(outputs)?;
+                }
             }
-            let loss = loss.detach();
+            let loss = step.loss;
             loss_sum = Some(match loss_sum {
                 Some(sum) => (sum + loss)?,
                 None => loss,

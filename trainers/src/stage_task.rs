@@ -33,7 +33,7 @@ impl StageTask {
 }
 
 impl DynTask for StageTask {
-    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send>> {
+    fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send + Sync>> {
         self.task().build_model(vb)
     }
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset> {
@@ -51,7 +51,7 @@ impl DynTask for StageTask {
     fn train_step(
         &self,
         inputs: &Batch,
-        model: &(dyn Any + Send),
+        model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
     ) -> Result<StepOutputs> {
         self.task().train_step(inputs, model, context)
@@ -59,7 +59,7 @@ impl DynTask for StageTask {
     fn validation_step(
         &self,
         inputs: &Batch,
-        model: &(dyn Any + Send),
+        model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
     ) -> Result<StepOutputs> {
         self.task().validation_step(inputs, model, context)
@@ -78,7 +78,7 @@ impl DynTask for StageTask {
     ) -> Result<BTreeMap<String, f64>> {
         self.task().reduce_aggregated_logs(state, global_step)
     }
-    fn initialize(&self, model: &(dyn Any + Send), vars: &ModelVars) -> Result<()> {
+    fn initialize(&self, model: &(dyn Any + Send + Sync), vars: &ModelVars) -> Result<()> {
         self.task().initialize(model, vars)
     }
     fn train_batch_size(&self) -> usize {

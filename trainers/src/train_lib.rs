@@ -133,23 +133,25 @@ fn run_on_this_thread(
         let policy = get_progressive_policy(task_config, &config.trainer)?;
         let trainer = ProgressiveTrainer::new(policy, config, device.clone(), roles, model_dir)?
             .with_preemption(preemption);
-        log_start(config, &device, trainer.current().vars().parameter_count());
+        log_start(config, &device, trainer.current());
         run.drive(Controller::new(trainer, controller_options)?)
     } else {
         let trainer = DefaultTrainer::new(get_task(task_config)?, config, device.clone(), roles)?
             .with_preemption(preemption);
-        log_start(config, &device, trainer.vars().parameter_count());
+        log_start(config, &device, &trainer);
         run.drive(Controller::new(trainer, controller_options)?)
     }
 }
 
-fn log_start(config: &ExperimentConfig, device: &Device, parameters: usize) {
+fn log_start(config: &ExperimentConfig, device: &Device, trainer: &DefaultTrainer) {
     tracing::info!(
-        "task {} | device {:?} | {} compute threads | {} parameters",
+        "task {} | device {:?} | {} compute threads | {} replicas ({}) | {} parameters",
         config.task.type_name(),
         device,
         compute_threads(),
-        parameters
+        trainer.replica_count(),
+        config.runtime.distribution_strategy,
+        trainer.vars().parameter_count()
     );
 }
 

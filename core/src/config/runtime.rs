@@ -18,7 +18,10 @@ pub struct RuntimeConfig {
     pub seed: u64,
     /// Floating point policy; only `float32` (or unset) is built.
     pub mixed_precision_dtype: Option<String>,
-    /// Only `one_device` (or `off`) is built.
+    /// `mirrored` (the default, as in Model Garden): each training batch is split over
+    /// replicas that share the variables, one per compute thread on the CPU (one on a GPU),
+    /// and their gradients are summed (`crate::replicas`); `one_device` (or `off`): the whole
+    /// batch in one pass whose ops use every compute thread.
     pub distribution_strategy: String,
 }
 
@@ -29,7 +32,7 @@ impl Default for RuntimeConfig {
             num_threads: 0,
             seed: 0,
             mixed_precision_dtype: None,
-            distribution_strategy: "one_device".to_string(),
+            distribution_strategy: "mirrored".to_string(),
         }
     }
 }
@@ -75,15 +78,20 @@ impl RuntimeConfig {
                 ))
             }
         }
-        match self.distribution_strategy.as_str() {
-            "one_device" | "off" => {}
-            other => {
-                return Err(not_supported(
-                    &format!("runtime.distribution_strategy = {other:?}"),
-                    "use one_device",
-                ))
-            }
-        }
+        self.is_mirrored()?;
         Ok(())
+    }
+
+    /// Whether `distribution_strategy` splits batches over replicas (`mirrored`) or not
+    /// (`one_device`, `off`); the strategies not built are an error.
+    pub fn is_mirrored(&self) -> Result<bool> {
+        match self.distribution_strategy.as_str() {
+            "mirrored" => Ok(true),
+            "one_device" | "off" => Ok(false),
+            other => Err(not_supported(
+                &format!("runtime.distribution_strategy = {other:?}"),
+                "use mirrored (replicas on the compute threads) or one_device",
+            )),
+        }
     }
 }

@@ -15,37 +15,71 @@
 //! so its gradient still flows back to where it came from.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Tensor};
 use rayon::prelude::*;
 
 use super::rows::{rows_per_task, written};
+use crate::optimization::in_place::{add_into, write_in_place};
 
-/// The parameter gradients the fused ops of one scope left, by parameter.
+/// The parameter gradients the fused ops of one scope left, one sum per parameter (in the
+/// order the backward pass produced them).
 #[derive(Default)]
 pub(super) struct Sink(Mutex<Vec<(Tensor, Tensor)>>);
 
 impl Sink {
-    /// Leaves `grad` for the variable `param`.
-    fn deposit(&self, param: &Tensor, grad: Tensor) {
+    fn deposits(&self) -> MutexGuard<'_, Vec<(Tensor, Tensor)>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((param.clone(), grad));
     }
 
-    /// Adds every gradient left here to `grads`.
+    /// Adds `grad` to the gradient of the variable `param` (in place when there is one).
+    fn deposit(&self, param: &Tensor, grad: Tensor) -> Result<()> {
+        let mut deposits = self.deposits();
+        match deposits.iter_mut().find(|(p, _)| p.id() == param.id()) {
+            Some((_, sum)) => {
+                if !add_into(sum, &grad).map_err(candle_core::Error::wrap)? {
+                    *sum = (&*sum + grad)?;
+                }
+            }
+            None => deposits.push((param.clone(), grad)),
+        }
+        Ok(())
+    }
+
+    /// Adds row `i` of `grad` `(N, H)` to row `ids[i]` of the gradient of the table `param`
+    /// `(V, H)`, for every `i`: into the gradient already left for `param` when there is one
+    /// (a tied decoder's), without the dense `(V, H)` table of the rows alone.
+    fn deposit_rows(&self, param: &Tensor, ids: &[u32], grad: &[f32]) -> Result<()> {
+        let (vocab, h) = param.dims2()?;
+        {
+            let deposits = self.deposits();
+            if let Some((_, sum)) = deposits.iter().find(|(p, _)| p.id() == param.id()) {
+                let added = write_in_place(sum, |table| scatter_rows(table, ids, grad, h))
+                    .map_err(candle_core::Error::wrap)?;
+                if added {
+                    return Ok(());
+                }
+            }
+        }
+        let mut table = vec![0f32; vocab * h];
+        scatter_rows(&mut table, ids, grad, h);
+        self.deposit(param, Tensor::from_vec(table, (vocab, h), &Device::Cpu)?)
+    }
+
+    /// Adds every gradient left here to `grads` (in place where `grads` has one).
     fn add_to(&self, grads: &mut GradStore) -> Result<()> {
-        let deposits = std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let deposits = std::mem::take(&mut *self.deposits());
         for (param, grad) in deposits {
-            let sum = match grads.get(&param) {
+            let sum = match grads.remove(&param) {
+                Some(existing)
+                    if add_into(&existing, &grad).map_err(candle_core::Error::wrap)? =>
+                {
+                    existing
+                }
                 Some(existing) => (existing + grad)?,
                 None => grad,
             };
@@ -53,6 +87,33 @@ impl Sink {
         }
         Ok(())
     }
+}
+
+/// Adds row `i` of `rows` `(N, H)` to row `ids[i]` of `table` `(V, H)` for every `i`, with
+/// the table split into row blocks, one per task, each task scanning the ids for its own rows:
+/// no two tasks write the same row, and every row adds its contributions in id order.
+pub(super) fn scatter_rows(table: &mut [f32], ids: &[u32], rows: &[f32], h: usize) {
+    if h == 0 {
+        return;
+    }
+    let block = rows_per_task(h);
+    table
+        .par_chunks_mut(block * h)
+        .enumerate()
+        .for_each(|(b, table_rows)| {
+            let first = b * block;
+            for (i, &id) in ids.iter().enumerate() {
+                let Some(local) = (id as usize).checked_sub(first) else {
+                    continue;
+                };
+                if local < table_rows.len() / h {
+                    table_rows[local * h..(local + 1) * h]
+                        .iter_mut()
+                        .zip(&rows[i * h..(i + 1) * h])
+                        .for_each(|(d, g)| *d += g);
+                }
+            }
+        });
 }
 
 thread_local! {
@@ -171,13 +232,36 @@ impl Route {
 
     /// The gradient candle gets for a [`Route::whole`] input whose gradient is `grad`: all of
     /// it through the graph, or nothing, with `grad` left in the sink.
-    pub(super) fn whole_gradient(&self, grad: Tensor) -> Option<Tensor> {
+    pub(super) fn whole_gradient(&self, grad: Tensor) -> Result<Option<Tensor>> {
         match self {
             Route::Whole { sink, param } => {
-                sink.deposit(param, grad);
-                None
+                sink.deposit(param, grad)?;
+                Ok(None)
             }
-            _ => Some(grad),
+            _ => Ok(Some(grad)),
+        }
+    }
+
+    /// The gradient candle gets for a [`Route::whole`] table `table` `(V, H)` whose rows at
+    /// `ids` received the rows of `grad` `(N, H)`: the table's gradient through the graph, or
+    /// nothing, with the rows added into the sink's gradient of the table.
+    pub(super) fn rows_gradient(
+        &self,
+        table: &Tensor,
+        ids: &[u32],
+        grad: &[f32],
+    ) -> Result<Option<Tensor>> {
+        match self {
+            Route::Whole { sink, param } => {
+                sink.deposit_rows(param, ids, grad)?;
+                Ok(None)
+            }
+            _ => {
+                let (vocab, h) = table.dims2()?;
+                let mut dtable = vec![0f32; vocab * h];
+                scatter_rows(&mut dtable, ids, grad, h);
+                Ok(Some(Tensor::from_vec(dtable, (vocab, h), &Device::Cpu)?))
+            }
         }
     }
 
@@ -188,14 +272,14 @@ impl Route {
         match self {
             Route::Graph | Route::Whole { .. } => {
                 let grad = Tensor::from_vec(d, packed.shape(), &Device::Cpu)?;
-                Ok(self.whole_gradient(grad))
+                self.whole_gradient(grad)
             }
             Route::Direct { sink, blocks } => {
                 let stride = packed.dim(1)?;
                 for block in blocks {
                     let values = block.cut(&d, stride);
                     let grad = Tensor::from_vec(values, block.param.shape(), &Device::Cpu)?;
-                    sink.deposit(&block.param, grad);
+                    sink.deposit(&block.param, grad)?;
                 }
                 Ok(None)
             }

@@ -1,14 +1,14 @@
 //! Looking up rows of an embedding table by id. The backward adds each looked-up row's
-//! gradient into its table row with the table split into row blocks, one per task, each task
-//! scanning the ids for its own rows, so the sum runs in parallel without two tasks writing
-//! the same row and adds every row's contributions in id order (candle's `index_select`
-//! backward adds them with `index_add` on one thread).
+//! gradient into its table row in parallel row blocks, every row's contributions in id order
+//! (`direct_gradients::scatter_rows`; candle's `index_select` backward adds them with
+//! `index_add` on one thread). Inside a `DirectGradients` scope the rows go straight into the
+//! gradient a tied decoder left for the same table, with no dense table of their own.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::direct_gradients::Route;
-use super::rows::{check_ids, f32_inputs, f32_slice, fused, rows_per_task, u32_slice, with_f32};
+use super::rows::{check_ids, f32_inputs, f32_slice, fused, u32_slice, with_f32};
 
 /// The rows of `table` `(V, H)` at `ids` (u32 `(N,)`), giving `(N, H)`. Fused for an f32 CPU
 /// table and u32 ids, candle's `index_select` otherwise.
@@ -77,33 +77,9 @@ impl CustomOp2 for Embedding {
 
 /// The gradient of `table` `(V, H)` whose rows at `ids` received the rows of `grad` `(N, H)`.
 fn table_gradient(table: &Tensor, ids: &[u32], grad: &Tensor, op: &str) -> Result<Tensor> {
-    let (vocab, h) = table.dims2()?;
     let grad = grad.contiguous()?;
-    let dtable = with_f32([&grad], op, |[g]| {
-        let mut dtable = vec![0f32; vocab * h];
-        let block = rows_per_task(h);
-        if h > 0 {
-            dtable
-                .par_chunks_mut(block * h)
-                .enumerate()
-                .for_each(|(b, rows)| {
-                    let first = b * block;
-                    for (i, &id) in ids.iter().enumerate() {
-                        let Some(local) = (id as usize).checked_sub(first) else {
-                            continue;
-                        };
-                        if local < rows.len() / h {
-                            let row = &mut rows[local * h..(local + 1) * h];
-                            row.iter_mut()
-                                .zip(&g[i * h..(i + 1) * h])
-                                .for_each(|(d, g)| *d += g);
-                        }
-                    }
-                });
-        }
-        dtable
-    })?;
-    Tensor::from_vec(dtable, (vocab, h), &Device::Cpu)
+    let dtable = with_f32([&grad], op, |[g]| Route::Graph.rows_gradient(table, ids, g))??;
+    Ok(dtable.expect("the graph route returns the gradient"))
 }
 
 /// `Σₜ tableₜ[idsₜ]` over three lookups, as a BERT embedding layer adds its word, position and
@@ -200,9 +176,11 @@ impl CustomOp3 for EmbeddingSum {
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
         let gradient = |i: usize, table| {
-            let grad = table_gradient(table, &self.ids[i], grad, self.name())?;
-            Ok::<_, candle_core::Error>(self.routes[i].whole_gradient(grad))
+            with_f32([&grad], self.name(), |[g]| {
+                self.routes[i].rows_gradient(table, &self.ids[i], g)
+            })?
         };
         Ok((gradient(0, t0)?, gradient(1, t1)?, gradient(2, t2)?))
     }

@@ -173,8 +173,8 @@ impl CustomOp3 for LinearCrossEntropy {
         let (dw, db) = (gradient(dw, w)?, gradient(db, b)?);
         Ok((
             Some(gradient(dx, x)?),
-            self.routes[0].whole_gradient(dw),
-            self.routes[1].whole_gradient(db),
+            self.routes[0].whole_gradient(dw)?,
+            self.routes[1].whole_gradient(db)?,
         ))
     }
 }

@@ -177,9 +177,14 @@ fn gemm_raw(
     }
 }
 
-/// All the compute threads for one large product.
+/// All the compute threads for one large product; only the calling thread inside one
+/// replica of several (the others run their own replicas, `crate::replicas`).
 pub(super) fn all_threads() -> Parallelism {
-    Parallelism::Rayon(rayon::current_num_threads())
+    if crate::replicas::in_replica() {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(rayon::current_num_threads())
+    }
 }
 
 impl CustomOp2 for Product {

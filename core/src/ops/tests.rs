@@ -769,8 +769,8 @@ fn embedding_sum_matches_primitive_ops() -> Result<()> {
 
 /// Inside a [`DirectGradients`] scope the fused ops' parameters leave candle's graph: its own
 /// backward no longer reaches them, [`DirectGradients::backward`] gives them the same bits as
-/// the graph does outside a scope, a parameter used by two ops gets both contributions, and
-/// the scope ends with its backward.
+/// the graph does outside a scope (the tied table the same values up to rounding), a
+/// parameter used by two ops gets both contributions, and the scope ends with its backward.
 #[test]
 fn direct_gradients_leave_the_graph_with_the_same_values() -> Result<()> {
     let (n, h, f, vocab) = (12, 8, 16, 10);
@@ -834,6 +834,12 @@ fn direct_gradients_leave_the_graph_with_the_same_values() -> Result<()> {
     let grads = direct.backward(&loss()?)?;
     for (i, var) in vars.iter().enumerate() {
         let (want, got) = (graph.get(var).unwrap(), grads.get(var).unwrap());
+        if var.as_tensor().id() == table.as_tensor().id() {
+            // The tied table's looked-up rows are added into the decoder's gradient one by
+            // one, where the graph adds their sum: rounding differs in the last bit.
+            assert!(relative_error(got, want)? <= 1e-6, "the tied table");
+            continue;
+        }
         assert_eq!(
             want.flatten_all()?.to_vec1::<f32>()?,
             got.flatten_all()?.to_vec1::<f32>()?,

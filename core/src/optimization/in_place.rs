@@ -40,6 +40,29 @@ pub(crate) fn update_f32(var: &Var, f: impl FnOnce(&mut [f32])) -> Result<()> {
     Ok(())
 }
 
+/// Calls `f` on the f32 elements of `target` where they live, when it is a contiguous f32
+/// CPU tensor (the caller must hold the only use of its storage); returns whether it did
+/// (nothing is written otherwise).
+pub(crate) fn write_in_place(target: &Tensor, f: impl FnOnce(&mut [f32])) -> Result<bool> {
+    if !(crate::ops::fused(target) && target.is_contiguous()) {
+        return Ok(false);
+    }
+    target.inplace_op1(&SliceOp(RefCell::new(Some(f))))?;
+    Ok(true)
+}
+
+/// Adds the elements of `source` to those of `target` in place, under the conditions of
+/// [`write_in_place`]; returns whether it did.
+pub(crate) fn add_into(target: &Tensor, source: &Tensor) -> Result<bool> {
+    read_f32(source, |source| {
+        write_in_place(target, |target| {
+            for (t, s) in target.iter_mut().zip(source) {
+                *t += s;
+            }
+        })
+    })?
+}
+
 /// The elements of `t` as f32, copied to the host in row-major order.
 fn host_copy(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)

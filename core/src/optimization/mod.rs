@@ -6,7 +6,7 @@
 
 pub mod clipping;
 pub mod ema;
-mod in_place;
+pub(crate) mod in_place;
 pub mod optimizer;
 mod rule;
 mod rules;

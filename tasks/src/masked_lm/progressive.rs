@@ -172,7 +172,7 @@ impl ProgressivePolicy for ProgressiveMaskedLm {
         vars: &ModelVars,
         seed: u64,
         device: &Device,
-    ) -> Result<Box<dyn Any + Send>> {
+    ) -> Result<Box<dyn Any + Send + Sync>> {
         let mut config = self.task.config().model.clone();
         let encoder = config
             .encoder
