@@ -1,7 +1,8 @@
 //! Model Garden's `mirrored` distribution on the CPU: the global batch of a training step is
 //! split over replicas that share the model's variables, each replica runs the task's forward
 //! and backward pass on its shard on a compute thread of its own, and the replicas' gradients
-//! are summed before the one optimizer update.
+//! are summed before the one optimizer update. Evaluation batches are split the same way, and
+//! each replica's outputs are folded into the metrics in shard order.
 //!
 //! As in Model Garden, a replica's loss is its shard's own loss (the task's mean over the
 //! shard), scaled before the backward pass so that the summed gradient is the gradient of the
@@ -31,7 +32,7 @@ use crate::rng::{stream_rng, Stream};
 use crate::runtime::reclaim_freed_memory;
 use crate::task::{DynTask, StepContext, StepOutputs};
 
-/// The replicas a trainer splits its training batches over.
+/// The replicas a trainer splits its training and evaluation batches over.
 pub struct Replicas {
     count: usize,
 }
@@ -65,6 +66,14 @@ pub struct ReplicatedStep {
     pub outputs: Vec<StepOutputs>,
     /// The replicas' losses averaged with the shards' shares of the batch (detached).
     pub loss: Tensor,
+}
+
+/// What one replica's evaluation of its shard produced.
+pub struct ShardOutputs {
+    /// The task's `validation_step` outputs for the shard.
+    pub outputs: StepOutputs,
+    /// The shard's share of the batch's examples (1 for an unsplit batch).
+    pub share: f64,
 }
 
 /// One replica's part of a step.
@@ -113,10 +122,7 @@ impl Replicas {
                 outputs: vec![result.outputs],
             });
         }
-        let shards = batch.split(self.count())?;
-        let sizes = shards.iter().map(Batch::size).collect::<Result<Vec<_>>>()?;
-        let total = sizes.iter().sum::<usize>() as f64;
-        let shares: Vec<f64> = sizes.iter().map(|&size| size as f64 / total).collect();
+        let (shards, shares) = self.shards(batch)?;
         let count = shards.len();
         let results = self.run_each(count, |replica| {
             let context = dropout_context(position, replica, count);
@@ -154,6 +160,56 @@ impl Replicas {
             outputs,
             loss,
         })
+    }
+
+    /// One evaluation step of `task` on `batch` at `global_step`: the batch split as for
+    /// training, each replica's `validation_step` on its shard on its own thread (no dropout).
+    /// Each shard's outputs come back in shard order with the shard's share of the batch, for
+    /// the metrics to fold in one by one, as Model Garden's mirrored evaluation updates them
+    /// per replica.
+    pub fn validation_step(
+        &self,
+        task: &dyn DynTask,
+        model: &(dyn Any + Send + Sync),
+        batch: &Batch,
+        global_step: u64,
+    ) -> Result<Vec<ShardOutputs>> {
+        let evaluate = |shard: &Batch| {
+            let mut context = StepContext {
+                global_step,
+                dropout: None,
+            };
+            task.validation_step(shard, model, &mut context)
+        };
+        if self.count == 1 {
+            let outputs = evaluate(batch)?;
+            return Ok(vec![ShardOutputs {
+                outputs,
+                share: 1.0,
+            }]);
+        }
+        let (shards, shares) = self.shards(batch)?;
+        let results = self.run_each(shards.len(), |replica| evaluate(&shards[replica]));
+        results
+            .into_iter()
+            .zip(shares)
+            .map(|(outputs, share)| {
+                Ok(ShardOutputs {
+                    outputs: outputs?,
+                    share,
+                })
+            })
+            .collect()
+    }
+
+    /// `batch` cut into one shard per replica (fewer when it holds fewer examples), with each
+    /// shard's share of the batch's examples.
+    fn shards(&self, batch: &Batch) -> Result<(Vec<Batch>, Vec<f64>)> {
+        let shards = batch.split(self.count)?;
+        let sizes = shards.iter().map(Batch::size).collect::<Result<Vec<_>>>()?;
+        let total = sizes.iter().sum::<usize>() as f64;
+        let shares = sizes.iter().map(|&size| size as f64 / total).collect();
+        Ok((shards, shares))
     }
 
     /// `work(replica)` for replicas `0..count`, each on a compute thread of its own, all at

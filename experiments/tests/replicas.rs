@@ -1,7 +1,7 @@
 //! Model Garden's `mirrored` strategy on the CPU: a step's batch split over replicas on the
 //! compute threads gives the gradient of the replicas' mean loss, weighs uneven shards by their
-//! size, matches one device where the loss is a mean over examples, and trains
-//! deterministically.
+//! size, matches one device where the loss is a mean over examples (in training and in
+//! evaluation), and trains deterministically.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
@@ -12,7 +12,7 @@ use grove_core::registry::{get_experiment, get_task};
 use grove_core::replicas::{Replicas, ReplicatedStep, StepPosition};
 use grove_core::task::{DynTask, InputContext};
 use grove_core::vars::ModelVars;
-use grove_orbit::Trainer;
+use grove_orbit::{Evaluator, Logs, Trainer};
 use grove_trainers::{DefaultTrainer, Roles};
 
 /// A small bert/local: 1 layer, sequences of 16 tokens, 4 masked positions, no dropout in the
@@ -216,6 +216,48 @@ fn with_a_loss_averaged_over_examples_mirrored_matches_one_device() {
         let loss = scalar(&one_device.loss);
         assert!((scalar(&mirrored.loss) - loss).abs() <= 1e-5 * loss.abs());
     });
+}
+
+/// The logs of evaluating 3 batches of mnist_local (7 images each, so the two replicas get
+/// shards of 4 and 3) under `strategy`, after one training step.
+fn mnist_evaluation(strategy: &str) -> Logs {
+    let config = config(
+        "image_classification/mnist_local",
+        &[
+            &format!("runtime.distribution_strategy={strategy}"),
+            "task.train_data.global_batch_size=8",
+            "task.validation_data.global_batch_size=7",
+        ],
+    );
+    on_two_threads(|| {
+        let task = get_task(config.task.as_ref()).unwrap();
+        let roles = Roles {
+            train: true,
+            evaluate: true,
+        };
+        let mut trainer = DefaultTrainer::new(task, &config, Device::Cpu, roles).unwrap();
+        trainer.train(1).unwrap();
+        trainer.evaluate(3).unwrap()
+    })
+}
+
+#[test]
+fn mirrored_evaluation_of_uneven_shards_matches_one_device() {
+    let mirrored = mnist_evaluation("mirrored");
+    let one_device = mnist_evaluation("one_device");
+    assert!(mirrored.contains_key("validation_loss"), "{mirrored:?}");
+    assert!(mirrored.contains_key("accuracy"), "{mirrored:?}");
+    assert_eq!(
+        mirrored.keys().collect::<Vec<_>>(),
+        one_device.keys().collect::<Vec<_>>()
+    );
+    for (key, expected) in &one_device {
+        let actual = mirrored[key];
+        assert!(
+            (actual - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+            "{key}: mirrored {actual}, one device {expected}"
+        );
+    }
 }
 
 /// Every variable of a 6-step mirrored run of the small bert/local with dropout.

@@ -13,9 +13,9 @@ use grove_core::optimization::{
     build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
 };
 use grove_core::progressive::StageOptimizer;
-use grove_core::replicas::{Replicas, StepPosition};
+use grove_core::replicas::{Replicas, ShardOutputs, StepPosition};
 use grove_core::runtime::replica_count;
-use grove_core::task::{DynTask, InputContext, StepContext, StepOutputs};
+use grove_core::task::{DynTask, InputContext};
 use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
 use grove_orbit::fault::fault_point;
@@ -141,7 +141,7 @@ impl DefaultTrainer {
         self.schedule = optimizer.schedule;
     }
 
-    /// The number of replicas each training batch is split over.
+    /// The number of replicas each training and evaluation batch is split over.
     pub fn replica_count(&self) -> usize {
         self.replicas.count()
     }
@@ -293,18 +293,26 @@ impl DefaultTrainer {
                 break;
             };
             let batch = batch?.to_device(&self.device)?;
-            let outputs = self.validation_step(&batch)?;
-            for metric in &mut metrics {
-                metric.update(&outputs)?;
+            let shards = self.replicas.validation_step(
+                self.task.as_ref(),
+                self.model.as_ref(),
+                &batch,
+                self.global_step,
+            )?;
+            for ShardOutputs { outputs, share } in shards {
+                for metric in &mut metrics {
+                    metric.update(&outputs)?;
+                }
+                if let Some(loss) = &outputs.loss {
+                    // The batch's loss: the shards' losses weighed by their shares.
+                    let loss = loss.detach().affine(share, 0.0)?;
+                    loss_sum = Some(match loss_sum {
+                        Some(sum) => (sum + loss)?,
+                        None => loss,
+                    });
+                }
+                aggregate = self.task.aggregate_logs(aggregate, &outputs)?;
             }
-            if let Some(loss) = &outputs.loss {
-                let loss = loss.detach();
-                loss_sum = Some(match loss_sum {
-                    Some(sum) => (sum + loss)?,
-                    None => loss,
-                });
-            }
-            aggregate = self.task.aggregate_logs(aggregate, &outputs)?;
             batches += 1;
         }
         let mut logs: Logs = collect_and_reset(&mut metrics)?.into_iter().collect();
@@ -317,15 +325,6 @@ impl DefaultTrainer {
             logs.extend(self.task.reduce_aggregated_logs(state, self.global_step)?);
         }
         Ok(logs)
-    }
-
-    fn validation_step(&self, batch: &grove_core::data::Batch) -> Result<StepOutputs> {
-        let mut context = StepContext {
-            global_step: self.global_step,
-            dropout: None,
-        };
-        self.task
-            .validation_step(batch, self.model.as_ref(), &mut context)
     }
 
     /// Writes the checkpoint files into `dir`: `stage` is recorded in `state.json` when given;
