@@ -284,7 +284,11 @@ def machine():
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
     memory = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+    # The VMs all call themselves "AMD EPYC" or "Intel Xeon"; family and model tell the
+    # generation (AMD family 25 is Zen 3/4, 26 is Zen 5), which sets the product rate per core.
+    ids = [re.search(rf"^{key}\s*:\s*(\S+)", cpuinfo, re.M) for key in ("cpu family", "model")]
     return dict(cpu=model.group(1) if model else platform.processor(),
+                cpu_family_model="/".join(i.group(1) for i in ids) if all(ids) else None,
                 cores=os.cpu_count(), avx512="avx512f" in cpuinfo,
                 memory_gib=round(int(memory.group(1)) / 2**20, 1) if memory else None,
                 kernel=platform.release())

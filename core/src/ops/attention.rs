@@ -4,9 +4,10 @@
 //!
 //! The projections land side by side in one `(B·S, 3H)` matrix and every head of `q`, `k` and
 //! `v` is read in place as a column block of it, as the context is written into `(B·S, H)`, so
-//! no head is copied into a tensor of its own. The op keeps the projections for its backward
-//! and recomputes the probabilities there (one `S × S` product per head, a small fraction of
-//! the layer's work) instead of keeping the `(B, NH, S, S)` scores and probabilities. candle's
+//! no head is copied into a tensor of its own. The op keeps the projections for its backward.
+//! It keeps the `(B, NH, S, S)` probabilities too while they are small
+//! ([`KEPT_PROBABILITIES_MAX_BYTES`]); larger ones are recomputed in the backward (one `S × S`
+//! product and a softmax per head, a small fraction of the layer's work). candle's
 //! graph holds one node where the unfused form held a dozen (three projections, three head
 //! splits, two products, the softmax, the merge and a transpose), each of whose backward
 //! accumulated an activation-sized gradient.
@@ -27,6 +28,13 @@ use super::rows::{f32_inputs, fused, output_gradient, with_f32, written};
 use super::softmax::{
     masked_softmax_in_place, masked_softmax_primitive, softmax_backward_in_place,
 };
+
+/// The largest `(B, NH, S, S)` probabilities, in bytes, that the op keeps for its backward;
+/// above it the backward recomputes them. At the tiny BERT's sizes (a replica's 8 sequences of
+/// 64 tokens, 2 heads: 256 KiB a layer) the recomputation is about 3 % of the step; at
+/// BERT-mini's (2 MiB a layer and replica) it is under 1 % and the memory weighs more
+/// (benches/RESULTS.md, log entries 53 and 67).
+const KEPT_PROBABILITIES_MAX_BYTES: usize = 1 << 20;
 
 /// A dense layer's `(weight (out, in), bias (out,))`.
 pub type DenseParams<'a> = (&'a Tensor, &'a Tensor);
@@ -73,6 +81,7 @@ pub fn self_attention(
         scale: scale as f32,
         mask: mask.flatten_all()?.to_vec1::<f32>()?,
         projections: Kept::default(),
+        probabilities: Kept::default(),
         route: packed.route,
     };
     x.contiguous()?.apply_op2(&packed.tensor, op)
@@ -104,6 +113,8 @@ struct SelfAttention {
     mask: Vec<f32>,
     /// `[q | k | v]`, `(B·S, 3H)`.
     projections: Kept,
+    /// The probabilities `(B, NH, S, S)`, when they are small enough to keep.
+    probabilities: Kept,
     /// Where the packed projections' gradient goes.
     route: Route,
 }
@@ -175,66 +186,129 @@ impl SelfAttention {
         }
     }
 
-    /// The context `(B·S, H)` from the projections.
-    fn context(&self, qkv: &[f32]) -> Vec<f32> {
-        let (seq, hidden) = (self.seq, self.hidden());
-        let write = |out: &mut [MaybeUninit<f32>]| {
-            out.par_chunks_mut(seq * hidden)
-                .zip(qkv.par_chunks(3 * seq * hidden))
-                .zip(self.mask.par_chunks(seq))
-                .for_each_init(
-                    || vec![0f32; seq * seq],
-                    |probs, ((out, qkv), mask)| {
-                        for n in 0..self.heads {
-                            self.probabilities(probs, qkv, mask, n);
-                            let p = self.square(probs, false);
-                            let v = self.head(qkv, Part::Value, n);
-                            let out = &mut out[n * self.width..];
-                            gemm_overwrite(out, hidden, p, v, Parallelism::None);
-                        }
-                    },
-                )
-        };
-        // SAFETY: the heads' products write every column block of every batch item.
-        unsafe { written(qkv.len() / 3, write) }
+    /// The number of elements of one batch item's probabilities, `NH · S · S`.
+    fn item_probabilities(&self) -> usize {
+        self.heads * self.seq * self.seq
     }
 
-    /// The gradient of the projections `(B·S, 3H)` from the context's `g`: per head, with the
-    /// probabilities `P` recomputed, `∂v = Pᵀ·g`, `∂S = scale · P ⊙ (g·vᵀ − rowsum(P ⊙ g·vᵀ))`,
-    /// `∂q = ∂S·k` and `∂k = ∂Sᵀ·q`.
-    fn projections_gradient(&self, qkv: &[f32], g: &[f32]) -> Vec<f32> {
+    /// Runs `f(item, probs, scratch)` for every batch item in parallel: `probs` is the item's
+    /// `NH · S · S` probabilities, its block of `kept` when given (else a per-thread buffer),
+    /// and `scratch` a per-thread buffer of `scratch_len` elements.
+    fn for_each_item<T: Send>(
+        &self,
+        items: impl IndexedParallelIterator<Item = T>,
+        kept: Option<&mut [f32]>,
+        scratch_len: usize,
+        f: impl Fn(T, &mut [f32], &mut [f32]) + Send + Sync,
+    ) {
+        let size = self.item_probabilities();
+        match kept {
+            Some(kept) => items.zip(kept.par_chunks_mut(size)).for_each_init(
+                || vec![0f32; scratch_len],
+                |scratch, (item, probs)| f(item, probs, scratch),
+            ),
+            None => items.for_each_init(
+                || vec![0f32; size + scratch_len],
+                |buffer, item| {
+                    let (probs, scratch) = buffer.split_at_mut(size);
+                    f(item, probs, scratch)
+                },
+            ),
+        }
+    }
+
+    /// The context `(B·S, H)` from the projections, and the probabilities when they are at
+    /// most [`KEPT_PROBABILITIES_MAX_BYTES`].
+    fn context(&self, qkv: &[f32]) -> (Vec<f32>, Option<Vec<f32>>) {
         let (seq, hidden) = (self.seq, self.hidden());
+        let items = qkv.len() / (3 * seq * hidden);
+        let size = items * self.item_probabilities();
+        let mut kept = (size * std::mem::size_of::<f32>() <= KEPT_PROBABILITIES_MAX_BYTES)
+            .then(|| vec![0f32; size]);
+        let square = seq * seq;
+        let write = |out: &mut [MaybeUninit<f32>]| {
+            let items = out
+                .par_chunks_mut(seq * hidden)
+                .zip(qkv.par_chunks(3 * seq * hidden))
+                .zip(self.mask.par_chunks(seq));
+            self.for_each_item(
+                items,
+                kept.as_deref_mut(),
+                0,
+                |((out, qkv), mask), probs, _| {
+                    for (n, probs) in probs.chunks_mut(square).enumerate() {
+                        self.probabilities(probs, qkv, mask, n);
+                        let p = self.square(probs, false);
+                        let v = self.head(qkv, Part::Value, n);
+                        let out = &mut out[n * self.width..];
+                        gemm_overwrite(out, hidden, p, v, Parallelism::None);
+                    }
+                },
+            )
+        };
+        // SAFETY: the heads' products write every column block of every batch item.
+        let context = unsafe { written(qkv.len() / 3, write) };
+        (context, kept)
+    }
+
+    /// The gradient of the projections `(B·S, 3H)` from the context's `g`, with the
+    /// probabilities the forward `kept` (recomputed when `None`).
+    fn projections_gradient(&self, qkv: &[f32], g: &[f32], mut kept: Option<Vec<f32>>) -> Vec<f32> {
+        let (seq, hidden) = (self.seq, self.hidden());
+        let recompute = kept.is_none();
         let write = |d: &mut [MaybeUninit<f32>]| {
-            d.par_chunks_mut(3 * seq * hidden)
+            let items = d
+                .par_chunks_mut(3 * seq * hidden)
                 .zip(qkv.par_chunks(3 * seq * hidden))
                 .zip(g.par_chunks(seq * hidden))
-                .zip(self.mask.par_chunks(seq))
-                .for_each_init(
-                    || (vec![0f32; seq * seq], vec![0f32; seq * seq]),
-                    |(probs, dscores), (((d, qkv), g), mask)| {
-                        for n in 0..self.heads {
-                            self.probabilities(probs, qkv, mask, n);
-                            let g_n = self.context_head(g, n);
-                            let write = |d: &mut [MaybeUninit<f32>], part, lhs, rhs| {
-                                let d = &mut d[self.column(part, n)..];
-                                gemm_overwrite(d, 3 * hidden, lhs, rhs, Parallelism::None);
-                            };
-                            write(d, Part::Value, self.square(probs, true), g_n);
-                            let v_t = self.head_transposed(qkv, Part::Value, n);
-                            gemm_into(dscores, seq, g_n, v_t, false, Parallelism::None);
-                            for (ds, p) in dscores.chunks_mut(seq).zip(probs.chunks(seq)) {
-                                softmax_backward_in_place(ds, p, self.scale);
-                            }
-                            let k = self.head(qkv, Part::Key, n);
-                            write(d, Part::Query, self.square(dscores, false), k);
-                            let q = self.head(qkv, Part::Query, n);
-                            write(d, Part::Key, self.square(dscores, true), q);
-                        }
-                    },
-                )
+                .zip(self.mask.par_chunks(seq));
+            self.for_each_item(
+                items,
+                kept.as_deref_mut(),
+                seq * seq,
+                |(((d, qkv), g), mask), probs, dscores| {
+                    let recompute = recompute.then_some(mask);
+                    self.item_gradient(d, (qkv, g), (probs, recompute), dscores)
+                },
+            )
         };
         // SAFETY: every head writes its query, key and value column blocks of every item.
         unsafe { written(qkv.len(), write) }
+    }
+
+    /// Writes one batch item's projections' gradient `d` `(S, 3H)` from its projections, its
+    /// context's gradient `g` and its probabilities `P` (each head's recomputed into `probs`
+    /// just before it is used when the item's key bias is given): per head, `∂v = Pᵀ·g`,
+    /// `∂S = scale · P ⊙ (g·vᵀ − rowsum(P ⊙ g·vᵀ))` (in `dscores`, `S × S`), `∂q = ∂S·k` and
+    /// `∂k = ∂Sᵀ·q`.
+    fn item_gradient(
+        &self,
+        d: &mut [MaybeUninit<f32>],
+        (qkv, g): (&[f32], &[f32]),
+        (probs, recompute): (&mut [f32], Option<&[f32]>),
+        dscores: &mut [f32],
+    ) {
+        let (seq, hidden) = (self.seq, self.hidden());
+        for (n, probs) in probs.chunks_mut(seq * seq).enumerate() {
+            if let Some(mask) = recompute {
+                self.probabilities(probs, qkv, mask, n);
+            }
+            let g_n = self.context_head(g, n);
+            let mut write = |part, lhs, rhs| {
+                let d = &mut d[self.column(part, n)..];
+                gemm_overwrite(d, 3 * hidden, lhs, rhs, Parallelism::None);
+            };
+            write(Part::Value, self.square(probs, true), g_n);
+            let v_t = self.head_transposed(qkv, Part::Value, n);
+            gemm_into(dscores, seq, g_n, v_t, false, Parallelism::None);
+            for (ds, p) in dscores.chunks_mut(seq).zip(probs.chunks(seq)) {
+                softmax_backward_in_place(ds, p, self.scale);
+            }
+            let k = self.head(qkv, Part::Key, n);
+            write(Part::Query, self.square(dscores, false), k);
+            let q = self.head(qkv, Part::Query, n);
+            write(Part::Key, self.square(dscores, true), q);
+        }
     }
 }
 
@@ -255,8 +329,11 @@ impl CustomOp2 for SelfAttention {
         let layer = Layer::of(packed, l2.shape())?;
         let rows = l1.shape().dims2()?.0;
         let qkv = layer.apply(x, rows);
-        let context = self.context(&qkv);
+        let (context, probabilities) = self.context(&qkv);
         self.projections.keep(qkv);
+        if let Some(probabilities) = probabilities {
+            self.probabilities.keep(probabilities);
+        }
         Ok((CpuStorage::F32(context), Shape::from((rows, self.hidden()))))
     }
 
@@ -273,7 +350,7 @@ impl CustomOp2 for SelfAttention {
         let (dx, dpacked) = with_f32([x, packed, &grad], name, |[x, w, g]| {
             let layer = Layer::of(w, packed.shape())?;
             let qkv = self.projections.take_or(|| layer.apply(x, rows));
-            let dqkv = self.projections_gradient(&qkv, g);
+            let dqkv = self.projections_gradient(&qkv, g, self.probabilities.take());
             drop(qkv);
             let dpacked = layer.gradient(x, &dqkv, rows);
             Ok::<_, candle_core::Error>((layer.input_gradient(&dqkv, rows), dpacked))
