@@ -191,9 +191,18 @@ impl SelfAttention {
         self.heads * self.seq * self.seq
     }
 
+    /// Head `n`'s `S × S` probabilities in `probs`, which is either a batch item's block of
+    /// all `NH` heads (kept) or one head's buffer that every head reuses in turn (recomputed).
+    fn head_probabilities<'a>(&self, probs: &'a mut [f32], n: usize) -> &'a mut [f32] {
+        let square = self.seq * self.seq;
+        let start = n * square % probs.len();
+        &mut probs[start..start + square]
+    }
+
     /// Runs `f(item, probs, scratch)` for every batch item in parallel: `probs` is the item's
-    /// `NH · S · S` probabilities, its block of `kept` when given (else a per-thread buffer),
-    /// and `scratch` a per-thread buffer of `scratch_len` elements.
+    /// `NH · S · S` block of `kept` when given, else a per-thread `S · S` buffer for one head at
+    /// a time (see [`Self::head_probabilities`]); `scratch` is a per-thread buffer of
+    /// `scratch_len` elements.
     fn for_each_item<T: Send>(
         &self,
         items: impl IndexedParallelIterator<Item = T>,
@@ -201,16 +210,17 @@ impl SelfAttention {
         scratch_len: usize,
         f: impl Fn(T, &mut [f32], &mut [f32]) + Send + Sync,
     ) {
-        let size = self.item_probabilities();
         match kept {
-            Some(kept) => items.zip(kept.par_chunks_mut(size)).for_each_init(
-                || vec![0f32; scratch_len],
-                |scratch, (item, probs)| f(item, probs, scratch),
-            ),
+            Some(kept) => items
+                .zip(kept.par_chunks_mut(self.item_probabilities()))
+                .for_each_init(
+                    || vec![0f32; scratch_len],
+                    |scratch, (item, probs)| f(item, probs, scratch),
+                ),
             None => items.for_each_init(
-                || vec![0f32; size + scratch_len],
+                || vec![0f32; self.seq * self.seq + scratch_len],
                 |buffer, item| {
-                    let (probs, scratch) = buffer.split_at_mut(size);
+                    let (probs, scratch) = buffer.split_at_mut(self.seq * self.seq);
                     f(item, probs, scratch)
                 },
             ),
@@ -221,11 +231,10 @@ impl SelfAttention {
     /// most [`KEPT_PROBABILITIES_MAX_BYTES`].
     fn context(&self, qkv: &[f32]) -> (Vec<f32>, Option<Vec<f32>>) {
         let (seq, hidden) = (self.seq, self.hidden());
-        let items = qkv.len() / (3 * seq * hidden);
-        let size = items * self.item_probabilities();
+        let batch = qkv.len() / (3 * seq * hidden);
+        let size = batch * self.item_probabilities();
         let mut kept = (size * std::mem::size_of::<f32>() <= KEPT_PROBABILITIES_MAX_BYTES)
             .then(|| vec![0f32; size]);
-        let square = seq * seq;
         let write = |out: &mut [MaybeUninit<f32>]| {
             let items = out
                 .par_chunks_mut(seq * hidden)
@@ -236,7 +245,8 @@ impl SelfAttention {
                 kept.as_deref_mut(),
                 0,
                 |((out, qkv), mask), probs, _| {
-                    for (n, probs) in probs.chunks_mut(square).enumerate() {
+                    for n in 0..self.heads {
+                        let probs = self.head_probabilities(probs, n);
                         self.probabilities(probs, qkv, mask, n);
                         let p = self.square(probs, false);
                         let v = self.head(qkv, Part::Value, n);
@@ -277,8 +287,8 @@ impl SelfAttention {
     }
 
     /// Writes one batch item's projections' gradient `d` `(S, 3H)` from its projections, its
-    /// context's gradient `g` and its probabilities `P` (each head's recomputed into `probs`
-    /// just before it is used when the item's key bias is given): per head, `∂v = Pᵀ·g`,
+    /// context's gradient `g` and its probabilities `P` (each head's recomputed into its
+    /// [`Self::head_probabilities`] just before it is used when the item's key bias is given): per head, `∂v = Pᵀ·g`,
     /// `∂S = scale · P ⊙ (g·vᵀ − rowsum(P ⊙ g·vᵀ))` (in `dscores`, `S × S`), `∂q = ∂S·k` and
     /// `∂k = ∂Sᵀ·q`.
     fn item_gradient(
@@ -289,7 +299,8 @@ impl SelfAttention {
         dscores: &mut [f32],
     ) {
         let (seq, hidden) = (self.seq, self.hidden());
-        for (n, probs) in probs.chunks_mut(seq * seq).enumerate() {
+        for n in 0..self.heads {
+            let probs = self.head_probabilities(probs, n);
             if let Some(mask) = recompute {
                 self.probabilities(probs, qkv, mask, n);
             }
