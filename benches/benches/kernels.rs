@@ -5,8 +5,8 @@
 use candle_core::{Device, Result, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
 use grove_core::config::optimization::{AdamWConfig, OptimizerConfig};
-use grove_core::ops;
 use grove_core::optimization::{build_optimizer, NamedVar};
+use grove_kernels as ops;
 
 /// Forward, then backward of `sum(out)`.
 fn forward_backward(x: &Var, f: &dyn Fn(&Tensor) -> Result<Tensor>) {

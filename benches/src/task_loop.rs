@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, ensure};
 use candle_core::{DType, Device};
 use grove_core::config::ExperimentConfig;
-use grove_core::ops::DirectGradients;
 use grove_core::optimization::build_optimizer_with_ema;
 use grove_core::optimization::schedule::build_schedule;
 use grove_core::registry::get_task;
 use grove_core::task::{InputContext, StepContext};
 use grove_core::vars::ModelVars;
+use grove_kernels::DirectGradients;
 use serde_json::{json, Value};
 
 /// Time per phase, summed over the timed steps.

@@ -4,8 +4,7 @@
 //! and strict checking), the registries ([`registry`]), the [`task::Task`] trait, optimization
 //! ([`optimization`]: optimizers, learning-rate schedules, warmup, clipping), streaming
 //! [`metrics`], the input pipeline ([`data`]), seeded random streams ([`rng`]), model variables
-//! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]), TensorFlow's record formats
-//! ([`records`]: TFRecord, `tf.train.Example`) and the [`runtime`] device.
+//! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]) and the [`runtime`] device.
 //! It must not know about Orbit (controllers, checkpoint managers, summaries) or any concrete
 //! task.
 
@@ -14,15 +13,11 @@ pub mod data;
 pub mod error;
 pub mod init_checkpoint;
 pub mod metrics;
-pub mod ops;
 pub mod optimization;
 pub mod progressive;
-pub mod records;
 pub mod registry;
-pub mod replicas;
 pub mod rng;
 pub mod runtime;
-mod simd;
 pub mod task;
 pub mod vars;
 

@@ -9,10 +9,10 @@ use grove_core::config::{resolve, ConfigSources, ExperimentConfig};
 use grove_core::data::Batch;
 use grove_core::optimization::NamedVar;
 use grove_core::registry::{get_experiment, get_task};
-use grove_core::replicas::{Replicas, ReplicatedStep, StepPosition};
 use grove_core::task::{DynTask, InputContext};
 use grove_core::vars::ModelVars;
 use grove_orbit::{Evaluator, Logs, Trainer};
+use grove_trainers::replicas::{Replicas, ReplicatedStep, StepPosition};
 use grove_trainers::{DefaultTrainer, Roles};
 
 /// A small bert/local: 1 layer, sequences of 16 tokens, 4 masked positions, no dropout in the

@@ -1221,8 +1221,8 @@ fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
 /// Writes `count` examples of the synthetic corpus as a TFRecord file of Model Garden's BERT
 /// pretraining `tf.train.Example`s (v1 or v2 feature names), sized as [`SMALL`].
 fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, count: usize) {
-    use grove_core::records::example::{encode_example, Example, FeatureValues};
-    use grove_core::records::tfrecord::frame_record;
+    use grove_records::example::{encode_example, Example, FeatureValues};
+    use grove_records::tfrecord::frame_record;
     use grove_tasks::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
     let corpus = SyntheticCorpus::new(SyntheticCorpusSpec {
         seed: 11,

@@ -4,6 +4,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::replicas::{Replicas, ShardOutputs, StepPosition};
 use candle_core::{DType, Device, Tensor};
 use grove_core::config::ExperimentConfig;
 use grove_core::data::Dataset;
@@ -13,7 +14,6 @@ use grove_core::optimization::{
     build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
 };
 use grove_core::progressive::StageOptimizer;
-use grove_core::replicas::{Replicas, ShardOutputs, StepPosition};
 use grove_core::runtime::replica_count;
 use grove_core::task::{DynTask, InputContext};
 use grove_core::vars::ModelVars;

@@ -12,6 +12,7 @@ pub mod default_trainer;
 pub mod error;
 pub mod model_dir_lock;
 pub mod progressive_trainer;
+pub mod replicas;
 mod stage_task;
 pub mod train_lib;
 

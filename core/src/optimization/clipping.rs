@@ -4,10 +4,10 @@ use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use rayon::prelude::*;
 
-use super::in_place::read_f32;
 use super::optimizer::NamedVar;
 use super::rule::l2_norm;
 use crate::error::Result;
+use grove_kernels::tensor_slices::read_f32;
 
 /// The global L2 norm `sqrt(sum over vars of sum(g^2))` of the gradients of `params`
 /// (vars without a gradient are skipped; no gradient at all gives 0), accumulated in f64 over
@@ -20,7 +20,7 @@ pub fn global_norm(grads: &GradStore, params: &[NamedVar]) -> Result<f64> {
     let squares = gradients
         .into_par_iter()
         .map(|g| read_f32(g, |values| l2_norm(values).powi(2)))
-        .collect::<Result<Vec<f64>>>()?;
+        .collect::<candle_core::Result<Vec<f64>>>()?;
     Ok(squares.iter().sum::<f64>().sqrt())
 }
 

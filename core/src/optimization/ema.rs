@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
-use super::in_place::{read_f32, update_f32};
 use super::optimizer::{NamedVar, Optimizer, StateView};
 use super::slots::{SlotSpec, Slots};
 use crate::config::optimization::EmaConfig;
 use crate::error::Result;
+use grove_kernels::tensor_slices::{read_f32, update_f32};
 
 /// The slot name of a variable's average (`<var name>/average` in checkpoints).
 pub const AVERAGE_SLOT: &str = "average";

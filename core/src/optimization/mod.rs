@@ -6,7 +6,6 @@
 
 pub mod clipping;
 pub mod ema;
-pub(crate) mod in_place;
 pub mod optimizer;
 mod rule;
 mod rules;

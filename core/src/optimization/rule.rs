@@ -9,12 +9,12 @@ use candle_core::Tensor;
 use rayon::prelude::*;
 
 use super::clipping::{clip_scale, global_norm};
-use super::in_place::{read_f32, update_f32};
 use super::optimizer::{NamedVar, Optimizer, StateView};
 use super::slots::{SlotSpec, Slots};
 use crate::config::optimization::GradientClipping;
 use crate::error::Result;
-use crate::simd::vectorized;
+use grove_kernels::tensor_slices::{read_f32, update_f32};
+use grove_kernels::vectorized;
 
 /// What every variable's update in one optimizer step shares.
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +222,8 @@ impl<R: UpdateRule> Optimizer for RuleOptimizer<R> {
                     update_f32(&param.var, |w| {
                         update_chunks(rule, &param.name, w, &g, slots, step)
                     })
-                })?
+                })??;
+                Ok(())
             })?;
         self.iterations += 1;
         Ok(())

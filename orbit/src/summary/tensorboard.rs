@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use grove_core::records::tfrecord::{frame_record, take_record};
-use grove_core::records::wire::{
+use grove_records::tfrecord::{frame_record, take_record};
+use grove_records::wire::{
     invalid, put_bytes, put_key, put_varint, take_field, Field, WIRE_FIXED32, WIRE_FIXED64,
     WIRE_VARINT,
 };

@@ -19,7 +19,7 @@ pub struct Scores {
 /// (the same value, through the fused cross-entropy).
 pub fn score(logits: &Tensor, labels: &Tensor, smoothing: f64, k: usize) -> Result<Scores> {
     let labels = labels.to_dtype(DType::U32)?;
-    let cross_entropy = grove_core::ops::cross_entropy_rows(logits, &labels)?;
+    let cross_entropy = grove_kernels::cross_entropy_rows(logits, &labels)?;
     let labels = labels.unsqueeze(1)?;
     let per_example_loss = if smoothing > 0.0 {
         let label_logit = logits.gather(&labels, 1)?.squeeze(1)?;

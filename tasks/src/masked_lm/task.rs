@@ -228,7 +228,7 @@ impl MaskedLmTask {
 /// (1.0 where the arg-max is the label).
 fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor)> {
     let labels = labels.to_dtype(DType::U32)?;
-    let per_row = grove_core::ops::cross_entropy_rows(logits, &labels)?;
+    let per_row = grove_kernels::cross_entropy_rows(logits, &labels)?;
     let correct = logits
         .detach()
         .argmax(D::Minus1)?

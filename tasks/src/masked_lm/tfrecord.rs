@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use grove_core::records::example::{decode_example, Example, FeatureValues};
-use grove_core::records::tfrecord::for_each_record;
 use grove_core::Result;
+use grove_records::example::{decode_example, Example, FeatureValues};
+use grove_records::tfrecord::for_each_record;
 
 use super::config::MaskedLmDataConfig;
 use crate::data::file_patterns::expand_input_path;
@@ -77,7 +77,8 @@ fn read_file(
         let example = decode_example(record).map_err(|e| format!("not a tf.train.Example: {e}"))?;
         out.push(to_mlm_example(&example, names, shape)?);
         Ok(())
-    })
+    })?;
+    Ok(())
 }
 
 /// The int64 feature `name` as ids, each below `bound`, exactly `len` of them.

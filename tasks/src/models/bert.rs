@@ -107,7 +107,7 @@ impl TransformerBlock {
     }
 
     /// Attention with dropout on the probabilities, from its separate ops (the fused
-    /// [`grove_core::ops::self_attention`] keeps no probabilities to drop).
+    /// [`grove_kernels::self_attention`] keeps no probabilities to drop).
     fn attention_with_dropout(
         &self,
         x: &Tensor,
@@ -116,18 +116,18 @@ impl TransformerBlock {
         rng: Option<&mut StdRng>,
     ) -> Result<Tensor> {
         // (B*S, H) -> (B, NH, S, DH): batched matmul needs the heads laid out contiguously.
-        let split_heads = |t: &Tensor| grove_core::ops::split_heads(t, batch, seq, heads);
+        let split_heads = |t: &Tensor| grove_kernels::split_heads(t, batch, seq, heads);
         let scale = 1.0 / (self.head_size as f64).sqrt();
         let (q, k, v) = (
             self.query.forward(x)?,
             self.key.forward(x)?,
             self.value.forward(x)?,
         );
-        let scores = grove_core::ops::matmul_nt(&split_heads(&q)?, &split_heads(&k)?)?;
-        let probs = grove_core::ops::masked_softmax(&scores, bias, scale)?;
+        let scores = grove_kernels::matmul_nt(&split_heads(&q)?, &split_heads(&k)?)?;
+        let probs = grove_kernels::masked_softmax(&scores, bias, scale)?;
         let probs = dropout_opt(&probs, self.attention_dropout_rate, rng)?;
         // (B, NH, S, DH) -> (B*S, H).
-        grove_core::ops::merge_heads(&probs.matmul(&split_heads(&v)?)?)
+        grove_kernels::merge_heads(&probs.matmul(&split_heads(&v)?)?)
     }
 
     /// Runs the block on `x` `(B*S, H)` with the attention bias `(B, 1, 1, S)`.
@@ -147,7 +147,7 @@ impl TransformerBlock {
             // The q, k, v projections and softmax(q·kᵀ / sqrt(DH) + mask bias) · v per head,
             // in one op.
             let projections = [&self.query, &self.key, &self.value].map(|d| (d.weight(), d.bias()));
-            grove_core::ops::self_attention(x, projections, bias, sizes, scale)?
+            grove_kernels::self_attention(x, projections, bias, sizes, scale)?
         };
         // Without dropout between a sub-layer and its post-LayerNorm, the sub-layer's last
         // dense layer, the residual sum and the norm are one op.
@@ -273,7 +273,7 @@ impl BertEncoder {
         // Item b's token s is at position s.
         let positions: Vec<u32> = (0..batch * seq).map(|i| (i % seq) as u32).collect();
         let positions = Tensor::from_vec(positions, batch * seq, input_word_ids.device())?;
-        let embeddings = grove_core::ops::embedding_sum([
+        let embeddings = grove_kernels::embedding_sum([
             (
                 self.word_embeddings.embeddings(),
                 &input_word_ids.flatten_all()?,

@@ -60,24 +60,24 @@ impl Dense {
     /// Applies the layer to the last dimension of `x` (`(..., in)` → `(..., out)`) with
     /// Grove's fused `linear` kernel on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.apply(x, grove_core::ops::linear)
+        self.apply(x, grove_kernels::linear)
     }
 
     /// [`Dense::forward`] followed by a ReLU, as one fused kernel on the CPU.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.apply(x, grove_core::ops::linear_relu)
+        self.apply(x, grove_kernels::linear_relu)
     }
 
     /// [`Dense::forward`] followed by the exact GELU, as one fused kernel on the CPU.
     pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        self.apply(x, grove_core::ops::linear_gelu)
+        self.apply(x, grove_kernels::linear_gelu)
     }
 
     /// A transformer's feed-forward block, `self(gelu(intermediate(x)))`, as one fused kernel
     /// on the CPU (`self` is the block's output layer).
     pub fn forward_feed_forward(&self, intermediate: &Dense, x: &Tensor) -> Result<Tensor> {
         let first = (&intermediate.weight, &intermediate.bias);
-        self.apply(x, |x, w, b| grove_core::ops::feed_forward(x, first, (w, b)))
+        self.apply(x, |x, w, b| grove_kernels::feed_forward(x, first, (w, b)))
     }
 
     /// `norm(residual + self(x))`, a post-LayerNorm block's output projection, residual sum
@@ -89,7 +89,7 @@ impl Dense {
         residual: &Tensor,
         norm: &LayerNorm,
     ) -> Result<Tensor> {
-        grove_core::ops::linear_add_layer_norm(
+        grove_kernels::linear_add_layer_norm(
             x,
             (&self.weight, &self.bias),
             residual,
@@ -107,7 +107,7 @@ impl Dense {
         x: &Tensor,
         norm: &LayerNorm,
     ) -> Result<Tensor> {
-        grove_core::ops::feed_forward_add_layer_norm(
+        grove_kernels::feed_forward_add_layer_norm(
             x,
             (&intermediate.weight, &intermediate.bias),
             (&self.weight, &self.bias),
@@ -163,12 +163,12 @@ impl LayerNorm {
     /// Normalises `x` over its last dimension, then scales by `weight` and shifts by `bias`
     /// (Grove's fused kernel on the CPU).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        grove_core::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+        grove_kernels::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 
     /// [`LayerNorm::forward`] of `x + residual`, as one fused kernel on the CPU.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        grove_core::ops::add_layer_norm(x, residual, &self.weight, &self.bias, self.eps)
+        grove_kernels::add_layer_norm(x, residual, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -201,7 +201,7 @@ impl Embedding {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let mut dims = ids.dims().to_vec();
         dims.push(self.table.dim(1)?);
-        grove_core::ops::embedding(&self.table, &ids.flatten_all()?)?.reshape(dims)
+        grove_kernels::embedding(&self.table, &ids.flatten_all()?)?.reshape(dims)
     }
 }
 

@@ -41,7 +41,7 @@ impl MaskedLmHead {
     /// Maps gathered hidden states `(N, H)` to logits `(N, vocab)` using `word_embeddings`
     /// `(vocab, H)` as the decoder weight.
     pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
-        grove_core::ops::linear(&self.transform(hidden)?, word_embeddings, &self.output_bias)
+        grove_kernels::linear(&self.transform(hidden)?, word_embeddings, &self.output_bias)
     }
 
     /// The cross-entropy of each row's logits (as [`MaskedLmHead::forward`] gives them)
@@ -53,7 +53,7 @@ impl MaskedLmHead {
         word_embeddings: &Tensor,
         labels: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        grove_core::ops::linear_cross_entropy(
+        grove_kernels::linear_cross_entropy(
             &self.transform(hidden)?,
             word_embeddings,
             &self.output_bias,
@@ -268,7 +268,7 @@ impl BertPretrainer {
             .flatten_all()?;
         // The rows at the masked positions, gathered as embedding rows are looked up.
         let gathered =
-            grove_core::ops::embedding(&sequence_output.reshape((batch * seq, hidden))?, &rows)?;
+            grove_kernels::embedding(&sequence_output.reshape((batch * seq, hidden))?, &rows)?;
         Ok((sequence_output, gathered))
     }
 

@@ -63,7 +63,7 @@ impl SentencePredictionTask {
             return Ok(step);
         }
         let labels = labels.to_dtype(DType::U32)?;
-        let per_example = grove_core::ops::cross_entropy_rows(&logits, &labels)?;
+        let per_example = grove_kernels::cross_entropy_rows(&logits, &labels)?;
         let predictions = logits.detach().argmax(D::Minus1)?;
         let correct = predictions.eq(&labels)?.to_dtype(DType::F32)?;
         let mut step = StepOutputs::with_loss(per_example.mean_all()?);

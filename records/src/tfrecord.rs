@@ -54,19 +54,22 @@ pub fn take_record<'a>(buf: &mut &'a [u8]) -> io::Result<&'a [u8]> {
 }
 
 /// Calls `each(index, data)` for every record of the file at `path`, in order. A truncated
-/// record or a CRC mismatch is an [`Error::Data`] naming the file, the record index and its
+/// record or a CRC mismatch is an [`Error::Corrupt`] naming the file, the record index and its
 /// byte offset; so is an error `each` returns (as text).
 pub fn for_each_record(
     path: &Path,
     mut each: impl FnMut(usize, &[u8]) -> std::result::Result<(), String>,
 ) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut rest = bytes.as_slice();
     let mut index = 0;
     while !rest.is_empty() {
         let offset = bytes.len() - rest.len();
         let located = |why: String| {
-            Error::Data(format!(
+            Error::Corrupt(format!(
                 "{}: record {index} (byte offset {offset}): {why}",
                 path.display()
             ))

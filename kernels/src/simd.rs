@@ -19,7 +19,7 @@
 
 /// The widest vector instructions this CPU has, of those the kernels are compiled for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Level {
+pub enum Level {
     /// AVX-512 (F, BW, DQ, VL): 16 f32 lanes.
     Avx512,
     /// AVX2 with FMA: 8 f32 lanes.
@@ -31,7 +31,7 @@ pub(crate) enum Level {
 /// This CPU's [`Level`]: each level needs every feature its `with_*` function enables, and
 /// AVX-512 needs AVX2's as well.
 #[inline(always)]
-pub(crate) fn level() -> Level {
+pub fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
@@ -47,6 +47,7 @@ pub(crate) fn level() -> Level {
 }
 
 /// Evaluates the expression compiled for this CPU's [`Level`] (see the module docs).
+#[macro_export]
 macro_rules! vectorized {
     ($body:expr) => {
         match $crate::simd::level() {
@@ -60,7 +61,7 @@ macro_rules! vectorized {
         }
     };
 }
-pub(crate) use vectorized;
+pub use crate::vectorized;
 
 /// `f()`, compiled with AVX-512.
 ///
@@ -71,7 +72,7 @@ pub(crate) use vectorized;
     target_arch = "x86_64",
     target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,avx,fma,bmi1,bmi2")
 )]
-pub(crate) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+pub unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -84,7 +85,7 @@ pub(crate) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     target_arch = "x86_64",
     target_feature(enable = "avx2,avx,fma,bmi1,bmi2")
 )]
-pub(crate) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+pub unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 

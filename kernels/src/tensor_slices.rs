@@ -6,13 +6,11 @@
 
 use std::cell::RefCell;
 
-use candle_core::{CpuStorage, DType, Layout, Storage, Tensor, Var};
-
-use crate::error::Result;
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, Var};
 
 /// Calls `f` with the f32 elements of `t` in row-major order: borrowed from a contiguous f32
 /// CPU tensor, copied otherwise.
-pub(crate) fn read_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+pub fn read_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     {
         let (storage, layout) = t.storage_and_layout();
         if let (Storage::Cpu(CpuStorage::F32(values)), Some((start, end))) =
@@ -26,9 +24,9 @@ pub(crate) fn read_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> 
 
 /// Calls `f` on the f32 elements of `var` and keeps what it writes: in place for a contiguous
 /// f32 CPU variable, through a host copy written back with `Var::set` otherwise.
-pub(crate) fn update_f32(var: &Var, f: impl FnOnce(&mut [f32])) -> Result<()> {
+pub fn update_f32(var: &Var, f: impl FnOnce(&mut [f32])) -> Result<()> {
     let t = var.as_tensor();
-    if crate::ops::fused(t) && t.is_contiguous() {
+    if crate::rows::fused(t) && t.is_contiguous() {
         let op = SliceOp(RefCell::new(Some(f)));
         t.inplace_op1(&op)?;
         return Ok(());
@@ -43,8 +41,8 @@ pub(crate) fn update_f32(var: &Var, f: impl FnOnce(&mut [f32])) -> Result<()> {
 /// Calls `f` on the f32 elements of `target` where they live, when it is a contiguous f32
 /// CPU tensor (the caller must hold the only use of its storage); returns whether it did
 /// (nothing is written otherwise).
-pub(crate) fn write_in_place(target: &Tensor, f: impl FnOnce(&mut [f32])) -> Result<bool> {
-    if !(crate::ops::fused(target) && target.is_contiguous()) {
+pub fn write_in_place(target: &Tensor, f: impl FnOnce(&mut [f32])) -> Result<bool> {
+    if !(crate::rows::fused(target) && target.is_contiguous()) {
         return Ok(false);
     }
     target.inplace_op1(&SliceOp(RefCell::new(Some(f))))?;
@@ -53,7 +51,7 @@ pub(crate) fn write_in_place(target: &Tensor, f: impl FnOnce(&mut [f32])) -> Res
 
 /// Adds the elements of `source` to those of `target` in place, under the conditions of
 /// [`write_in_place`]; returns whether it did.
-pub(crate) fn add_into(target: &Tensor, source: &Tensor) -> Result<bool> {
+pub fn add_into(target: &Tensor, source: &Tensor) -> Result<bool> {
     read_f32(source, |source| {
         write_in_place(target, |target| {
             for (t, s) in target.iter_mut().zip(source) {
@@ -65,7 +63,7 @@ pub(crate) fn add_into(target: &Tensor, source: &Tensor) -> Result<bool> {
 
 /// The elements of `t` as f32, copied to the host in row-major order.
 fn host_copy(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
 /// An in-place op running a closure once on the f32 elements of a contiguous CPU storage.

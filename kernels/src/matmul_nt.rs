@@ -177,10 +177,10 @@ fn gemm_raw(
     }
 }
 
-/// All the compute threads for one large product; only the calling thread inside one
-/// replica of several (the others run their own replicas, `crate::replicas`).
+/// All the compute threads for one large product; only the calling thread inside a
+/// [`crate::parallelism::with_serial_products`] scope.
 pub(super) fn all_threads() -> Parallelism {
-    if crate::replicas::in_replica() {
+    if crate::parallelism::serial_products() {
         Parallelism::None
     } else {
         Parallelism::Rayon(rayon::current_num_threads())

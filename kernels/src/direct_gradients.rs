@@ -22,7 +22,7 @@ use candle_core::{Device, Result, Tensor};
 use rayon::prelude::*;
 
 use super::rows::{rows_per_task, written};
-use crate::optimization::in_place::{add_into, write_in_place};
+use crate::tensor_slices::{add_into, write_in_place};
 
 /// The parameter gradients the fused ops of one scope left, one sum per parameter (in the
 /// order the backward pass produced them).

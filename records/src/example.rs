@@ -167,7 +167,7 @@ pub fn encode_example(example: &Example) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::wire::{WIRE_FIXED32, WIRE_VARINT};
+    use crate::wire::{WIRE_FIXED32, WIRE_VARINT};
 
     #[test]
     fn examples_round_trip_with_every_kind() {

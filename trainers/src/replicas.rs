@@ -11,41 +11,30 @@
 //! example alike.
 //!
 //! The replicas run on the compute threads themselves, one replica per thread
-//! (`rayon::broadcast`); a replica's matrix products run on its own thread (see
-//! [`in_replica`]), so the cores work on different replicas instead of meeting at every op of a
+//! (`rayon::broadcast`); a replica's matrix products run on its own thread
+//! ([`grove_kernels::parallelism::with_serial_products`]), so the cores work on different replicas instead of meeting at every op of a
 //! step, and a thread whose replica is done helps the others with their element-wise passes.
 //! On small models, whose ops are too short to split well, this is where the second core pays
 //! (benches/RESULTS.md).
 
 use std::any::Any;
-use std::cell::Cell;
 
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
-use crate::data::Batch;
-use crate::error::{Error, Result};
-use crate::ops::DirectGradients;
-use crate::optimization::in_place::add_into;
-use crate::optimization::NamedVar;
-use crate::rng::{stream_rng, Stream};
-use crate::runtime::reclaim_freed_memory;
-use crate::task::{DynTask, StepContext, StepOutputs};
+use grove_core::data::Batch;
+use grove_core::error::{Error, Result};
+use grove_core::optimization::NamedVar;
+use grove_core::rng::{stream_rng, Stream};
+use grove_core::runtime::reclaim_freed_memory;
+use grove_core::task::{DynTask, StepContext, StepOutputs};
+use grove_kernels::parallelism::with_serial_products;
+use grove_kernels::tensor_slices::add_into;
+use grove_kernels::DirectGradients;
 
 /// The replicas a trainer splits its training and evaluation batches over.
 pub struct Replicas {
     count: usize,
-}
-
-thread_local! {
-    /// Whether this thread is running a replica's part of a step.
-    static IN_REPLICA: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether the calling thread runs one replica of several: its matrix products then stay on
-/// this thread (the other threads run replicas of their own).
-pub(crate) fn in_replica() -> bool {
-    IN_REPLICA.with(Cell::get)
 }
 
 /// Where a training step starts: the run's seed and the global step (they key the replicas'
@@ -219,10 +208,7 @@ impl Replicas {
             let replica = context.index();
             (replica < count).then(|| {
                 reclaim_freed_memory();
-                let outer = IN_REPLICA.with(|flag| flag.replace(true));
-                let result = work(replica);
-                IN_REPLICA.with(|flag| flag.set(outer));
-                result
+                with_serial_products(|| work(replica))
             })
         });
         results.truncate(count);
@@ -253,7 +239,7 @@ fn replica_step(
     mut context: StepContext,
 ) -> Result<ReplicaResult> {
     // The fused ops' parameter gradients bypass candle's graph from here to the backward
-    // (crate::ops::DirectGradients); the scope is this thread's.
+    // (grove_kernels::DirectGradients); the scope is this thread's.
     let direct = DirectGradients::start();
     let outputs = task.train_step(shard, model, &mut context)?;
     let loss = outputs

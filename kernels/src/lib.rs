@@ -1,15 +1,21 @@
-//! Fused CPU kernels with their backward passes, for the ops a transformer's step spends its
-//! time in: embedding lookups, dense layers (product and bias), the `a · bᵀ` product of
-//! attention scores, self-attention, the feed-forward block, layer normalisation (also with
-//! the residual sum, and at the end of a block's output projection or feed-forward block),
-//! softmax, exact GELU, cross-entropy (also with the output layer before it), and the split
-//! into attention heads and back.
+//! grove-kernels: fused CPU kernels with their backward passes, for the ops a transformer's
+//! step spends its time in: embedding lookups, dense layers (product and bias), the `a · bᵀ`
+//! product of attention scores, self-attention, the feed-forward block, layer normalisation
+//! (also with the residual sum, and at the end of a block's output projection or
+//! feed-forward block), softmax, exact GELU, cross-entropy (also with the output layer before
+//! it), and the split into attention heads and back.
 //!
 //! candle's own fused `layer_norm` / `softmax_last_dim` have no backward, and the primitive-op
 //! versions allocate an output per op. Each function here runs one multi-threaded pass
 //! forward and one backward (a candle `CustomOp` whose `bwd` calls the matching backward
 //! kernel) on contiguous f32 CPU tensors, and falls back to the primitive-op formula (same
 //! maths, differentiable by candle) on other devices and dtypes, so models run everywhere.
+//!
+//! It also owns what those kernels stand on: SIMD dispatch ([`vectorized!`]: each inner loop
+//! compiled for AVX-512, AVX2 or the baseline, chosen at run time), in-place access to a
+//! tensor's f32 elements ([`tensor_slices`], used by the optimizers too), the parameter
+//! gradients that bypass candle's graph ([`DirectGradients`]) and how many threads a matrix
+//! product may use ([`parallelism`]). It knows nothing of configs, tasks or training loops.
 
 mod attention;
 mod column_sums;
@@ -26,9 +32,12 @@ mod linear;
 mod linear_cross_entropy;
 mod matmul_nt;
 mod packed_layer;
+pub mod parallelism;
 mod post_norm;
 mod rows;
+pub mod simd;
 mod softmax;
+pub mod tensor_slices;
 
 pub use attention::{self_attention, self_attention_primitive, DenseParams};
 pub use cross_entropy::{cross_entropy_rows, cross_entropy_rows_primitive};
@@ -48,7 +57,6 @@ pub use linear::{
 pub use linear_cross_entropy::{linear_cross_entropy, linear_cross_entropy_primitive};
 pub use matmul_nt::{matmul_nt, matmul_nt_primitive};
 pub use post_norm::{linear_add_layer_norm, linear_add_layer_norm_primitive};
-pub(crate) use rows::fused;
 pub use softmax::{
     masked_softmax, masked_softmax_primitive, softmax_last_dim, softmax_last_dim_primitive,
 };
