@@ -61,16 +61,6 @@ pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
 
-/// The number of replicas a training step is split over: with `runtime.distribution_strategy`
-/// `mirrored`, one per compute thread on the CPU and one on a GPU (a single device); one
-/// otherwise. Called on the compute threads (see [`on_compute_threads`]).
-pub fn replica_count(runtime: &RuntimeConfig, device: &Device) -> Result<usize> {
-    Ok(match runtime.is_mirrored()? && device.is_cpu() {
-        true => rayon::current_num_threads(),
-        false => 1,
-    })
-}
-
 /// The number of compute threads candle uses.
 pub fn compute_threads() -> usize {
     candle_core::utils::get_num_threads()

@@ -463,3 +463,16 @@ fn registry_typed_one_ofs_switch_type_take_defaults_and_reject_strangers() {
         "`task.encoder.type` selects small",
     );
 }
+
+#[test]
+fn a_misspelt_keyword_names_the_valid_ones_and_the_closest() {
+    let err = resolve(
+        &defaults(),
+        &sources(vec![], &["runtime.distribution_strategy=mirorred"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("runtime.distribution_strategy"), "{err}");
+    assert!(err.contains("one_device"), "{err}");
+    assert!(err.contains("did you mean \"mirrored\"?"), "{err}");
+}

@@ -12,7 +12,7 @@ use grove_core::registry::{get_experiment, get_task};
 use grove_core::task::{DynTask, InputContext};
 use grove_core::vars::ModelVars;
 use grove_orbit::{Evaluator, Logs, Trainer};
-use grove_trainers::replicas::{Replicas, ReplicatedStep, StepPosition};
+use grove_trainers::strategy::{Mirrored, ReplicatedStep, StepPosition, Strategy};
 use grove_trainers::{DefaultTrainer, Roles};
 
 /// A small bert/local: 1 layer, sequences of 16 tokens, 4 masked positions, no dropout in the
@@ -87,7 +87,7 @@ impl Problem {
             seed: 1,
             global_step: 0,
         };
-        Replicas::new(replicas)
+        Mirrored::new(replicas)
             .unwrap()
             .train_step(
                 self.task.as_ref(),
@@ -270,7 +270,10 @@ fn mirrored_run() -> Vec<(String, Vec<f32>)> {
         "task.train_data.global_batch_size=6",
     ]);
     let config = config("bert/local", &overrides);
-    assert_eq!(config.runtime.distribution_strategy, "mirrored");
+    assert_eq!(
+        config.runtime.distribution_strategy,
+        grove_core::config::DistributionStrategy::Mirrored
+    );
     on_two_threads(|| {
         let task = get_task(config.task.as_ref()).unwrap();
         let roles = Roles {
@@ -308,7 +311,7 @@ fn one_device_keeps_one_replica_and_too_many_replicas_are_refused() {
         };
         let trainer = DefaultTrainer::new(task, &config, Device::Cpu, roles).unwrap();
         assert_eq!(trainer.replica_count(), 1);
-        let err = Replicas::new(3).err().expect("3 replicas on 2 threads");
+        let err = Mirrored::new(3).expect_err("3 replicas on 2 threads");
         let message = err.to_string();
         assert!(message.contains("runtime.num_threads"), "{message}");
         assert!(message.contains("one_device"), "{message}");

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::replicas::{Replicas, ShardOutputs, StepPosition};
+use crate::strategy::{build_strategy, ShardOutputs, StepPosition, Strategy};
 use candle_core::{DType, Device, Tensor};
 use grove_core::config::ExperimentConfig;
 use grove_core::data::Dataset;
@@ -14,7 +14,6 @@ use grove_core::optimization::{
     build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
 };
 use grove_core::progressive::StageOptimizer;
-use grove_core::runtime::replica_count;
 use grove_core::task::{DynTask, InputContext};
 use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
@@ -58,7 +57,7 @@ pub struct DefaultTrainer {
     input_offset: u64,
     train_data: Option<Dataset>,
     train_metrics: Vec<Box<dyn Metric>>,
-    replicas: Replicas,
+    strategy: Box<dyn Strategy>,
     validation_sets: Vec<ValidationSet>,
     preemption: Preemption,
 }
@@ -108,10 +107,10 @@ impl DefaultTrainer {
         } else {
             Vec::new()
         };
-        let replicas = Replicas::new(replica_count(&config.runtime, &device)?)?;
+        let strategy = build_strategy(&config.runtime, &device)?;
         Ok(DefaultTrainer {
             train_metrics: task.build_metrics(true),
-            replicas,
+            strategy,
             task,
             model,
             vars,
@@ -143,7 +142,7 @@ impl DefaultTrainer {
 
     /// The number of replicas each training and evaluation batch is split over.
     pub fn replica_count(&self) -> usize {
-        self.replicas.count()
+        self.strategy.replica_count()
     }
 
     /// The device the model lives on.
@@ -191,7 +190,7 @@ impl DefaultTrainer {
                 seed: self.seed,
                 global_step: self.global_step,
             };
-            let step = self.replicas.train_step(
+            let step = self.strategy.train_step(
                 self.task.as_ref(),
                 self.model.as_ref(),
                 &batch,
@@ -293,7 +292,7 @@ impl DefaultTrainer {
                 break;
             };
             let batch = batch?.to_device(&self.device)?;
-            let shards = self.replicas.validation_step(
+            let shards = self.strategy.validation_step(
                 self.task.as_ref(),
                 self.model.as_ref(),
                 &batch,

@@ -12,8 +12,8 @@ pub mod default_trainer;
 pub mod error;
 pub mod model_dir_lock;
 pub mod progressive_trainer;
-pub mod replicas;
 mod stage_task;
+pub mod strategy;
 pub mod train_lib;
 
 pub use default_trainer::{DefaultTrainer, Roles};

@@ -33,10 +33,16 @@ fn describe_one(error: &figment::Error) -> String {
         Kind::Message(message) if message.starts_with(AT_PREFIX) => {
             describe_branch_error(&layer, &key, message)
         }
-        Kind::UnknownVariant(value, expected) => format!(
-            "{layer}: `{key}` = {value:?} is not one of: {}",
-            expected.join(", ")
-        ),
+        Kind::UnknownVariant(value, expected) => {
+            let mut message = format!(
+                "{layer}: `{key}` = {value:?} is not one of: {}",
+                expected.join(", ")
+            );
+            if let Some(suggestion) = closest(value, expected) {
+                message.push_str(&format!("; did you mean {suggestion:?}?"));
+            }
+            message
+        }
         Kind::MissingField(field) => {
             format!("{layer}: `{}` is missing; set it", join_key(&key, field))
         }

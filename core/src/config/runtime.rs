@@ -18,11 +18,8 @@ pub struct RuntimeConfig {
     pub seed: u64,
     /// Floating point policy; only `float32` (or unset) is built.
     pub mixed_precision_dtype: Option<String>,
-    /// `mirrored` (the default, as in Model Garden): each training batch is split over
-    /// replicas that share the variables, one per compute thread on the CPU (one on a GPU),
-    /// and their gradients are summed (`crate::replicas`); `one_device` (or `off`): the whole
-    /// batch in one pass whose ops use every compute thread.
-    pub distribution_strategy: String,
+    /// How a step is split over replicas (Model Garden's names; see [`DistributionStrategy`]).
+    pub distribution_strategy: DistributionStrategy,
 }
 
 impl Default for RuntimeConfig {
@@ -32,8 +29,51 @@ impl Default for RuntimeConfig {
             num_threads: 0,
             seed: 0,
             mixed_precision_dtype: None,
-            distribution_strategy: "mirrored".to_string(),
+            distribution_strategy: DistributionStrategy::Mirrored,
         }
+    }
+}
+
+/// `runtime.distribution_strategy`, with Model Garden's names. The strategies Grove runs are
+/// built by grove-trainers' `strategy` module; the others are refused by
+/// [`RuntimeConfig::validate`] with a message saying so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DistributionStrategy {
+    /// The default, as in Model Garden: each batch is split over replicas that share the
+    /// variables, one per compute thread on the CPU (one on a GPU), and their gradients are
+    /// summed.
+    #[default]
+    Mirrored,
+    /// The whole batch in one pass whose ops use every compute thread.
+    OneDevice,
+    /// Model Garden's "no strategy": the same as `one_device` here.
+    Off,
+    /// Model Garden's multi-worker data parallelism (not built yet).
+    MultiWorkerMirrored,
+    /// Model Garden's parameter servers (not built).
+    ParameterServer,
+    /// Model Garden's TPU strategy (not built).
+    Tpu,
+}
+
+impl DistributionStrategy {
+    /// The name a config gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DistributionStrategy::Mirrored => "mirrored",
+            DistributionStrategy::OneDevice => "one_device",
+            DistributionStrategy::Off => "off",
+            DistributionStrategy::MultiWorkerMirrored => "multi_worker_mirrored",
+            DistributionStrategy::ParameterServer => "parameter_server",
+            DistributionStrategy::Tpu => "tpu",
+        }
+    }
+}
+
+impl std::fmt::Display for DistributionStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -78,18 +118,11 @@ impl RuntimeConfig {
                 ))
             }
         }
-        self.is_mirrored()?;
-        Ok(())
-    }
-
-    /// Whether `distribution_strategy` splits batches over replicas (`mirrored`) or not
-    /// (`one_device`, `off`); the strategies not built are an error.
-    pub fn is_mirrored(&self) -> Result<bool> {
-        match self.distribution_strategy.as_str() {
-            "mirrored" => Ok(true),
-            "one_device" | "off" => Ok(false),
-            other => Err(not_supported(
-                &format!("runtime.distribution_strategy = {other:?}"),
+        use DistributionStrategy::*;
+        match self.distribution_strategy {
+            Mirrored | OneDevice | Off => Ok(()),
+            other @ (MultiWorkerMirrored | ParameterServer | Tpu) => Err(not_supported(
+                &format!("runtime.distribution_strategy = {:?}", other.name()),
                 "use mirrored (replicas on the compute threads) or one_device",
             )),
         }
