@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
-    CheckpointManager, Checkpointable, Controller, ControllerOptions, Evaluator, Logs, Preemption,
-    RunnerError, Trainer,
+    CheckpointManager, Checkpointable, Controller, ControllerOptions, Evaluator, Logs, RunnerError,
+    Trainer,
 };
 use serde_json::json;
 
@@ -70,10 +70,8 @@ fn run(steps: u64, checkpoints: bool) -> anyhow::Result<(f64, f64)> {
             .transpose()?,
         train_summaries: SummaryManager::new(model_dir.path(), "train")?,
         eval_summaries: SummaryManager::disabled(),
-        loss_guard: None,
-        best_checkpoint: None,
-        early_stopping: None,
-        preemption: Preemption::new(),
+        train_actions: Vec::new(),
+        eval_actions: Vec::new(),
     };
     let timed = Timed {
         inner: trainer,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::{Action, ActionContext, Directive};
 use crate::checkpoint::checkpoint_name;
 use crate::error::{OrbitError, Result};
 use crate::fs_atomic::{remove_dir_if_present, save_checkpoint_dir, write_atomically};
@@ -175,6 +176,19 @@ impl BestCheckpointExporter {
     fn write_info(&self) -> Result<()> {
         let json = serde_json::to_vec_pretty(&self.info).expect("info serializes");
         write_atomically(&self.directory.join(INFO_FILE), &json)
+    }
+}
+
+/// An eval action: exports the runner's state after each evaluation whose metric makes the
+/// top `max_to_keep`, and adds `best_<metric>` to the evaluation's logs.
+impl Action for BestCheckpointExporter {
+    fn name(&self) -> &str {
+        "best_checkpoint_export"
+    }
+
+    fn run(&mut self, context: ActionContext<'_>) -> Result<Directive> {
+        self.update(context.global_step, context.logs, context.state)?;
+        Ok(Directive::Continue)
     }
 }
 

@@ -10,27 +10,25 @@
 //!   `train_and_evaluate`, after the evaluation at that step, so they hold its effect on
 //!   early stopping), and when training completes;
 //! - `train_and_evaluate` evaluates where `global_step % eval_interval == 0` and at the end;
-//! - a preemption request stops training after the trainer's current step with a checkpoint of
-//!   that step.
+//! - train actions run after every train loop and eval actions after every evaluation, in
+//!   order, before the log line and summaries ([`crate::action`]); their directives stop
+//!   training with a checkpoint (early stopping), stop it as preempted (a checkpoint of the
+//!   step the trainer stopped at), or rewind to the latest checkpoint (blow-up recovery).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::best_checkpoint::BestCheckpointExporter;
+use crate::action::{Action, ActionContext, Directive};
 use crate::checkpoint::{verify_checkpoint, CheckpointManager};
 use crate::controller_state::{ControllerState, WithControllerState};
-use crate::early_stopping::EarlyStopping;
 use crate::error::{OrbitError, Result, RunnerError};
 use crate::logs::Logs;
 use crate::loop_means::LoopMeans;
-use crate::loss_guard::LossGuard;
-use crate::preemption::Preemption;
 use crate::progress::Progress;
 use crate::runner::{Checkpointable, Evaluator, Trainer};
 use crate::summary::SummaryManager;
 
 /// How a [`Controller`] runs.
-#[derive(Debug)]
 pub struct ControllerOptions {
     /// Steps per inner train loop; must be positive.
     pub steps_per_loop: u64,
@@ -42,30 +40,37 @@ pub struct ControllerOptions {
     pub train_summaries: SummaryManager,
     /// Where evaluation summaries go.
     pub eval_summaries: SummaryManager,
-    /// Checked after every train loop; `None` checks nothing.
-    pub loss_guard: Option<LossGuard>,
-    /// Exports the best checkpoints by an evaluation metric after each evaluation.
-    pub best_checkpoint: Option<BestCheckpointExporter>,
-    /// Ends `train_and_evaluate` when an evaluation metric stops improving.
-    pub early_stopping: Option<EarlyStopping>,
-    /// A stop request, checked after every train loop: when set, a checkpoint is saved and
-    /// training ends with [`OrbitError::Preempted`]. The trainer should share it and stop its
-    /// loop early.
-    pub preemption: Preemption,
+    /// Run after every train loop, in order (e.g. blow-up recovery, preemption).
+    pub train_actions: Vec<Box<dyn Action>>,
+    /// Run after every evaluation, in order (e.g. best-checkpoint export, early stopping).
+    pub eval_actions: Vec<Box<dyn Action>>,
+}
+
+/// The directive that counts after a round of actions, and the action that gave it.
+struct Verdict {
+    directive: Directive,
+    action: String,
+}
+
+/// Which of a Controller's action lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Train,
+    Eval,
 }
 
 /// Drives a runner that trains, evaluates and checkpoints.
 pub struct Controller<R> {
     runner: R,
     options: ControllerOptions,
-    recoveries: u64,
     pending: LoopMeans,
     progress: Option<Progress>,
 }
 
 impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
-    /// A controller of `runner`. Fails if `steps_per_loop` is 0, or `summary_interval` or the
-    /// checkpoint interval is not a multiple of `steps_per_loop` (cadences act at loop ends).
+    /// A controller of `runner`. Fails if `steps_per_loop` is 0, `summary_interval` or the
+    /// checkpoint interval is not a multiple of `steps_per_loop` (cadences act at loop ends),
+    /// or two actions share a name (their states would share a key).
     pub fn new(runner: R, options: ControllerOptions) -> Result<Self> {
         let spl = options.steps_per_loop;
         if spl == 0 {
@@ -87,10 +92,20 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 )));
             }
         }
+        let mut names: Vec<&str> = (options.train_actions.iter())
+            .chain(&options.eval_actions)
+            .map(|action| action.name())
+            .collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(OrbitError::InvalidSetting(format!(
+                "two actions are named `{}`; give each action its own name",
+                pair[0]
+            )));
+        }
         Ok(Controller {
             runner,
             options,
-            recoveries: 0,
             pending: LoopMeans::default(),
             progress: None,
         })
@@ -128,7 +143,9 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         };
         let restored = manager.restore_or_initialize(&mut both, |b| init_fn(b.runner))?;
         let state = both.state;
-        self.apply_state(state);
+        if let Some(dir) = &restored {
+            self.apply_state(state, dir, None)?;
+        }
         Ok(restored)
     }
 
@@ -152,6 +169,11 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     /// Evaluates `steps` batches (-1: the whole evaluation set), logs and writes the results at
     /// the current global step, and returns them. `steps_per_second` is added when `steps > 0`.
     pub fn evaluate(&mut self, steps: i64) -> Result<Logs> {
+        self.evaluate_with_directive(steps).map(|(logs, _)| logs)
+    }
+
+    /// [`Controller::evaluate`], with what the eval actions asked for.
+    fn evaluate_with_directive(&mut self, steps: i64) -> Result<(Logs, Directive)> {
         if steps == 0 || steps < -1 {
             return Err(OrbitError::InvalidSetting(format!(
                 "evaluation steps = {steps}: use a positive number, or -1 for the whole set"
@@ -166,18 +188,16 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             );
         }
         let step = self.runner.global_step();
-        if let Some(exporter) = self.options.best_checkpoint.as_mut() {
-            exporter.update(step, &mut logs, &self.runner)?;
-        }
+        let verdict = self.run_actions(Phase::Eval, step, &mut logs)?;
         self.log_line("eval", step, &logs);
         self.options.eval_summaries.write(step, &logs)?;
-        Ok(logs)
+        Ok((logs, verdict.directive))
     }
 
     /// Trains to `train_steps`, evaluating `eval_steps` batches wherever the global step is a
-    /// multiple of `eval_interval` and at `train_steps` (or until early stopping ends it), then
-    /// saves a checkpoint. Returns the
-    /// last evaluation, or `None` (no evaluation, no checkpoint) if training was complete.
+    /// multiple of `eval_interval` and at `train_steps` (or until an action stops training),
+    /// then saves a checkpoint. Returns the last evaluation, or `None` (no evaluation, no
+    /// checkpoint) if training was complete.
     pub fn train_and_evaluate(
         &mut self,
         train_steps: u64,
@@ -199,20 +219,14 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         while self.runner.global_step() < train_steps {
             let step = self.runner.global_step();
             let next_eval = ((step / eval_interval + 1) * eval_interval).min(train_steps);
-            self.train_to(next_eval, train_steps, false)?;
-            let logs = self.with_progress_suspended(|c| c.evaluate(eval_steps))?;
-            let stop = match self.options.early_stopping.as_mut() {
-                Some(stopping) => stopping.should_stop(&logs)?,
-                None => false,
-            };
+            if self.train_to(next_eval, train_steps, false)? {
+                break;
+            }
+            let (logs, directive) =
+                self.with_progress_suspended(|c| c.evaluate_with_directive(eval_steps))?;
             last = Some(logs);
             self.save(true)?;
-            if stop {
-                tracing::info!(
-                    "early stopping at step {}: the metric did not improve for the last \
-                     evaluations (trainer.early_stopping)",
-                    self.runner.global_step()
-                );
+            if self.obey_stop(directive)? {
                 break;
             }
         }
@@ -224,6 +238,12 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     /// Replaces the runner's state with the checkpoint in `dir`; a directory that is not a
     /// checkpoint is reported as such.
     pub fn restore_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        self.restore_checkpoint_keeping(dir, None)
+    }
+
+    /// [`Controller::restore_checkpoint`], leaving the state of the action named `keep` as
+    /// it is.
+    fn restore_checkpoint_keeping(&mut self, dir: &Path, keep: Option<&str>) -> Result<()> {
         verify_checkpoint(dir).map_err(|reason| OrbitError::BadCheckpoint {
             path: dir.to_path_buf(),
             reason: format!("not a complete checkpoint: {reason}"),
@@ -234,7 +254,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         };
         both.restore(dir).map_err(OrbitError::Runner)?;
         let state = both.state;
-        self.apply_state(state);
+        self.apply_state(state, dir, keep)?;
         tracing::info!("restored from checkpoint: {}", dir.display());
         Ok(())
     }
@@ -303,14 +323,10 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     /// Saves runner and Controller state through the checkpoint manager.
     fn save(&mut self, check_interval: bool) -> Result<Option<PathBuf>> {
         let step = self.runner.global_step();
-        let state = ControllerState {
-            early_stopping: self
-                .options
-                .early_stopping
-                .as_ref()
-                .map(|e| e.state().clone()),
-            recoveries: self.recoveries,
-        };
+        let state: ControllerState = self
+            .actions()
+            .filter_map(|action| Some((action.name().to_string(), action.state()?)))
+            .collect();
         let Some(manager) = self.options.checkpoint_manager.as_mut() else {
             return Ok(None);
         };
@@ -321,58 +337,151 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         manager.save(step, &both, check_interval)
     }
 
-    fn apply_state(&mut self, state: ControllerState) {
-        self.recoveries = state.recoveries;
-        if let (Some(stopping), Some(saved)) =
-            (self.options.early_stopping.as_mut(), state.early_stopping)
-        {
-            stopping.restore(saved);
+    /// Every action, train actions first.
+    fn actions(&self) -> impl Iterator<Item = &dyn Action> {
+        let actions = self.options.train_actions.iter();
+        actions
+            .chain(&self.options.eval_actions)
+            .map(|a| a.as_ref())
+    }
+
+    /// Hands each action the state a checkpoint (`dir`) saved under its name; `keep` names an
+    /// action whose current state stays (the one that asked for a rewind).
+    fn apply_state(
+        &mut self,
+        mut state: ControllerState,
+        dir: &Path,
+        keep: Option<&str>,
+    ) -> Result<()> {
+        let actions = self.options.train_actions.iter_mut();
+        for action in actions.chain(&mut self.options.eval_actions) {
+            if keep == Some(action.name()) {
+                continue;
+            }
+            let Some(saved) = state.remove(action.name()) else {
+                continue;
+            };
+            let name = action.name().to_string();
+            action
+                .restore(saved)
+                .map_err(|e| OrbitError::BadCheckpoint {
+                    path: dir.to_path_buf(),
+                    reason: format!("the state of action `{name}` cannot be restored: {e}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Runs the actions of `phase` at `step` in order and returns the directive that counts
+    /// with the action that gave it: the first rewind at once (the actions after it do not
+    /// run), else preemption over a stop, else the first stop.
+    fn run_actions(&mut self, phase: Phase, step: u64, logs: &mut Logs) -> Result<Verdict> {
+        let actions = match phase {
+            Phase::Train => &mut self.options.train_actions,
+            Phase::Eval => &mut self.options.eval_actions,
+        };
+        let mut verdict = Verdict {
+            directive: Directive::Continue,
+            action: String::new(),
+        };
+        for action in actions.iter_mut() {
+            let context = ActionContext {
+                global_step: step,
+                logs: &mut *logs,
+                state: &self.runner,
+            };
+            let directive = action.run(context)?;
+            let counts = match &directive {
+                Directive::Continue => false,
+                Directive::Rewind { .. } if phase == Phase::Eval => {
+                    return Err(OrbitError::InvalidSetting(format!(
+                        "eval action `{}` asked for a rewind; only a train action can",
+                        action.name()
+                    )));
+                }
+                Directive::Rewind { .. } => true,
+                Directive::Preempt => verdict.directive != Directive::Preempt,
+                Directive::StopTraining { .. } => verdict.directive == Directive::Continue,
+            };
+            if counts {
+                let rewind = matches!(directive, Directive::Rewind { .. });
+                verdict = Verdict {
+                    directive,
+                    action: action.name().to_string(),
+                };
+                if rewind {
+                    break;
+                }
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Acts on a stop directive: preemption saves a checkpoint and fails with
+    /// [`OrbitError::Preempted`]; a stop is logged. True when training should end.
+    fn obey_stop(&mut self, directive: Directive) -> Result<bool> {
+        match directive {
+            Directive::Preempt => {
+                let step = self.runner.global_step();
+                self.save_checkpoint()?;
+                Err(OrbitError::Preempted { step })
+            }
+            Directive::StopTraining { reason } => {
+                tracing::info!("{reason}");
+                Ok(true)
+            }
+            Directive::Continue | Directive::Rewind { .. } => Ok(false),
         }
     }
 
     /// Trains to `target` in aligned loops, saving interval checkpoints at loop ends; the one at
     /// `target` itself only with `save_at_target` (`train_and_evaluate` saves it after the
     /// evaluation, so the checkpoint holds the evaluation's effect on the Controller's state).
-    fn train_to(&mut self, target: u64, final_step: u64, save_at_target: bool) -> Result<()> {
+    /// True when a train action stopped training (with a checkpoint of that step).
+    fn train_to(&mut self, target: u64, final_step: u64, save_at_target: bool) -> Result<bool> {
         let spl = self.options.steps_per_loop;
         while self.runner.global_step() < target {
             let step = self.runner.global_step();
             let steps = (target - step).min(spl - step % spl);
-            self.train_loop(steps, final_step)?;
-            let step = self.runner.global_step();
-            if self.options.preemption.requested() {
+            let directive = self.train_loop(steps, final_step)?;
+            if self.obey_stop(directive)? {
                 self.save_checkpoint()?;
-                return Err(OrbitError::Preempted { step });
+                return Ok(true);
             }
+            let step = self.runner.global_step();
             if step < target || save_at_target {
                 self.save(true)?;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
-    fn train_loop(&mut self, steps: u64, final_step: u64) -> Result<()> {
+    /// One train loop of `steps` steps, its train actions, log line and summaries; returns
+    /// the actions' stop directive, if any (a rewind is carried out here).
+    fn train_loop(&mut self, steps: u64, final_step: u64) -> Result<Directive> {
         let before = self.runner.global_step();
         let started = Instant::now();
         let mut logs = self.runner.train(steps).map_err(OrbitError::Runner)?;
         let step = self.runner.global_step();
-        if step != before + steps && !self.options.preemption.requested() {
+        if step > before + steps {
             tracing::warn!(
                 "the trainer advanced the global step from {before} to {step}, not by {steps}"
             );
         }
         let steps = step - before;
-        if steps == 0 {
-            return Ok(());
+        if steps > 0 {
+            logs.insert(
+                "steps_per_second".to_string(),
+                steps as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            );
         }
-        logs.insert(
-            "steps_per_second".to_string(),
-            steps as f64 / started.elapsed().as_secs_f64().max(1e-9),
-        );
-        if let Some(guard) = &self.options.loss_guard {
-            if let Err(blowup) = guard.check(step, &logs) {
-                return self.recover(step, blowup, guard.max_trials);
-            }
+        let Verdict { directive, action } = self.run_actions(Phase::Train, step, &mut logs)?;
+        if let Directive::Rewind { reason } = &directive {
+            self.rewind(step, &action, reason)?;
+            return Ok(Directive::Continue);
+        }
+        if steps == 0 {
+            return Ok(directive);
         }
         self.log_line("train", step, &logs);
         self.pending.add(&logs, steps);
@@ -383,18 +492,13 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         if let Some(progress) = &self.progress {
             progress.update(step, &logs);
         }
-        Ok(())
+        Ok(directive)
     }
 
-    /// After a blow-up in the loop ending at `step`: restores the latest checkpoint and moves
-    /// the input past the span that blew up, or fails once `max_trials` recoveries are spent.
-    fn recover(&mut self, step: u64, blowup: OrbitError, max_trials: u64) -> Result<()> {
-        if self.recoveries >= max_trials {
-            return Err(OrbitError::Diverged(format!(
-                "{blowup} (after {} recoveries; trainer.recovery_max_trials = {max_trials})",
-                self.recoveries
-            )));
-        }
+    /// Carries out action `name`'s rewind after the loop ending at `step`: restores the latest
+    /// checkpoint (keeping that action's own state) and moves the input past the span just
+    /// trained.
+    fn rewind(&mut self, step: u64, name: &str, reason: &str) -> Result<()> {
         let latest = self
             .options
             .checkpoint_manager
@@ -402,16 +506,11 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             .and_then(CheckpointManager::latest_checkpoint)
             .ok_or_else(|| {
                 OrbitError::Diverged(format!(
-                    "{blowup}, and there is no checkpoint to recover from"
+                    "{reason}, and there is no checkpoint to recover from"
                 ))
             })?;
-        let recoveries = self.recoveries + 1;
-        tracing::warn!(
-            "{blowup}; recovery {recoveries} of {max_trials}: restoring {}",
-            latest.display()
-        );
-        self.restore_checkpoint(&latest)?;
-        self.recoveries = recoveries;
+        tracing::warn!("{reason}: restoring {}", latest.display());
+        self.restore_checkpoint_keeping(&latest, Some(name))?;
         let restored = self.runner.global_step();
         self.runner
             .skip_inputs(step.saturating_sub(restored))

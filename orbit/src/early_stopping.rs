@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::{Action, ActionContext, Directive};
 use crate::best_checkpoint::Comparison;
 use crate::error::{OrbitError, Result};
 use crate::logs::{metric_value, Logs};
@@ -81,6 +82,37 @@ impl EarlyStopping {
             self.state.evaluations_without_improvement += 1;
         }
         Ok(self.state.evaluations_without_improvement >= self.patience)
+    }
+}
+
+/// An eval action: after each evaluation, [`Directive::StopTraining`] once `patience`
+/// evaluations went without improvement; the counters are checkpointed.
+impl Action for EarlyStopping {
+    fn name(&self) -> &str {
+        "early_stopping"
+    }
+
+    fn run(&mut self, context: ActionContext<'_>) -> Result<Directive> {
+        if !self.should_stop(context.logs)? {
+            return Ok(Directive::Continue);
+        }
+        Ok(Directive::StopTraining {
+            reason: format!(
+                "early stopping at step {}: `{}` did not improve by more than {} for the last \
+                 {} evaluations (trainer.early_stopping)",
+                context.global_step, self.metric, self.min_delta, self.patience
+            ),
+        })
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(&self.state).ok()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
+        self.state = serde_json::from_value(state)
+            .map_err(|e| OrbitError::InvalidSetting(format!("early stopping counters: {e}")))?;
+        Ok(())
     }
 }
 

@@ -3,10 +3,13 @@
 //! It owns the [`Controller`] (train / evaluate / train-and-evaluate at absolute-step cadences),
 //! the runner traits it drives ([`Trainer`], [`Evaluator`], [`Checkpointable`]), the
 //! [`CheckpointManager`] (numbered, atomic, retained checkpoints with restore-or-initialize),
-//! summaries ([`summary`]: TensorBoard event files and `metrics.jsonl`), the blow-up check
-//! ([`LossGuard`]) and the progress display. It knows nothing of tasks, models, tensors or
+//! [`action`]s run after train loops and evaluations (the extension point) with Grove's own:
+//! best-checkpoint export ([`BestCheckpointExporter`]), [`EarlyStopping`], blow-up
+//! [`Recovery`] and [`Preemption`]; summaries ([`summary`]: TensorBoard event files and
+//! `metrics.jsonl`) and the progress display. It knows nothing of tasks, models, tensors or
 //! configs: runners report plain [`Logs`] and save themselves into a directory.
 
+pub mod action;
 pub mod best_checkpoint;
 pub mod checkpoint;
 pub mod controller;
@@ -24,6 +27,7 @@ pub mod progress;
 pub mod runner;
 pub mod summary;
 
+pub use action::{Action, ActionContext, Directive};
 pub use best_checkpoint::{BestCheckpointExporter, Comparison};
 pub use checkpoint::{checkpoint_name, CheckpointManager, INDEX_FILE};
 pub use controller::{Controller, ControllerOptions};
@@ -31,6 +35,6 @@ pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use error::{OrbitError, Result, RunnerError};
 pub use fs_atomic::write_atomically;
 pub use logs::Logs;
-pub use loss_guard::LossGuard;
+pub use loss_guard::{LossGuard, Recovery};
 pub use preemption::Preemption;
 pub use runner::{Checkpointable, Evaluator, Trainer};

@@ -1,7 +1,9 @@
-//! The blow-up check run after every train loop (Model Garden's recovery action): a NaN
-//! loop-mean loss, or one above the bound, is a blow-up. The Controller recovers from the
-//! latest checkpoint up to `max_trials` times, then ends the run.
+//! Blow-up recovery (Model Garden's `RecoveryAction`): after every train loop, a NaN loop-mean
+//! loss, or one above the bound, is a blow-up ([`LossGuard`]); the [`Recovery`] action has the
+//! Controller restore the latest checkpoint and skip the input span that blew up, up to
+//! `max_trials` times over the run (a checkpointed count), then ends the run.
 
+use crate::action::{Action, ActionContext, Directive};
 use crate::error::{OrbitError, Result};
 use crate::logs::Logs;
 
@@ -37,6 +39,62 @@ impl LossGuard {
                 self.loss_upper_bound
             )));
         }
+        Ok(())
+    }
+}
+
+/// A train action: [`Directive::Rewind`] after a loop that blew up, while recoveries are left.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    guard: LossGuard,
+    recoveries: u64,
+}
+
+impl Recovery {
+    /// Recovers from the blow-ups `guard` finds.
+    pub fn new(guard: LossGuard) -> Self {
+        Recovery {
+            guard,
+            recoveries: 0,
+        }
+    }
+
+    /// Recoveries so far over the run.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries
+    }
+}
+
+impl Action for Recovery {
+    fn name(&self) -> &str {
+        "recovery"
+    }
+
+    fn run(&mut self, context: ActionContext<'_>) -> Result<Directive> {
+        let Err(blowup) = self.guard.check(context.global_step, context.logs) else {
+            return Ok(Directive::Continue);
+        };
+        let max_trials = self.guard.max_trials;
+        if self.recoveries >= max_trials {
+            return Err(OrbitError::Diverged(format!(
+                "{blowup} (after {} recoveries; trainer.recovery_max_trials = {max_trials})",
+                self.recoveries
+            )));
+        }
+        self.recoveries += 1;
+        Ok(Directive::Rewind {
+            reason: format!("{blowup}; recovery {} of {max_trials}", self.recoveries),
+        })
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(self.recoveries.into())
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
+        self.recoveries = state.as_u64().ok_or_else(|| {
+            OrbitError::InvalidSetting(format!("recoveries: {state} is not a count"))
+        })?;
         Ok(())
     }
 }

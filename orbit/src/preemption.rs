@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::action::{Action, ActionContext, Directive};
 use crate::error::{OrbitError, Result};
 
 /// A shared stop request, set by a signal (or by [`Preemption::request`]).
@@ -43,5 +44,20 @@ impl Preemption {
     /// True once a stop was asked for.
     pub fn requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
+    }
+}
+
+/// A train action: [`Directive::Preempt`] after the first train loop that ends with a stop
+/// requested.
+impl Action for Preemption {
+    fn name(&self) -> &str {
+        "preemption"
+    }
+
+    fn run(&mut self, _: ActionContext<'_>) -> Result<Directive> {
+        Ok(match self.requested() {
+            true => Directive::Preempt,
+            false => Directive::Continue,
+        })
     }
 }

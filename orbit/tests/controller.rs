@@ -4,8 +4,8 @@ use std::path::Path;
 
 use grove_orbit::summary::{read_scalars, SummaryManager};
 use grove_orbit::{
-    CheckpointManager, Checkpointable, Controller, ControllerOptions, Evaluator, Logs, OrbitError,
-    Preemption, RunnerError, Trainer,
+    Action, ActionContext, CheckpointManager, Checkpointable, Controller, ControllerOptions,
+    Directive, Evaluator, Logs, OrbitError, Preemption, RunnerError, Trainer,
 };
 
 /// Counts steps; its "loss" is the global step so means are checkable. With `stop_at`, it
@@ -77,10 +77,8 @@ fn options(dir: &Path, spl: u64, summary: u64, ckpt: u64, keep: usize) -> Contro
         checkpoint_manager: Some(CheckpointManager::new(dir, keep, ckpt).unwrap()),
         train_summaries: SummaryManager::new(dir, "train").unwrap(),
         eval_summaries: SummaryManager::new(dir, "validation").unwrap(),
-        loss_guard: None,
-        best_checkpoint: None,
-        early_stopping: None,
-        preemption: Preemption::new(),
+        train_actions: Vec::new(),
+        eval_actions: Vec::new(),
     }
 }
 
@@ -218,9 +216,11 @@ fn evaluate_rejects_zero_steps() {
 #[test]
 fn preemption_stops_after_the_current_step_with_a_checkpoint_of_it() {
     let dir = tempfile::tempdir().unwrap();
-    let options = options(dir.path(), 4, 4, 4, 10);
+    let mut options = options(dir.path(), 4, 4, 4, 10);
+    let preemption = Preemption::new();
+    options.train_actions.push(Box::new(preemption.clone()));
     let runner = Counting {
-        stop_at: Some((6, options.preemption.clone())),
+        stop_at: Some((6, preemption)),
         ..Counting::default()
     };
     let mut c = Controller::new(runner, options).unwrap();
@@ -240,8 +240,8 @@ fn preemption_stops_after_the_current_step_with_a_checkpoint_of_it() {
 #[test]
 fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let stopping = |patience| {
-        Some(
+    let stopping = |patience| -> Box<dyn Action> {
+        Box::new(
             grove_orbit::EarlyStopping::new(
                 "validation_loss",
                 grove_orbit::Comparison::Lower,
@@ -252,7 +252,7 @@ fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
         )
     };
     let mut first_options = options(dir.path(), 5, 5, 5, 10);
-    first_options.early_stopping = stopping(2);
+    first_options.eval_actions.push(stopping(2));
     let mut first = Controller::new(Counting::default(), first_options).unwrap();
     first.restore_or_initialize(|_| Ok(())).unwrap();
     first.train_and_evaluate(100, 1, 5).unwrap();
@@ -265,7 +265,7 @@ fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
     assert!(dir.path().join("ckpt-15/controller_state.json").is_file());
 
     let mut resumed_options = options(dir.path(), 5, 5, 5, 10);
-    resumed_options.early_stopping = stopping(3);
+    resumed_options.eval_actions.push(stopping(3));
     let mut resumed = Controller::new(Counting::default(), resumed_options).unwrap();
     resumed.restore_or_initialize(|_| Ok(())).unwrap();
     resumed.train_and_evaluate(100, 1, 5).unwrap();
@@ -277,11 +277,14 @@ fn a_blow_up_restores_the_latest_checkpoint_moves_the_input_on_and_counts_the_tr
     // A controller whose trainer reports NaN at step 15 until it skips inputs.
     let blowing_up = |dir: &Path, max_trials| {
         let mut options = options(dir, 5, 5, 5, 10);
-        options.loss_guard = Some(grove_orbit::LossGuard {
+        let guard = grove_orbit::LossGuard {
             loss_upper_bound: 1e6,
             recovery_begin_steps: 0,
             max_trials,
-        });
+        };
+        options
+            .train_actions
+            .push(Box::new(grove_orbit::Recovery::new(guard)));
         let runner = Counting {
             blow_up_at: Some(15),
             ..Counting::default()
@@ -297,7 +300,7 @@ fn a_blow_up_restores_the_latest_checkpoint_moves_the_input_on_and_counts_the_tr
     assert_eq!(c.runner().loops, vec![5, 5, 5, 5, 5]);
     assert_eq!(c.runner().skipped, 5);
     let state = std::fs::read_to_string(dir.path().join("ckpt-20/controller_state.json")).unwrap();
-    assert!(state.contains("\"recoveries\": 1"), "{state}");
+    assert!(state.contains("\"recovery\": 1"), "{state}");
 
     let other = tempfile::tempdir().unwrap();
     let mut c = blowing_up(other.path(), 0);
@@ -306,4 +309,83 @@ fn a_blow_up_restores_the_latest_checkpoint_moves_the_input_on_and_counts_the_tr
         err.contains("NaN") && err.contains("after 0 recoveries"),
         "{err}"
     );
+}
+
+/// A user's action: records every evaluation it sees into a file of its own, adds a log
+/// entry, and stops training once the step reaches `stop_at`.
+struct Recorder {
+    file: std::path::PathBuf,
+    stop_at: u64,
+}
+
+impl Action for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    fn run(&mut self, context: ActionContext<'_>) -> grove_orbit::Result<Directive> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.file)
+            .unwrap();
+        writeln!(file, "{}", context.global_step).unwrap();
+        context.logs.insert("recorded".to_string(), 1.0);
+        Ok(match context.global_step >= self.stop_at {
+            true => Directive::StopTraining {
+                reason: "enough".to_string(),
+            },
+            false => Directive::Continue,
+        })
+    }
+}
+
+#[test]
+fn a_user_eval_action_runs_after_each_evaluation_and_can_stop_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recorded.txt");
+    let mut options = options(dir.path(), 5, 5, 5, 10);
+    options.eval_actions.push(Box::new(Recorder {
+        file: file.clone(),
+        stop_at: 10,
+    }));
+    let mut c = Controller::new(Counting::default(), options).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    let last = c.train_and_evaluate(30, 1, 5).unwrap().unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "5\n10\n");
+    assert_eq!(last.get("recorded"), Some(&1.0));
+    assert_eq!(c.runner().global_step(), 10);
+    assert_eq!(
+        c.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![5, 10]
+    );
+}
+
+#[test]
+fn a_train_action_stop_ends_training_with_a_checkpoint_of_that_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(dir.path(), 3, 3, 30, 10);
+    options.train_actions.push(Box::new(Recorder {
+        file: dir.path().join("loops.txt"),
+        stop_at: 6,
+    }));
+    let mut c = Controller::new(Counting::default(), options).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    c.train(30).unwrap();
+    assert_eq!(c.runner().global_step(), 6);
+    assert_eq!(c.checkpoint_manager().unwrap().checkpoint_steps(), vec![6]);
+}
+
+#[test]
+fn two_actions_of_one_name_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(dir.path(), 1, 1, 1, 1);
+    options.train_actions.push(Box::new(Preemption::new()));
+    options.eval_actions.push(Box::new(Preemption::new()));
+    let err = Controller::new(Counting::default(), options)
+        .err()
+        .expect("a duplicate name")
+        .to_string();
+    assert!(err.contains("`preemption`"), "{err}");
 }

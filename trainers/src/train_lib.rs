@@ -11,8 +11,9 @@ use grove_core::registry::get_task;
 use grove_core::runtime::{compute_threads, device, on_compute_threads};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
-    write_atomically, BestCheckpointExporter, CheckpointManager, Checkpointable, Comparison,
-    Controller, ControllerOptions, EarlyStopping, Evaluator, Logs, LossGuard, Preemption, Trainer,
+    write_atomically, Action, BestCheckpointExporter, CheckpointManager, Checkpointable,
+    Comparison, Controller, ControllerOptions, EarlyStopping, Evaluator, Logs, LossGuard,
+    Preemption, Recovery, Trainer,
 };
 
 use crate::config_drift::{check_drift, record_changes, Change};
@@ -268,6 +269,22 @@ fn controller_options(
     preemption: Preemption,
 ) -> Result<ControllerOptions> {
     let t = &config.trainer;
+    let mut train_actions: Vec<Box<dyn Action>> = Vec::new();
+    if t.recovery_max_trials >= 0 {
+        train_actions.push(Box::new(Recovery::new(LossGuard {
+            loss_upper_bound: t.loss_upper_bound,
+            recovery_begin_steps: t.recovery_begin_steps,
+            max_trials: t.recovery_max_trials as u64,
+        })));
+    }
+    train_actions.push(Box::new(preemption));
+    let mut eval_actions: Vec<Box<dyn Action>> = Vec::new();
+    if let Some(exporter) = best_checkpoint_exporter(t, model_dir)? {
+        eval_actions.push(Box::new(exporter));
+    }
+    if let Some(stopping) = early_stopping(t)? {
+        eval_actions.push(Box::new(stopping));
+    }
     Ok(ControllerOptions {
         steps_per_loop: t.steps_per_loop,
         summary_interval: t.summary_interval,
@@ -278,14 +295,8 @@ fn controller_options(
         )?),
         train_summaries: SummaryManager::new(model_dir, "train")?,
         eval_summaries: SummaryManager::new(model_dir, &t.validation_summary_subdir)?,
-        loss_guard: (t.recovery_max_trials >= 0).then_some(LossGuard {
-            loss_upper_bound: t.loss_upper_bound,
-            recovery_begin_steps: t.recovery_begin_steps,
-            max_trials: t.recovery_max_trials as u64,
-        }),
-        best_checkpoint: best_checkpoint_exporter(t, model_dir)?,
-        early_stopping: early_stopping(t)?,
-        preemption,
+        train_actions,
+        eval_actions,
     })
 }
 
