@@ -138,8 +138,9 @@ pub fn config_type(family: &str, kind: &str) -> Result<BranchParser> {
     )))
 }
 
-/// `did you mean `x`? <label>: a, b` for an unknown `name` among `names`.
-fn suggest(name: &str, names: &[&str], label: &str) -> String {
+/// `did you mean `x`? <label>: a, b` for an unknown `name` among `names`: the closest name
+/// when one is close enough to be a likely typo, then all of them.
+pub fn suggest(name: &str, names: &[&str], label: &str) -> String {
     let hint = closest(name, names)
         .map(|c| format!("did you mean `{c}`? "))
         .unwrap_or_default();

@@ -6,6 +6,7 @@
 //! config, the task registry and Orbit's Controller together for one mode. It knows no concrete
 //! task and nothing of the command line.
 
+pub mod actions;
 pub mod checkpoint_files;
 pub mod config_drift;
 pub mod default_trainer;
@@ -16,6 +17,7 @@ mod stage_task;
 pub mod strategy;
 pub mod train_lib;
 
+pub use actions::{register_action, ActionFactory, ActionSetup};
 pub use default_trainer::{DefaultTrainer, Roles};
 pub use error::{is_preemption, is_user_error, Error, Result};
 pub use progressive_trainer::ProgressiveTrainer;

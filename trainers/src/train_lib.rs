@@ -16,6 +16,7 @@ use grove_orbit::{
     Preemption, Recovery, Trainer,
 };
 
+use crate::actions::{build_actions, ActionSetup};
 use crate::config_drift::{check_drift, record_changes, Change};
 use crate::default_trainer::{DefaultTrainer, Roles};
 use crate::error::Result;
@@ -285,6 +286,17 @@ fn controller_options(
     if let Some(stopping) = early_stopping(t)? {
         eval_actions.push(Box::new(stopping));
     }
+    let setup = ActionSetup { config, model_dir };
+    train_actions.extend(build_actions(
+        &t.train_actions,
+        "trainer.train_actions",
+        &setup,
+    )?);
+    eval_actions.extend(build_actions(
+        &t.eval_actions,
+        "trainer.eval_actions",
+        &setup,
+    )?);
     Ok(ControllerOptions {
         steps_per_loop: t.steps_per_loop,
         summary_interval: t.summary_interval,

@@ -86,6 +86,12 @@ pub struct TrainerConfig {
     pub continuous_eval_timeout: u64,
     /// Sub-directory of model_dir receiving validation summaries.
     pub validation_summary_subdir: String,
+    /// Registered actions run after every train loop, in order, after Grove's own (blow-up
+    /// recovery, preemption); see grove-trainers' `register_action`.
+    pub train_actions: Vec<String>,
+    /// Registered actions run after every evaluation, in order, after Grove's own
+    /// (best-checkpoint export, early stopping).
+    pub eval_actions: Vec<String>,
     /// Progressive training stages; set, it selects the progressive trainer
     /// (docs/progressive_training.md).
     pub progressive: Option<ProgressiveConfig>,
@@ -120,6 +126,8 @@ impl Default for TrainerConfig {
             recovery_max_trials: 0,
             continuous_eval_timeout: 3600,
             validation_summary_subdir: "validation".to_string(),
+            train_actions: Vec::new(),
+            eval_actions: Vec::new(),
             progressive: None,
             export_checkpoint: true,
             export_checkpoint_interval: None,

@@ -1,11 +1,14 @@
 //! A user's own crate on top of Grove: it defines a Task (linear regression on seeded synthetic
-//! data), its config and an experiment, registers them, and hands over to Grove's `train` command
-//! line. Nothing in Grove is edited.
+//! data), its config, an experiment and an action ([`eval_report`]: a file per evaluation,
+//! switched on with `trainer.eval_actions: [eval_report]`), registers them, and hands over to
+//! Grove's `train` command line. Nothing in Grove is edited.
 //!
 //! ```text
 //! cargo run --release -p grove-example-custom-task -- \
 //!     --experiment=linear_regression/local --mode=train_and_eval --model_dir=runs/linear
 //! ```
+
+mod eval_report;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
@@ -235,7 +238,8 @@ fn linear_regression_local() -> ExperimentConfig {
 
 fn main() -> std::process::ExitCode {
     let registered = register_task::<LinearRegressionTask>()
-        .and_then(|()| register_experiment("linear_regression/local", linear_regression_local));
+        .and_then(|()| register_experiment("linear_regression/local", linear_regression_local))
+        .and_then(|()| grove_trainers::register_action(eval_report::NAME, eval_report::build));
     if let Err(e) = registered {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(grove_experiments::cli::EXIT_RUN_FAILED);

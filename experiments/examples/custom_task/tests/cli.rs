@@ -52,3 +52,60 @@ fn the_users_task_trains_and_its_error_falls() {
         .join("model.safetensors")
         .is_file());
 }
+
+#[test]
+fn the_users_action_switched_on_from_yaml_writes_a_report_per_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let config = dir.path().join("actions.yaml");
+    std::fs::write(&config, "trainer:\n  eval_actions: [eval_report]\n").unwrap();
+    let status = custom_train()
+        .args([
+            "--experiment=linear_regression/local",
+            "--mode=train_and_eval",
+        ])
+        .arg(format!("--config_file={}", config.display()))
+        .arg(format!("--model_dir={}", model_dir.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reports = model_dir.join("eval_reports");
+    let mut names: Vec<String> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["step-100.json", "step-200.json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("step-200.json")).unwrap()).unwrap();
+    let metrics = std::fs::read_to_string(model_dir.join("metrics.jsonl")).unwrap();
+    let last_validation: serde_json::Value = metrics
+        .lines()
+        .rfind(|l| l.contains("\"validation\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap();
+    assert_eq!(
+        report["validation_loss"],
+        last_validation["validation_loss"]
+    );
+}
+
+#[test]
+fn a_misspelt_action_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = custom_train()
+        .args([
+            "--experiment=linear_regression/local",
+            "--mode=train",
+            "trainer.eval_actions=[eval_reprt]",
+        ])
+        .arg(format!("--model_dir={}", model_dir.display()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("trainer.eval_actions[0]"), "{stderr}");
+    assert!(stderr.contains("did you mean `eval_report`?"), "{stderr}");
+    assert!(!model_dir.exists());
+}
