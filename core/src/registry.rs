@@ -21,7 +21,13 @@ pub type ExperimentFactory = fn() -> ExperimentConfig;
 type TaskConstructor = fn(&dyn AnyTaskConfig) -> Result<Box<dyn DynTask>>;
 
 static EXPERIMENTS: Lazy<RwLock<BTreeMap<String, ExperimentFactory>>> = Lazy::new(Default::default);
-static TASKS: Lazy<RwLock<BTreeMap<TypeId, TaskConstructor>>> = Lazy::new(Default::default);
+/// A registered task: its name (for logs and messages) and its constructor.
+struct RegisteredTask {
+    name: String,
+    construct: TaskConstructor,
+}
+
+static TASKS: Lazy<RwLock<BTreeMap<TypeId, RegisteredTask>>> = Lazy::new(Default::default);
 static CONFIG_TYPES: Lazy<RwLock<BTreeMap<(&'static str, String), BranchParser>>> =
     Lazy::new(Default::default);
 
@@ -70,18 +76,33 @@ pub fn experiment_names() -> Vec<String> {
     experiments.keys().cloned().collect()
 }
 
-/// Registers task `T` as the task of its config type `T::Config`.
-pub fn register_task<T: Task>() -> Result<()> {
+/// Registers task `T`, named `name` in logs and messages (e.g. `masked_lm`), as the task of
+/// its config type `T::Config`.
+pub fn register_task<T: Task>(name: &str) -> Result<()> {
     let mut tasks = TASKS.write().expect("task registry poisoned");
     let id = TypeId::of::<T::Config>();
-    if tasks.contains_key(&id) {
+    if let Some(registered) = tasks.get(&id) {
         return Err(Error::Registry(format!(
-            "a task is registered twice for config type {}",
-            std::any::type_name::<T::Config>()
+            "task `{name}` is registered for config type {}, which task `{}` has already",
+            std::any::type_name::<T::Config>(),
+            registered.name
         )));
     }
-    tasks.insert(id, construct::<T>);
+    tasks.insert(
+        id,
+        RegisteredTask {
+            name: name.to_string(),
+            construct: construct::<T>,
+        },
+    );
     Ok(())
+}
+
+/// The registered name of the task of `config`'s type, if one is registered.
+pub fn task_name(config: &dyn AnyTaskConfig) -> Option<String> {
+    let tasks = TASKS.read().expect("task registry poisoned");
+    let registered = tasks.get(&config.as_any().type_id())?;
+    Some(registered.name.clone())
 }
 
 fn construct<T: Task>(config: &dyn AnyTaskConfig) -> Result<Box<dyn DynTask>> {
@@ -95,14 +116,14 @@ fn construct<T: Task>(config: &dyn AnyTaskConfig) -> Result<Box<dyn DynTask>> {
 /// Builds the Task registered for the type of `config`.
 pub fn get_task(config: &dyn AnyTaskConfig) -> Result<Box<dyn DynTask>> {
     let tasks = TASKS.read().expect("task registry poisoned");
-    let constructor = tasks.get(&config.as_any().type_id()).ok_or_else(|| {
+    let registered = tasks.get(&config.as_any().type_id()).ok_or_else(|| {
         Error::Registry(format!(
-            "no task is registered for config type {}; call `register_task::<YourTask>()` \
-             at start-up",
+            "no task is registered for config type {}; call \
+             `register_task::<YourTask>(\"your_task\")` at start-up",
             config.type_name()
         ))
     })?;
-    constructor(config)
+    (registered.construct)(config)
 }
 
 /// Registers `T` as the config of type `kind` in family `F` (e.g. `bert` in `encoder`), so a

@@ -9,6 +9,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use grove_core::config::{explain, resolve_explained, ConfigSources};
 use grove_core::registry::{experiment_names, get_experiment};
 use grove_core::runtime::set_compute_threads;
+use grove_orbit::Preemption;
 use grove_trainers::{
     is_preemption, is_user_error, run_experiment, EvalCheckpoint, Mode, RunOptions,
 };
@@ -157,6 +158,7 @@ fn execute(cli: &Cli) -> anyhow::Result<()> {
     let options = RunOptions {
         allow_config_change: cli.allow_config_change,
         eval_checkpoint: eval_checkpoint(cli.eval_checkpoint.as_deref(), mode)?,
+        preemption: Preemption::on_signals()?,
     };
     let logs = run_experiment(&config, mode.into(), model_dir, options)?;
     if !logs.is_empty() {

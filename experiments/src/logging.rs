@@ -1,4 +1,7 @@
-//! Log output: tracing lines on stderr, filtered by `GROVE_LOG` (default `info`).
+//! Log output: tracing lines on stderr, filtered by `GROVE_LOG` (default `info`), coloured
+//! only when stderr is a terminal (a file or pipe gets plain text).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,5 +13,6 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

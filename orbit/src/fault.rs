@@ -1,58 +1,76 @@
-//! Fault injection for crash tests: `GROVE_FAULT_INJECT=<point>:<n>` aborts the process the
+//! Fault injection for crash tests, compiled in only with the `fault-injection` cargo feature
+//! (the crash tests turn it on; without it every [`fault_point`] is a no-op and the variable
+//! is never read): `GROVE_FAULT_INJECT=<point>:<n>` aborts the process the
 //! n-th time it reaches the named point (`train_step`, `checkpoint_files_written`,
 //! `checkpoint_manifest_written`, `checkpoint_renamed`, `checkpoint_indexed`), as a kill -9 or a
 //! power cut would; `<point>:<n>:enospc` makes that point fail with "no space left on device"
 //! instead, as a full disk would. Unset, every point is a no-op.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-
 /// The environment variable naming the fault.
 pub const FAULT_VARIABLE: &str = "GROVE_FAULT_INJECT";
 
-struct Fault {
-    point: String,
-    occurrence: u64,
-    disk_full: bool,
-    seen: AtomicU64,
+#[cfg(feature = "fault-injection")]
+pub use injected::fault_point;
+
+/// A fault point of a build without the `fault-injection` feature: nothing.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn fault_point(_point: &str) -> std::io::Result<()> {
+    Ok(())
 }
 
-fn fault() -> Option<&'static Fault> {
-    static FAULT: OnceLock<Option<Fault>> = OnceLock::new();
-    FAULT
-        .get_or_init(|| {
-            let text = std::env::var(FAULT_VARIABLE).ok()?;
-            let (text, disk_full) = match text.strip_suffix(":enospc") {
-                Some(rest) => (rest.to_string(), true),
-                None => (text, false),
-            };
-            let (point, occurrence) = text.rsplit_once(':')?;
-            Some(Fault {
-                point: point.to_string(),
-                occurrence: occurrence.parse().ok()?,
-                disk_full,
-                seen: AtomicU64::new(0),
+#[cfg(feature = "fault-injection")]
+mod injected {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    use super::FAULT_VARIABLE;
+
+    struct Fault {
+        point: String,
+        occurrence: u64,
+        disk_full: bool,
+        seen: AtomicU64,
+    }
+
+    fn fault() -> Option<&'static Fault> {
+        static FAULT: OnceLock<Option<Fault>> = OnceLock::new();
+        FAULT
+            .get_or_init(|| {
+                let text = std::env::var(FAULT_VARIABLE).ok()?;
+                let (text, disk_full) = match text.strip_suffix(":enospc") {
+                    Some(rest) => (rest.to_string(), true),
+                    None => (text, false),
+                };
+                let (point, occurrence) = text.rsplit_once(':')?;
+                Some(Fault {
+                    point: point.to_string(),
+                    occurrence: occurrence.parse().ok()?,
+                    disk_full,
+                    seen: AtomicU64::new(0),
+                })
             })
-        })
-        .as_ref()
-}
+            .as_ref()
+    }
 
-/// Aborts the process here, or fails like a full disk, if `GROVE_FAULT_INJECT` names this
-/// point and occurrence.
-pub fn fault_point(point: &str) -> std::io::Result<()> {
-    let Some(fault) = fault() else {
-        return Ok(());
-    };
-    if fault.point != point || fault.seen.fetch_add(1, Ordering::SeqCst) + 1 != fault.occurrence {
-        return Ok(());
+    /// Aborts the process here, or fails like a full disk, if `GROVE_FAULT_INJECT` names this
+    /// point and occurrence.
+    pub fn fault_point(point: &str) -> std::io::Result<()> {
+        let Some(fault) = fault() else {
+            return Ok(());
+        };
+        if fault.point != point || fault.seen.fetch_add(1, Ordering::SeqCst) + 1 != fault.occurrence
+        {
+            return Ok(());
+        }
+        if fault.disk_full {
+            const ENOSPC: i32 = 28;
+            return Err(std::io::Error::from_raw_os_error(ENOSPC));
+        }
+        eprintln!(
+            "{FAULT_VARIABLE}: aborting at {point} #{}",
+            fault.occurrence
+        );
+        std::process::abort();
     }
-    if fault.disk_full {
-        const ENOSPC: i32 = 28;
-        return Err(std::io::Error::from_raw_os_error(ENOSPC));
-    }
-    eprintln!(
-        "{FAULT_VARIABLE}: aborting at {point} #{}",
-        fault.occurrence
-    );
-    std::process::abort();
 }

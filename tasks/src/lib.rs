@@ -25,10 +25,10 @@ pub fn register() -> grove_core::Result<()> {
 fn register_all() -> grove_core::Result<()> {
     use grove_core::registry::{register_config_type, register_task};
     register_config_type::<models::EncoderFamily, models::BertEncoderConfig>(models::BERT_ENCODER)?;
-    register_task::<masked_lm::MaskedLmTask>()?;
-    register_task::<image_classification::ImageClassificationTask>()?;
-    register_task::<sentence_prediction::SentencePredictionTask>()?;
-    register_task::<vae::VaeTask>()?;
+    register_task::<masked_lm::MaskedLmTask>("masked_lm")?;
+    register_task::<image_classification::ImageClassificationTask>("image_classification")?;
+    register_task::<sentence_prediction::SentencePredictionTask>("sentence_prediction")?;
+    register_task::<vae::VaeTask>("vae")?;
     grove_core::progressive::register_progressive_policy(
         masked_lm::progressive::progressive_masked_lm,
     )

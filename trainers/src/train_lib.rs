@@ -7,7 +7,7 @@ use std::time::Duration;
 use candle_core::Device;
 use grove_core::config::{ExperimentConfig, MetricComparison, TrainerConfig};
 use grove_core::progressive::get_progressive_policy;
-use grove_core::registry::get_task;
+use grove_core::registry::{get_task, task_name};
 use grove_core::runtime::{compute_threads, device, on_compute_threads};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
@@ -72,13 +72,17 @@ pub enum EvalCheckpoint {
 const CONTINUOUS_EVAL_POLL: Duration = Duration::from_millis(500);
 
 /// Choices of a run beyond its config.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Continue a model_dir whose `params.yaml` differs from the config in keys other than
     /// cadences (the accepted changes are recorded in `config_changes.jsonl`).
     pub allow_config_change: bool,
     /// The checkpoints `--mode=eval` evaluates.
     pub eval_checkpoint: EvalCheckpoint,
+    /// The stop request the run obeys: set, training stops after the current step with a
+    /// checkpoint of it ([`grove_orbit::OrbitError::Preempted`]). The `train` binary sets it
+    /// from SIGTERM / SIGINT (`Preemption::on_signals`); a library caller sets it itself.
+    pub preemption: Preemption,
 }
 
 /// Runs `config` in `mode` on `model_dir` and returns the last evaluation's logs (empty when
@@ -120,7 +124,7 @@ fn run_on_this_thread(
         Vec::new()
     };
     let device = device(&config.runtime)?;
-    let preemption = Preemption::on_signals()?;
+    let preemption = options.preemption.clone();
     let controller_options = controller_options(config, model_dir, preemption.clone())?;
     let roles = mode.roles();
     let task_config = config.task.as_ref();
@@ -148,7 +152,7 @@ fn run_on_this_thread(
 fn log_start(config: &ExperimentConfig, device: &Device, trainer: &DefaultTrainer) {
     tracing::info!(
         "task {} | device {:?} | {} compute threads | {} replicas ({}) | {} parameters",
-        config.task.type_name(),
+        task_name(config.task.as_ref()).unwrap_or_else(|| config.task.type_name().to_string()),
         device,
         compute_threads(),
         trainer.replica_count(),

@@ -237,7 +237,7 @@ fn linear_regression_local() -> ExperimentConfig {
 }
 
 fn main() -> std::process::ExitCode {
-    let registered = register_task::<LinearRegressionTask>()
+    let registered = register_task::<LinearRegressionTask>("linear_regression")
         .and_then(|()| register_experiment("linear_regression/local", linear_regression_local))
         .and_then(|()| grove_trainers::register_action(eval_report::NAME, eval_report::build));
     if let Err(e) = registered {
