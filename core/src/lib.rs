@@ -4,9 +4,11 @@
 //! and strict checking), the registries ([`registry`]), the [`task::Task`] trait, optimization
 //! ([`optimization`]: optimizers, learning-rate schedules, warmup, clipping), streaming
 //! [`metrics`], the input pipeline ([`data`]), seeded random streams ([`rng`]), model variables
-//! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]) and the [`runtime`] device.
-//! It must not know about Orbit (controllers, checkpoint managers, summaries) or any concrete
-//! task.
+//! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]), the progressive-training
+//! policy trait tasks implement ([`progressive`]), the error kinds ([`error`]) and the
+//! [`runtime`] device and compute threads. The fused kernels it builds on are grove-kernels';
+//! TensorFlow's record formats are grove-records'. It must not know about Orbit (controllers,
+//! checkpoint managers, summaries), data parallelism or any concrete task.
 
 pub mod config;
 pub mod data;

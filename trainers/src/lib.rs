@@ -1,10 +1,14 @@
 //! grove-trainers: turns a Task into an Orbit run.
 //!
-//! It owns the [`DefaultTrainer`] and the [`ProgressiveTrainer`] (model, optimizer, schedule, inputs and metrics of one Task,
-//! exposed to Orbit as trainer, evaluator and checkpointable state), the checkpoint directory
-//! contents ([`checkpoint_files`]), config drift on resume ([`config_drift`]) and [`train_lib::run_experiment`], which wires a resolved
-//! config, the task registry and Orbit's Controller together for one mode. It knows no concrete
-//! task and nothing of the command line.
+//! It owns the [`DefaultTrainer`] and the [`ProgressiveTrainer`] (model, optimizer, schedule,
+//! inputs and metrics of one Task, exposed to Orbit as trainer, evaluator and checkpointable
+//! state), data parallelism behind the [`strategy::Strategy`] seam (`one_device`, `mirrored`),
+//! the registry of user [`actions`] switched on from the config, the checkpoint directory
+//! contents ([`checkpoint_files`]), config drift on resume ([`config_drift`]), the model_dir
+//! lock ([`model_dir_lock`]) and [`train_lib::run_experiment`], which wires a resolved config,
+//! the task registry and Orbit's Controller together for one mode. It knows no concrete task
+//! and nothing of the command line (signal handling included: the binary hands in a
+//! [`grove_orbit::Preemption`]).
 
 pub mod actions;
 pub mod checkpoint_files;
