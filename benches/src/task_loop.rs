@@ -12,7 +12,7 @@ use grove_core::config::ExperimentConfig;
 use grove_core::optimization::build_optimizer_with_ema;
 use grove_core::optimization::schedule::build_schedule;
 use grove_core::registry::get_task;
-use grove_core::task::{InputContext, StepContext};
+use grove_core::task::{InputContext, Split, StepContext};
 use grove_core::vars::ModelVars;
 use grove_kernels::DirectGradients;
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ pub fn measure(config: &ExperimentConfig, warmup: u64, steps: u64) -> anyhow::Re
     let context = InputContext {
         seed: config.runtime.seed,
         start_batch: 0,
-        split: 0,
+        split: Split::Train,
     };
     let mut data = task.build_train_inputs(&context)?;
     let params = vars.named_vars();

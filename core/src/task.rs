@@ -82,8 +82,61 @@ pub struct StepContext {
     pub dropout: Option<StdRng>,
 }
 
+/// Which of a task's inputs a dataset is built for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Split {
+    /// `task.train_data`.
+    Train,
+    /// `task.validation_data`, the validation set named [`MAIN_VALIDATION_SET`].
+    Validation,
+    /// The `task.extra_validation_data` set `name`, the `index`-th of
+    /// [`TaskConfig::extra_validation_data`](crate::config::TaskConfig::extra_validation_data).
+    Extra {
+        /// The set's name (its metrics are logged as `<name>/<metric>`).
+        name: String,
+        /// Its position among the extra sets.
+        index: usize,
+    },
+}
+
+impl Split {
+    /// Whether this is the training input.
+    pub fn is_train(&self) -> bool {
+        *self == Split::Train
+    }
+
+    /// The split's position among the task's inputs: 0 train, 1 validation, 2.. the extra
+    /// sets in order. A synthetic source places its examples after those of the splits
+    /// before it, so no example is in two splits.
+    pub fn ordinal(&self) -> usize {
+        match self {
+            Split::Train => 0,
+            Split::Validation => 1,
+            Split::Extra { index, .. } => 2 + index,
+        }
+    }
+
+    /// The validation set's name: `validation` or the extra set's (`train` for training).
+    pub fn name(&self) -> &str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => MAIN_VALIDATION_SET,
+            Split::Extra { name, .. } => name,
+        }
+    }
+
+    /// The dotted config key of the split's data config, for messages.
+    pub fn config_key(&self) -> String {
+        match self {
+            Split::Train => "task.train_data".to_string(),
+            Split::Validation => "task.validation_data".to_string(),
+            Split::Extra { name, .. } => format!("task.extra_validation_data.{name}"),
+        }
+    }
+}
+
 /// Seeds and position a task needs to build its inputs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct InputContext {
     /// `runtime.seed`: the root of the data-order and data streams.
     pub seed: u64,
@@ -91,9 +144,8 @@ pub struct InputContext {
     /// inputs): a source that can seek starts after them, so a resumed run sees the batches
     /// an uninterrupted one would.
     pub start_batch: u64,
-    /// Which input this is: 0 `train_data`, 1 `validation_data`, 2.. the
-    /// `extra_validation_data` sets in name order (a synthetic source can keep splits apart).
-    pub split: usize,
+    /// Which input this is.
+    pub split: Split,
 }
 
 /// A training problem. Only the methods without a default must be written.
@@ -187,11 +239,10 @@ pub trait DynTask: Send + Sync {
     fn build_model(&self, vb: VarBuilder) -> Result<Box<dyn Any + Send + Sync>>;
     /// [`Task::build_inputs`] on `task.train_data`.
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset>;
-    /// Names of the validation sets: `validation` (`task.validation_data`), then the
-    /// `task.extra_validation_data` names in order.
-    fn validation_sets(&self) -> Vec<String>;
-    /// [`Task::build_inputs`] on validation set `context.split - 1` of
-    /// [`DynTask::validation_sets`].
+    /// The validation sets: [`Split::Validation`] (`task.validation_data`), then the
+    /// `task.extra_validation_data` sets in order.
+    fn validation_splits(&self) -> Vec<Split>;
+    /// [`Task::build_inputs`] on the data config of validation split `context.split`.
     fn build_validation_inputs(&self, context: &InputContext) -> Result<Dataset>;
     /// See [`Task::build_metrics`].
     fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>>;
@@ -227,6 +278,14 @@ pub trait DynTask: Send + Sync {
     fn train_batch_size(&self) -> usize;
 }
 
+/// A trainer asked for a validation set the task does not have.
+fn no_such_set(split: &Split) -> Error {
+    Error::Run(format!(
+        "{} is not a validation set of this task",
+        split.config_key()
+    ))
+}
+
 fn model_of<T: Task>(model: &(dyn Any + Send + Sync)) -> &T::Model {
     model
         .downcast_ref::<T::Model>()
@@ -240,25 +299,27 @@ impl<T: Task> DynTask for T {
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset> {
         self.build_inputs(self.config().train_data(), context)
     }
-    fn validation_sets(&self) -> Vec<String> {
+    fn validation_splits(&self) -> Vec<Split> {
         let extra = self.config().extra_validation_data();
-        std::iter::once(MAIN_VALIDATION_SET.to_string())
-            .chain(extra.into_iter().map(|(name, _)| name.to_string()))
-            .collect()
+        let extra = extra
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, _))| Split::Extra {
+                name: name.to_string(),
+                index,
+            });
+        std::iter::once(Split::Validation).chain(extra).collect()
     }
     fn build_validation_inputs(&self, context: &InputContext) -> Result<Dataset> {
         let config = self.config();
-        let data = match context.split {
-            1 => config.validation_data(),
-            split => {
-                let extra = config.extra_validation_data();
-                extra
-                    .get(split.wrapping_sub(2))
-                    .map(|(_, data)| *data)
-                    .ok_or_else(|| {
-                        Error::Run(format!("there is no validation set number {split}"))
-                    })?
-            }
+        let data = match &context.split {
+            Split::Validation => config.validation_data(),
+            Split::Extra { index, .. } => config
+                .extra_validation_data()
+                .get(*index)
+                .map(|(_, data)| *data)
+                .ok_or_else(|| no_such_set(&context.split))?,
+            Split::Train => return Err(no_such_set(&context.split)),
         };
         self.build_inputs(data, context)
     }
@@ -300,5 +361,33 @@ impl<T: Task> DynTask for T {
     }
     fn train_batch_size(&self) -> usize {
         self.config().train_data().global_batch_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_name_their_config_keys_and_keep_their_order() {
+        let extra = Split::Extra {
+            name: "matched".to_string(),
+            index: 1,
+        };
+        let splits = [Split::Train, Split::Validation, extra.clone()];
+        let ordinals: Vec<usize> = splits.iter().map(Split::ordinal).collect();
+        assert_eq!(ordinals, [0, 1, 3]);
+        let keys: Vec<String> = splits.iter().map(Split::config_key).collect();
+        assert_eq!(
+            keys,
+            [
+                "task.train_data",
+                "task.validation_data",
+                "task.extra_validation_data.matched"
+            ]
+        );
+        assert_eq!(extra.name(), "matched");
+        assert_eq!(Split::Validation.name(), MAIN_VALIDATION_SET);
+        assert!(Split::Train.is_train() && !extra.is_train());
     }
 }

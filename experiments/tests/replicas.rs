@@ -9,7 +9,7 @@ use grove_core::config::{resolve, ConfigSources, ExperimentConfig};
 use grove_core::data::Batch;
 use grove_core::optimization::NamedVar;
 use grove_core::registry::{get_experiment, get_task};
-use grove_core::task::{DynTask, InputContext};
+use grove_core::task::{DynTask, InputContext, Split};
 use grove_core::vars::ModelVars;
 use grove_orbit::{Evaluator, Logs, Trainer};
 use grove_trainers::strategy::{Mirrored, ReplicatedStep, StepPosition, Strategy};
@@ -64,7 +64,7 @@ impl Problem {
         let context = InputContext {
             seed: config.runtime.seed,
             start_batch: 0,
-            split: 0,
+            split: Split::Train,
         };
         let batch = task
             .build_train_inputs(&context)

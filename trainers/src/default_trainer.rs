@@ -14,7 +14,7 @@ use grove_core::optimization::{
     build_optimizer_with_ema, build_schedule, LearningRateSchedule, Optimizer,
 };
 use grove_core::progressive::StageOptimizer;
-use grove_core::task::{DynTask, InputContext};
+use grove_core::task::{DynTask, InputContext, Split};
 use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
 use grove_orbit::fault::fault_point;
@@ -37,8 +37,7 @@ pub struct Roles {
 /// One named validation set: its metrics and the inputs opened at construction (used by the
 /// first evaluation; later ones reopen the set from its start).
 struct ValidationSet {
-    name: String,
-    split: usize,
+    split: Split,
     fresh: Option<Dataset>,
     metrics: Vec<Box<dyn Metric>>,
     endless: bool,
@@ -96,7 +95,7 @@ impl DefaultTrainer {
         let context = InputContext {
             seed,
             start_batch: 0,
-            split: 0,
+            split: Split::Train,
         };
         let train_data = roles
             .train
@@ -254,10 +253,10 @@ impl DefaultTrainer {
         let mut logs = Logs::new();
         for index in 0..self.validation_sets.len() {
             let set_logs = self.evaluate_set(index, num_steps)?;
-            let name = &self.validation_sets[index].name;
-            logs.extend(set_logs.into_iter().map(|(key, value)| match index {
-                0 => (key, value),
-                _ => (format!("{name}/{key}"), value),
+            let split = &self.validation_sets[index].split;
+            logs.extend(set_logs.into_iter().map(|(key, value)| match split {
+                Split::Validation => (key, value),
+                _ => (format!("{}/{key}", split.name()), value),
             }));
         }
         Ok(logs)
@@ -269,7 +268,7 @@ impl DefaultTrainer {
             return Err(Error::Config(format!(
                 "evaluating the whole validation set `{}`, but it never ends; give a positive \
                  number of evaluation steps",
-                set.name
+                set.split.name()
             )));
         }
         let mut data = match set.fresh.take() {
@@ -277,7 +276,7 @@ impl DefaultTrainer {
             None => self.task.build_validation_inputs(&InputContext {
                 seed: self.seed,
                 start_batch: 0,
-                split: set.split,
+                split: set.split.clone(),
             })?,
         };
         let mut metrics = std::mem::take(&mut self.validation_sets[index].metrics);
@@ -375,7 +374,7 @@ impl DefaultTrainer {
             self.train_data = Some(self.task.build_train_inputs(&InputContext {
                 seed: self.seed,
                 start_batch: self.global_step + self.input_offset,
-                split: 0,
+                split: Split::Train,
             })?);
         }
         Ok(())
@@ -389,26 +388,24 @@ fn open_validation_sets(
     seed: u64,
     validation_steps: i64,
 ) -> Result<Vec<ValidationSet>> {
-    task.validation_sets()
+    task.validation_splits()
         .into_iter()
-        .enumerate()
-        .map(|(index, name)| {
-            let split = index + 1;
+        .map(|split| {
             let data = task.build_validation_inputs(&InputContext {
                 seed,
                 start_batch: 0,
-                split,
+                split: split.clone(),
             })?;
             let endless = data.is_endless();
             if endless && validation_steps < 0 {
                 return Err(Error::Config(format!(
                     "trainer.validation_steps = -1 evaluates the whole validation set, but \
-                     `{name}` never ends (e.g. input_path: dummy); set trainer.validation_steps \
-                     to a positive number"
+                     `{}` never ends (e.g. input_path: dummy); set trainer.validation_steps \
+                     to a positive number",
+                    split.name()
                 )));
             }
             Ok(ValidationSet {
-                name,
                 split,
                 fresh: Some(data),
                 metrics: task.build_metrics(false),

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
 use grove_core::metrics::Metric;
 use grove_core::progressive::ProgressivePolicy;
-use grove_core::task::{Aggregate, DynTask, InputContext, StepContext, StepOutputs};
+use grove_core::task::{Aggregate, DynTask, InputContext, Split, StepContext, StepOutputs};
 use grove_core::vars::ModelVars;
 use grove_core::Result;
 
@@ -39,8 +39,8 @@ impl DynTask for StageTask {
     fn build_train_inputs(&self, context: &InputContext) -> Result<Dataset> {
         self.policy.get_train_dataset(self.stage(), context)
     }
-    fn validation_sets(&self) -> Vec<String> {
-        self.task().validation_sets()
+    fn validation_splits(&self) -> Vec<Split> {
+        self.task().validation_splits()
     }
     fn build_validation_inputs(&self, context: &InputContext) -> Result<Dataset> {
         self.policy.get_eval_dataset(self.stage(), context)

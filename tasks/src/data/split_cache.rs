@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use grove_core::task::Split;
 use grove_core::Result;
 
 /// Per-split values, loaded on first use.
 pub struct SplitCache<T> {
-    by_split: Mutex<HashMap<usize, Arc<T>>>,
+    by_split: Mutex<HashMap<Split, Arc<T>>>,
 }
 
 impl<T> Default for SplitCache<T> {
@@ -20,13 +21,13 @@ impl<T> Default for SplitCache<T> {
 
 impl<T> SplitCache<T> {
     /// The value of `split`, loaded by `load` the first time.
-    pub fn get_or_load(&self, split: usize, load: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
+    pub fn get_or_load(&self, split: &Split, load: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
         let mut loaded = self.by_split.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(value) = loaded.get(&split) {
+        if let Some(value) = loaded.get(split) {
             return Ok(value.clone());
         }
         let value = Arc::new(load()?);
-        loaded.insert(split, value.clone());
+        loaded.insert(split.clone(), value.clone());
         Ok(value)
     }
 }

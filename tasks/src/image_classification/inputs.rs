@@ -17,15 +17,6 @@ use crate::data::order::{Order, Sampler};
 use crate::data::split_cache::SplitCache;
 use crate::data::synthetic_images::synthetic_images;
 
-/// The config key of the split an input context reads.
-pub fn split_key(context: &InputContext) -> &'static str {
-    if context.split == 0 {
-        "task.train_data"
-    } else {
-        "task.validation_data"
-    }
-}
-
 /// The images of each split, read once per run.
 #[derive(Default)]
 pub struct LoadedImages {
@@ -41,12 +32,12 @@ impl LoadedImages {
         context: &InputContext,
         train_examples: usize,
     ) -> Result<Arc<ImageSet>> {
-        self.cache.get_or_load(context.split, || {
+        self.cache.get_or_load(&context.split, || {
             let format = match data.file_type.as_str() {
                 IDX_FILES => ImageFormat::Idx,
                 CIFAR10_FILES => ImageFormat::Cifar10,
                 _ => {
-                    let first = if context.split == 0 {
+                    let first = if context.split.is_train() {
                         0
                     } else {
                         train_examples
@@ -59,7 +50,7 @@ impl LoadedImages {
                 input_path: &data.input_path,
                 label_path: &data.label_path,
                 is_training: data.is_training == Some(true),
-                key: split_key(context),
+                key: &context.split.config_key(),
             }
             .read()
         })

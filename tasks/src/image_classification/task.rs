@@ -8,7 +8,7 @@ use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
 use grove_core::Result;
 
 use super::config::{ImageClassificationConfig, ImageDataConfig};
-use super::inputs::{image_dataset, split_key, LoadedImages};
+use super::inputs::{image_dataset, LoadedImages};
 use super::loss::score;
 use super::model::ImageClassifier;
 
@@ -64,7 +64,7 @@ impl Task for ImageClassificationTask {
         let images = self
             .images
             .get(data, context, cfg.train_data.num_examples)?;
-        let origin = format!("{} ({})", split_key(context), data.input_path);
+        let origin = format!("{} ({})", context.split.config_key(), data.input_path);
         images.check(
             Some(cfg.model.num_classes),
             cfg.model.input_shape(),

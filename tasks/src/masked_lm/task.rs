@@ -81,7 +81,7 @@ impl Task for MaskedLmTask {
         let first: usize = self
             .config
             .splits()
-            .take(context.split)
+            .take(context.split.ordinal())
             .map(|split| split.num_examples)
             .sum();
         let corpus = SyntheticCorpus::new(SyntheticCorpusSpec {
@@ -149,16 +149,8 @@ impl MaskedLmTask {
         context: &InputContext,
         vocab_size: usize,
     ) -> Result<Arc<Vec<MlmExample>>> {
-        let key = match context.split {
-            0 => "task.train_data".to_string(),
-            1 => "task.validation_data".to_string(),
-            n => {
-                let names = self.config.extra_validation_data.keys();
-                let name = names.clone().nth(n - 2).cloned().unwrap_or_default();
-                format!("task.extra_validation_data.{name}")
-            }
-        };
-        self.file_examples.get_or_load(context.split, || {
+        let key = context.split.config_key();
+        self.file_examples.get_or_load(&context.split, || {
             if data.file_type == TFRECORD_FILES {
                 read_pretraining_examples(data, vocab_size, &key)
             } else {

@@ -109,9 +109,9 @@ impl Task for SentencePredictionTask {
 
     fn build_inputs(&self, data: &SentenceDataConfig, context: &InputContext) -> Result<Dataset> {
         let cfg = &self.config;
-        let examples = self.examples.get_or_load(context.split, || {
+        let examples = self.examples.get_or_load(&context.split, || {
             if data.file_type == SYNTHETIC_PAIRS {
-                let first = if context.split == 0 {
+                let first = if context.split.is_train() {
                     0
                 } else {
                     cfg.train_data.num_examples
@@ -125,12 +125,7 @@ impl Task for SentencePredictionTask {
                     vocab,
                 );
             }
-            let key = if context.split == 0 {
-                "task.train_data"
-            } else {
-                "task.validation_data"
-            };
-            read_text_examples(data, key, cfg.model.num_classes)
+            read_text_examples(data, &context.split.config_key(), cfg.model.num_classes)
         })?;
         let order = if data.is_training == Some(true) {
             Order::Shuffled {

@@ -11,7 +11,7 @@ use grove_core::Result;
 
 use super::config::VaeConfig;
 use super::model::Vae;
-use crate::image_classification::inputs::{image_dataset, split_key, LoadedImages};
+use crate::image_classification::inputs::{image_dataset, LoadedImages};
 use crate::image_classification::ImageDataConfig;
 
 /// A variational autoencoder on images.
@@ -80,7 +80,7 @@ impl Task for VaeTask {
         let images = self
             .images
             .get(data, context, self.config.train_data.num_examples)?;
-        let origin = format!("{} ({})", split_key(context), data.input_path);
+        let origin = format!("{} ({})", context.split.config_key(), data.input_path);
         images.check(None, self.config.model.input_shape(), &origin)?;
         Ok(image_dataset(images, data, context))
     }
