@@ -49,3 +49,45 @@ impl<R: Checkpointable> Checkpointable for WithControllerState<'_, R> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runner with no state of its own.
+    struct Stateless;
+
+    impl Checkpointable for Stateless {
+        fn save(&self, _: &Path) -> Result<(), RunnerError> {
+            Ok(())
+        }
+        fn restore(&mut self, _: &Path) -> Result<(), RunnerError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_actions_restores_its_counters_under_the_action_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = r#"{"early_stopping": {"best": 2.5, "evaluations_without_improvement": 1},
+                         "recoveries": 2}"#;
+        std::fs::write(dir.path().join(CONTROLLER_STATE_FILE), legacy).unwrap();
+        let mut runner = Stateless;
+        let mut both = WithControllerState {
+            runner: &mut runner,
+            state: ControllerState::new(),
+        };
+        both.restore(dir.path()).unwrap();
+        assert_eq!(both.state["recovery"], serde_json::json!(2));
+        assert_eq!(both.state["early_stopping"]["best"], serde_json::json!(2.5));
+        assert!(!both.state.contains_key("recoveries"));
+
+        std::fs::write(
+            dir.path().join(CONTROLLER_STATE_FILE),
+            r#"{"early_stopping": null, "recoveries": 0}"#,
+        )
+        .unwrap();
+        both.restore(dir.path()).unwrap();
+        assert!(!both.state.contains_key("early_stopping"));
+    }
+}
