@@ -1,0 +1,217 @@
+//! The command line and config layering: flags, overrides, --print_config, params.yaml, and the errors of bad input (exit 2, nothing written).
+
+use super::*;
+
+#[test]
+fn config_errors_exit_2_and_leave_model_dir_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=10"]));
+    let before = snapshot(&model_dir);
+
+    let bad_file = dir.path().join("bad.yaml");
+    std::fs::write(&bad_file, "trainer:\n  train_stepz: 5\n").unwrap();
+    let typo = train(&[
+        "--experiment=bert/local",
+        "--mode=train",
+        &format!("--model_dir={}", model_dir.display()),
+        &format!("--config_file={}", bad_file.display()),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    let message = stderr(&typo);
+    assert!(
+        message.contains("bad.yaml") && message.contains("trainer.train_stepz"),
+        "{message}"
+    );
+    assert!(
+        message.contains("did you mean `trainer.train_steps`"),
+        "{message}"
+    );
+
+    let wrong_type = run_small(&model_dir, "train", &["trainer.train_steps=many"]);
+    assert_eq!(wrong_type.status.code(), Some(2));
+    let message = stderr(&wrong_type);
+    assert!(message.contains("--params_override") && message.contains("trainer.train_steps"));
+
+    assert_eq!(before, snapshot(&model_dir));
+
+    let fresh = dir.path().join("fresh");
+    let unknown = run_small(&fresh, "train", &["task.model.encoder.bert.num_layer=1"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("task.model.encoder.bert.num_layer"));
+    assert!(!fresh.exists());
+}
+
+#[test]
+fn flag_and_name_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = format!("--model_dir={}", dir.path().join("m").display());
+    let unknown = train(&["--experiment=bert/locl", "--mode=train", &model_dir])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    let message = stderr(&unknown);
+    assert!(message.contains("did you mean `bert/local`"), "{message}");
+    assert!(message.contains("bert/pretraining"), "{message}");
+
+    let bad_mode = train(&["--experiment=bert/local", "--mode=fly", &model_dir])
+        .output()
+        .unwrap();
+    assert_eq!(bad_mode.status.code(), Some(2));
+
+    let eval = train(&["--experiment=bert/local", "--mode=eval", &model_dir])
+        .output()
+        .unwrap();
+    assert_eq!(eval.status.code(), Some(2));
+    assert!(
+        stderr(&eval).contains("needs a checkpoint"),
+        "{}",
+        stderr(&eval)
+    );
+}
+
+#[test]
+fn list_experiments_prints_the_registered_names() {
+    let output = train(&["--list_experiments"]).output().unwrap();
+    assert_ok(&output);
+    let names = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        vec![
+            "bert/local",
+            "bert/pretraining",
+            "bert/progressive",
+            "bert/progressive_local",
+            "bert/sentence_prediction",
+            "bert/sentence_prediction_local",
+            "image_classification/cifar10",
+            "image_classification/mnist",
+            "image_classification/mnist_local",
+            "vae/mnist_local",
+        ]
+    );
+}
+
+#[test]
+fn print_config_shows_each_values_layer_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = train(&[
+        "--experiment=bert/local",
+        "--print_config",
+        &format!("--model_dir={}", model_dir.display()),
+        "--params_override=trainer.train_steps=7",
+        "runtime.seed=5",
+    ])
+    .env("GROVE_TRAINER__MAX_TO_KEEP", "2")
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("  train_steps: 7  # --params_override \"trainer.train_steps=7\""));
+    assert!(
+        printed.contains("  seed: 5  # argument \"runtime.seed=5\""),
+        "{printed}"
+    );
+    assert!(printed.contains("  max_to_keep: 2  # environment GROVE_TRAINER__MAX_TO_KEEP"));
+    assert!(printed.contains("  steps_per_loop: 20  # experiment defaults"));
+    assert!(!model_dir.exists());
+}
+
+#[test]
+fn trailing_key_value_arguments_override_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = run_small(&model_dir, "train", &["trainer.train_steps=30"]);
+    assert_ok(&output);
+    let trailing = train(&[
+        "--experiment=bert/local",
+        "--mode=train",
+        &format!("--model_dir={}", model_dir.display()),
+        &format!("--params_override={SMALL}"),
+        "--params_override=trainer.train_steps=40",
+        "trainer.train_steps=10",
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&trailing);
+    assert!(
+        stderr(&trailing).contains("nothing to train"),
+        "{}",
+        stderr(&trailing)
+    );
+}
+
+#[test]
+fn params_yaml_is_resolved_and_params_unresolved_yaml_keeps_the_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = run_small(
+        &model_dir,
+        "train",
+        &["trainer.train_steps=${trainer.checkpoint_interval}"],
+    );
+    assert_ok(&output);
+    let params = std::fs::read_to_string(model_dir.join("params.yaml")).unwrap();
+    assert!(params.contains("train_steps: 20"), "{params}");
+    let unresolved = std::fs::read_to_string(model_dir.join("params.unresolved.yaml")).unwrap();
+    assert!(
+        unresolved.contains("train_steps: ${trainer.checkpoint_interval}"),
+        "{unresolved}"
+    );
+    assert!(model_dir.join("ckpt-20").is_dir());
+}
+
+#[test]
+fn a_model_garden_pretraining_yaml_loads_into_bert_pretraining() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/experiments/bert_pretraining_model_garden.yaml"
+    );
+    let output = train(&[
+        "--experiment=bert/pretraining",
+        "--print_config",
+        &format!("--config_file={file}"),
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let message = stderr(&output);
+    assert!(message.contains("ignoring keys that only mean something to TensorFlow"));
+    assert!(
+        message.contains("trainer.train_tf_function") && message.contains("runtime.enable_xla")
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("validation_steps: 64  #"), "{printed}");
+    assert!(
+        printed.contains("checkpoint_interval: 20000  #"),
+        "{printed}"
+    );
+}
+
+/// The file-reading experiments' defaults are valid configs whose only gap is the data: the
+/// run stops before creating anything and says which key to set.
+#[test]
+fn file_experiments_ask_for_their_input_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format) in [("mnist", "idx"), ("cifar10", "cifar10")] {
+        let model_dir = dir.path().join(name);
+        let output = train(&[
+            &format!("--experiment=image_classification/{name}"),
+            "--mode=train_and_eval",
+            &format!("--model_dir={}", model_dir.display()),
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains("task.train_data.input_path is empty")
+                && message.contains(&format!("{format} files")),
+            "{message}"
+        );
+        assert!(!model_dir.exists());
+    }
+}
