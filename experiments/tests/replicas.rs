@@ -3,12 +3,15 @@
 //! size, matches one device where the loss is a mean over examples (in training and in
 //! evaluation), and trains deterministically.
 
+mod common;
+
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
-use grove_core::config::{resolve, ConfigSources, ExperimentConfig};
+use common::config;
+use grove_core::config::ExperimentConfig;
 use grove_core::data::Batch;
 use grove_core::optimization::NamedVar;
-use grove_core::registry::{get_experiment, get_task};
+use grove_core::registry::get_task;
 use grove_core::task::{DynTask, InputContext, Split};
 use grove_core::vars::ModelVars;
 use grove_orbit::{Evaluator, Logs, Trainer};
@@ -26,16 +29,6 @@ const SMALL_BERT: [&str; 7] = [
     "task.validation_data.num_examples=8",
     "trainer.export_checkpoint=false",
 ];
-
-/// `experiment` with `overrides` (`key=value`) applied.
-fn config(experiment: &str, overrides: &[&str]) -> ExperimentConfig {
-    grove_experiments::register().unwrap();
-    let sources = ConfigSources {
-        trailing_overrides: overrides.iter().map(|s| s.to_string()).collect(),
-        ..ConfigSources::default()
-    };
-    resolve(&get_experiment(experiment).unwrap(), &sources).unwrap()
-}
 
 /// Runs `work` on a pool of two compute threads, as a run with `runtime.num_threads=2` does.
 fn on_two_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {

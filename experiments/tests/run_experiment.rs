@@ -1,0 +1,82 @@
+//! `run_experiment` in process, as a user's own program calls it: the preemption handle it is
+//! given, and registered actions switched on from the config.
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::config;
+use grove_orbit::{Action, ActionContext, Directive, Preemption};
+use grove_trainers::{is_preemption, register_action, run_experiment, ActionSetup};
+use grove_trainers::{Mode, RunOptions};
+
+/// mnist_local cut to 40 steps in loops of 10, checkpoints every 20.
+const SHORT: [&str; 5] = [
+    "trainer.train_steps=40",
+    "trainer.steps_per_loop=10",
+    "trainer.summary_interval=10",
+    "trainer.checkpoint_interval=20",
+    "runtime.num_threads=1",
+];
+
+#[test]
+fn a_preemption_handed_in_stops_the_run_with_a_checkpoint_and_a_new_handle_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let config = config("image_classification/mnist_local", &SHORT);
+    let preemption = Preemption::new();
+    preemption.request();
+    let options = RunOptions {
+        preemption,
+        ..RunOptions::default()
+    };
+    let err = run_experiment(&config, Mode::Train, &model_dir, options).unwrap_err();
+    assert!(is_preemption(&err), "{err}");
+    assert!(model_dir.join("ckpt-0").is_dir());
+
+    run_experiment(&config, Mode::Train, &model_dir, RunOptions::default()).unwrap();
+    assert!(model_dir.join("ckpt-40").is_dir());
+}
+
+/// The (action, global step) pairs the recording actions saw, in order.
+static SEEN: Mutex<Vec<(&str, u64)>> = Mutex::new(Vec::new());
+
+/// A train action that records the loops it sees under `name`.
+struct Record(&'static str);
+
+impl Action for Record {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    fn run(&mut self, context: ActionContext<'_>) -> grove_orbit::Result<Directive> {
+        assert!(context.logs.contains_key("training_loss"));
+        SEEN.lock().unwrap().push((self.0, context.global_step));
+        Ok(Directive::Continue)
+    }
+}
+
+fn first(_: &ActionSetup<'_>) -> grove_core::Result<Box<dyn Action>> {
+    Ok(Box::new(Record("first")))
+}
+
+fn second(_: &ActionSetup<'_>) -> grove_core::Result<Box<dyn Action>> {
+    Ok(Box::new(Record("second")))
+}
+
+#[test]
+fn registered_train_actions_run_after_every_loop_in_the_listed_order() {
+    register_action("record_first", first).unwrap();
+    register_action("record_second", second).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut overrides = SHORT.to_vec();
+    overrides.push("trainer.train_actions=[record_second, record_first]");
+    let config = config("image_classification/mnist_local", &overrides);
+    run_experiment(&config, Mode::Train, dir.path(), RunOptions::default()).unwrap();
+    let seen = SEEN.lock().unwrap().clone();
+    let expected: Vec<(&str, u64)> = [10, 20, 30, 40]
+        .into_iter()
+        .flat_map(|step| [("second", step), ("first", step)])
+        .collect();
+    assert_eq!(seen, expected);
+}
