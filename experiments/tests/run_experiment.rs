@@ -10,12 +10,13 @@ use grove_orbit::{Action, ActionContext, Directive, Preemption};
 use grove_trainers::{is_preemption, register_action, run_experiment, ActionSetup};
 use grove_trainers::{Mode, RunOptions};
 
-/// mnist_local cut to 40 steps in loops of 10, checkpoints every 20.
-const SHORT: [&str; 5] = [
-    "trainer.train_steps=40",
-    "trainer.steps_per_loop=10",
-    "trainer.summary_interval=10",
-    "trainer.checkpoint_interval=20",
+/// mnist_local cut to 20 steps in loops of 5 over 512 digits, checkpoints every 10.
+const SHORT: [&str; 6] = [
+    "task.train_data.num_examples=512",
+    "trainer.train_steps=20",
+    "trainer.steps_per_loop=5",
+    "trainer.summary_interval=5",
+    "trainer.checkpoint_interval=10",
     "runtime.num_threads=1",
 ];
 
@@ -35,7 +36,7 @@ fn a_preemption_handed_in_stops_the_run_with_a_checkpoint_and_a_new_handle_resum
     assert!(model_dir.join("ckpt-0").is_dir());
 
     run_experiment(&config, Mode::Train, &model_dir, RunOptions::default()).unwrap();
-    assert!(model_dir.join("ckpt-40").is_dir());
+    assert!(model_dir.join("ckpt-20").is_dir());
 }
 
 /// The (action, global step) pairs the recording actions saw, in order.
@@ -74,7 +75,7 @@ fn registered_train_actions_run_after_every_loop_in_the_listed_order() {
     let config = config("image_classification/mnist_local", &overrides);
     run_experiment(&config, Mode::Train, dir.path(), RunOptions::default()).unwrap();
     let seen = SEEN.lock().unwrap().clone();
-    let expected: Vec<(&str, u64)> = [10, 20, 30, 40]
+    let expected: Vec<(&str, u64)> = [5, 10, 15, 20]
         .into_iter()
         .flat_map(|step| [("second", step), ("first", step)])
         .collect();

@@ -150,8 +150,10 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     }
 
     /// Trains until the global step reaches `steps` (absolute), then saves a checkpoint. Does
-    /// nothing, and saves nothing, when the global step is there already. A preemption request
-    /// ends it early with a checkpoint and [`OrbitError::Preempted`].
+    /// nothing, and saves nothing, when the global step is there already. A train action's
+    /// [`Directive::StopTraining`] ends it early with a checkpoint; its [`Directive::Preempt`]
+    /// (the [`crate::Preemption`] action once a stop is requested) with a checkpoint and
+    /// [`OrbitError::Preempted`].
     pub fn train(&mut self, steps: u64) -> Result<()> {
         if self.runner.global_step() >= steps {
             tracing::info!(
