@@ -20,7 +20,54 @@ pub type ExperimentFactory = fn() -> ExperimentConfig;
 
 type TaskConstructor = fn(&dyn AnyTaskConfig) -> Result<Box<dyn DynTask>>;
 
-static EXPERIMENTS: Lazy<RwLock<BTreeMap<String, ExperimentFactory>>> = Lazy::new(Default::default);
+/// Values registered under names, each name once (experiment factories here; grove-trainers
+/// keeps its actions in one too).
+pub struct NamedRegistry<V> {
+    /// What a value is, for messages (`experiment`, `action`).
+    what: &'static str,
+    entries: RwLock<BTreeMap<String, V>>,
+}
+
+impl<V: Clone> NamedRegistry<V> {
+    /// An empty registry of `what`s.
+    pub const fn new(what: &'static str) -> Self {
+        NamedRegistry {
+            what,
+            entries: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Registers `value` under `name`; a name registered before is an error.
+    pub fn register(&self, name: &str, value: V) -> Result<()> {
+        let mut entries = self.entries.write().expect("registry poisoned");
+        if entries.contains_key(name) {
+            return Err(Error::Registry(format!(
+                "{} `{name}` is registered twice; give the second one another name",
+                self.what
+            )));
+        }
+        entries.insert(name.to_string(), value);
+        Ok(())
+    }
+
+    /// The value of `name`, or the `did you mean ...? registered <what>s: ...` text for an
+    /// unknown one.
+    pub fn get(&self, name: &str) -> std::result::Result<V, String> {
+        let entries = self.entries.read().expect("registry poisoned");
+        entries.get(name).cloned().ok_or_else(|| {
+            let names: Vec<&str> = entries.keys().map(String::as_str).collect();
+            suggest(name, &names, &format!("registered {}s", self.what))
+        })
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let entries = self.entries.read().expect("registry poisoned");
+        entries.keys().cloned().collect()
+    }
+}
+
+static EXPERIMENTS: NamedRegistry<ExperimentFactory> = NamedRegistry::new("experiment");
 /// A registered task: its name (for logs and messages) and its constructor.
 struct RegisteredTask {
     name: String,
@@ -44,36 +91,21 @@ pub fn register_once(
 
 /// Registers an experiment factory under `name` (e.g. `bert/local`).
 pub fn register_experiment(name: &str, factory: ExperimentFactory) -> Result<()> {
-    let mut experiments = EXPERIMENTS.write().expect("experiment registry poisoned");
-    if experiments.contains_key(name) {
-        return Err(Error::Registry(format!(
-            "experiment `{name}` is registered twice; give the second one another name"
-        )));
-    }
-    experiments.insert(name.to_string(), factory);
-    Ok(())
+    EXPERIMENTS.register(name, factory)
 }
 
 /// A fresh default config of the experiment `name`. An unknown name is an error that lists the
 /// registered names and the closest one.
 pub fn get_experiment(name: &str) -> Result<ExperimentConfig> {
-    let experiments = EXPERIMENTS.read().expect("experiment registry poisoned");
-    match experiments.get(name) {
-        Some(factory) => Ok(factory()),
-        None => {
-            let names: Vec<&str> = experiments.keys().map(String::as_str).collect();
-            Err(Error::Registry(format!(
-                "unknown experiment `{name}`; {}",
-                suggest(name, &names, "registered experiments")
-            )))
-        }
-    }
+    let factory = EXPERIMENTS
+        .get(name)
+        .map_err(|names| Error::Registry(format!("unknown experiment `{name}`; {names}")))?;
+    Ok(factory())
 }
 
 /// The registered experiment names, sorted.
 pub fn experiment_names() -> Vec<String> {
-    let experiments = EXPERIMENTS.read().expect("experiment registry poisoned");
-    experiments.keys().cloned().collect()
+    EXPERIMENTS.names()
 }
 
 /// Registers task `T`, named `name` in logs and messages (e.g. `masked_lm`), as the task of
@@ -161,7 +193,7 @@ pub fn config_type(family: &str, kind: &str) -> Result<BranchParser> {
 
 /// `did you mean `x`? <label>: a, b` for an unknown `name` among `names`: the closest name
 /// when one is close enough to be a likely typo, then all of them.
-pub fn suggest(name: &str, names: &[&str], label: &str) -> String {
+fn suggest(name: &str, names: &[&str], label: &str) -> String {
     let hint = closest(name, names)
         .map(|c| format!("did you mean `{c}`? "))
         .unwrap_or_default();
