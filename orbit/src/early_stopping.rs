@@ -52,14 +52,9 @@ impl EarlyStopping {
         })
     }
 
-    /// The counters, for checkpoints.
-    pub fn state(&self) -> &EarlyStoppingState {
+    /// The counters so far (checkpointed through [`Action::state`]).
+    pub fn counters(&self) -> &EarlyStoppingState {
         &self.state
-    }
-
-    /// Restores counters saved with a checkpoint.
-    pub fn restore(&mut self, state: EarlyStoppingState) {
-        self.state = state;
     }
 
     /// Folds in one evaluation; true when training should stop.
@@ -134,7 +129,7 @@ mod tests {
         assert!(!eval(&mut stopping, 0.5)); // an improvement resets the count
         assert!(!eval(&mut stopping, 0.45));
         assert!(eval(&mut stopping, 0.6));
-        assert_eq!(stopping.state().best, Some(0.5));
+        assert_eq!(stopping.counters().best, Some(0.5));
     }
 
     #[test]
@@ -143,7 +138,7 @@ mod tests {
         assert!(!eval(&mut first, 1.0));
         assert!(!eval(&mut first, 1.0));
         let mut resumed = EarlyStopping::new("loss", Comparison::Higher, 2, 0.0).unwrap();
-        resumed.restore(first.state().clone());
+        Action::restore(&mut resumed, Action::state(&first).unwrap()).unwrap();
         assert!(eval(&mut resumed, 0.9));
     }
 }

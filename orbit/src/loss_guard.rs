@@ -58,11 +58,6 @@ impl Recovery {
             recoveries: 0,
         }
     }
-
-    /// Recoveries so far over the run.
-    pub fn recoveries(&self) -> u64 {
-        self.recoveries
-    }
 }
 
 impl Action for Recovery {

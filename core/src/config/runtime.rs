@@ -58,6 +58,14 @@ pub enum DistributionStrategy {
 }
 
 impl DistributionStrategy {
+    /// The error for a strategy Grove does not run (yet).
+    pub fn not_built(self) -> Error {
+        not_supported(
+            &format!("runtime.distribution_strategy = {:?}", self.name()),
+            "use mirrored (replicas on the compute threads) or one_device",
+        )
+    }
+
     /// The name a config gives it.
     pub fn name(self) -> &'static str {
         match self {
@@ -121,10 +129,7 @@ impl RuntimeConfig {
         use DistributionStrategy::*;
         match self.distribution_strategy {
             Mirrored | OneDevice | Off => Ok(()),
-            other @ (MultiWorkerMirrored | ParameterServer | Tpu) => Err(not_supported(
-                &format!("runtime.distribution_strategy = {:?}", other.name()),
-                "use mirrored (replicas on the compute threads) or one_device",
-            )),
+            unbuilt @ (MultiWorkerMirrored | ParameterServer | Tpu) => Err(unbuilt.not_built()),
         }
     }
 }

@@ -62,15 +62,18 @@ pub trait Strategy: Send + Sync {
 
 /// The strategy `runtime.distribution_strategy` names, for a model on `device`; called on
 /// the compute threads (`mirrored` makes one replica per compute thread on the CPU, one on
-/// a GPU).
+/// a GPU). A strategy Grove does not run is an error.
 pub fn build_strategy(runtime: &RuntimeConfig, device: &Device) -> Result<Box<dyn Strategy>> {
-    runtime.validate()?;
-    Ok(match runtime.distribution_strategy {
-        DistributionStrategy::Mirrored if device.is_cpu() => {
-            Box::new(Mirrored::new(rayon::current_num_threads())?)
+    use DistributionStrategy as S;
+    match runtime.distribution_strategy {
+        S::Mirrored if device.is_cpu() => {
+            Ok(Box::new(Mirrored::new(rayon::current_num_threads())?))
         }
-        _ => Box::new(OneDevice),
-    })
+        S::Mirrored | S::OneDevice | S::Off => Ok(Box::new(OneDevice)),
+        unbuilt @ (S::MultiWorkerMirrored | S::ParameterServer | S::Tpu) => {
+            Err(unbuilt.not_built())
+        }
+    }
 }
 
 /// Where a training step starts: the run's seed and the global step (they key the replicas'
