@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use grove_orbit::{ErrorKind, RunnerError};
+
 /// Everything grove-core can report. The variants split along one line that matters to a user:
 /// input they can fix (config, data, checkpoint, registry names) versus a run that failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,13 +59,21 @@ impl Error {
         }
     }
 
-    /// True for errors the user causes and can fix by changing flags, config, data or
-    /// checkpoint files (the binary exits with code 2 for these).
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            Error::Config(_) | Error::Data(_) | Error::Checkpoint(_) | Error::Registry(_)
-        )
+    /// The kind of failure: config, data, checkpoint and registry errors are the user's to
+    /// fix (the binary exits with code 2 for them); the others are failures of the run.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) | Error::Data(_) | Error::Checkpoint(_) | Error::Registry(_) => {
+                ErrorKind::UserInput
+            }
+            Error::Io { .. } | Error::Candle(_) | Error::Run(_) => ErrorKind::Run,
+        }
+    }
+}
+
+impl From<Error> for RunnerError {
+    fn from(error: Error) -> Self {
+        RunnerError::new(error.kind(), error)
     }
 }
 

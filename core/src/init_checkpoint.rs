@@ -1,10 +1,12 @@
 //! Reading model weights for `task.init_checkpoint`: a safetensors file, a checkpoint directory,
-//! or a model_dir (its newest `ckpt-<step>` directory).
+//! or a model_dir (the latest checkpoint its index names: grove-orbit's checkpoint module owns
+//! the directory layout, this module only the name of the weights file inside a checkpoint).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use grove_orbit::{latest_checkpoint_in, INDEX_FILE};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -13,11 +15,8 @@ use crate::vars::{list, set_checked, ModelVars};
 /// File name of the model weights inside a checkpoint directory.
 pub const MODEL_WEIGHTS_FILE: &str = "model.safetensors";
 
-/// Prefix of checkpoint directory names (`ckpt-<global step>`).
-pub const CHECKPOINT_PREFIX: &str = "ckpt-";
-
 /// The weights file `path` designates: the file itself, `<dir>/model.safetensors`, or the
-/// weights of the newest complete `ckpt-<step>` directory inside a model_dir.
+/// weights of the latest checkpoint of a model_dir (as its checkpoint index names it).
 pub fn resolve_weights_file(path: &str) -> Result<PathBuf> {
     let given = Path::new(path);
     if given.is_file() {
@@ -33,26 +32,24 @@ pub fn resolve_weights_file(path: &str) -> Result<PathBuf> {
     if direct.is_file() {
         return Ok(direct);
     }
-    newest_checkpoint_weights(given)?.ok_or_else(|| {
-        Error::Checkpoint(format!(
+    let latest = latest_checkpoint_in(given)
+        .map_err(|e| Error::Checkpoint(format!("task.init_checkpoint = {path:?}: {e}")))?;
+    let Some(latest) = latest else {
+        return Err(Error::Checkpoint(format!(
             "task.init_checkpoint = {path:?}: the directory holds neither {MODEL_WEIGHTS_FILE} \
-             nor {CHECKPOINT_PREFIX}<step>/ checkpoints"
-        ))
-    })
-}
-
-fn newest_checkpoint_weights(dir: &Path) -> Result<Option<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
-    let newest = entries
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let step: u64 = name.strip_prefix(CHECKPOINT_PREFIX)?.parse().ok()?;
-            let weights = entry.path().join(MODEL_WEIGHTS_FILE);
-            weights.is_file().then_some((step, weights))
-        })
-        .max_by_key(|(step, _)| *step);
-    Ok(newest.map(|(_, weights)| weights))
+             nor a checkpoint index ({INDEX_FILE}); give a safetensors file, a checkpoint \
+             directory or a model_dir that has saved a checkpoint"
+        )));
+    };
+    let weights = latest.join(MODEL_WEIGHTS_FILE);
+    if !weights.is_file() {
+        return Err(Error::Checkpoint(format!(
+            "task.init_checkpoint = {path:?}: the latest checkpoint its index names, {}, has no \
+             {MODEL_WEIGHTS_FILE}",
+            latest.display()
+        )));
+    }
+    Ok(weights)
 }
 
 /// Reads every tensor of a safetensors file onto the CPU.
@@ -231,20 +228,36 @@ mod tests {
         candle_core::safetensors::save(&tensors, path).unwrap();
     }
 
-    #[test]
-    fn resolves_files_checkpoint_dirs_and_model_dirs() {
-        let dir = tempfile::tempdir().unwrap();
-        for step in [5, 20, 10] {
-            let ckpt = dir.path().join(format!("ckpt-{step}"));
-            std::fs::create_dir(&ckpt).unwrap();
-            write(&ckpt.join(MODEL_WEIGHTS_FILE), &["a"]);
+    /// Model weights saved as a checkpoint the manager indexes.
+    struct Weights;
+
+    impl grove_orbit::Checkpointable for Weights {
+        fn save(&self, dir: &Path) -> std::result::Result<(), grove_orbit::RunnerError> {
+            write(&dir.join(MODEL_WEIGHTS_FILE), &["a"]);
+            Ok(())
         }
-        std::fs::create_dir(dir.path().join("ckpt-30.tmp")).unwrap();
-        let newest = dir.path().join("ckpt-20").join(MODEL_WEIGHTS_FILE);
-        assert_eq!(
-            resolve_weights_file(dir.path().to_str().unwrap()).unwrap(),
-            newest
+        fn restore(&mut self, _: &Path) -> std::result::Result<(), grove_orbit::RunnerError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn resolves_files_checkpoint_dirs_and_model_dirs_by_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let model_dir = dir.path().to_str().unwrap();
+        let err = resolve_weights_file(model_dir).unwrap_err().to_string();
+        assert!(
+            err.contains("neither model.safetensors nor a checkpoint index"),
+            "{err}"
         );
+        let mut manager = grove_orbit::CheckpointManager::new(dir.path(), 5, 1).unwrap();
+        for step in [5, 10, 20] {
+            manager.save(step, &Weights, false).unwrap();
+        }
+        // A directory the index does not name (here a newer half-written one) is not read.
+        std::fs::create_dir(dir.path().join("ckpt-30")).unwrap();
+        let newest = dir.path().join("ckpt-20").join(MODEL_WEIGHTS_FILE);
+        assert_eq!(resolve_weights_file(model_dir).unwrap(), newest);
         let ckpt = dir.path().join("ckpt-5");
         assert_eq!(
             resolve_weights_file(ckpt.to_str().unwrap()).unwrap(),

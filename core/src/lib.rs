@@ -7,8 +7,11 @@
 //! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]), the progressive-training
 //! policy trait tasks implement ([`progressive`]), the error kinds ([`error`]) and the
 //! [`runtime`] device and compute threads. The fused kernels it builds on are grove-kernels';
-//! TensorFlow's record formats are grove-records'. It must not know about Orbit (controllers,
-//! checkpoint managers, summaries), data parallelism or any concrete task.
+//! TensorFlow's record formats are grove-records'. From grove-orbit it takes only what the
+//! layers share, as Model Garden's core builds on Orbit: the [`grove_orbit::ErrorKind`] its
+//! errors carry and the checkpoint index `init_checkpoint` asks for a model_dir's latest
+//! checkpoint. It drives no loop, saves no checkpoint, writes no summary, and knows nothing of
+//! data parallelism or any concrete task.
 
 pub mod config;
 pub mod data;

@@ -9,10 +9,8 @@ use clap::{ArgAction, Parser, ValueEnum};
 use grove_core::config::{explain, resolve_explained, ConfigSources};
 use grove_core::registry::{experiment_names, get_experiment};
 use grove_core::runtime::set_compute_threads;
-use grove_orbit::Preemption;
-use grove_trainers::{
-    is_preemption, is_user_error, run_experiment, EvalCheckpoint, Mode, RunOptions,
-};
+use grove_orbit::{ErrorKind, Preemption};
+use grove_trainers::{run_experiment, Error, EvalCheckpoint, Mode, RunOptions};
 
 /// Exit code of a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -115,7 +113,7 @@ where
     };
     crate::logging::init();
     if let Err(e) = crate::register() {
-        return report(&anyhow::Error::from(e));
+        return report(&Error::from(e));
     }
     match execute(&cli) {
         Ok(()) => ExitCode::from(EXIT_OK),
@@ -123,7 +121,7 @@ where
     }
 }
 
-fn execute(cli: &Cli) -> anyhow::Result<()> {
+fn execute(cli: &Cli) -> Result<(), Error> {
     if cli.list_experiments {
         for name in experiment_names() {
             println!("{name}");
@@ -168,23 +166,23 @@ fn execute(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// `--eval_checkpoint`, which only `--mode=eval` takes.
-fn eval_checkpoint(flag: Option<&str>, mode: ModeArg) -> anyhow::Result<EvalCheckpoint> {
+fn eval_checkpoint(flag: Option<&str>, mode: ModeArg) -> Result<EvalCheckpoint, grove_core::Error> {
     match (flag, mode) {
         (None, _) => Ok(EvalCheckpoint::Latest),
         (Some(_), mode) if mode != ModeArg::Eval => Err(grove_core::Error::Config(
             "--eval_checkpoint applies to --mode=eval only".to_string(),
-        )
-        .into()),
+        )),
         (Some("latest"), _) => Ok(EvalCheckpoint::Latest),
         (Some("all"), _) => Ok(EvalCheckpoint::All),
         (Some(path), _) => Ok(EvalCheckpoint::Path(PathBuf::from(path))),
     }
 }
 
-/// Prints the error (first line of each cause) and returns the exit code for it.
-fn report(error: &anyhow::Error) -> ExitCode {
+/// Prints the error (first line of each cause) and returns the exit code its kind gives.
+fn report(error: &Error) -> ExitCode {
     let mut message = String::from("error:");
-    for (depth, cause) in error.chain().enumerate() {
+    let causes = std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source());
+    for (depth, cause) in causes.enumerate() {
         let text = cause.to_string();
         // candle appends a backtrace to its messages when RUST_BACKTRACE is set.
         let text = text.split("\n   0:").next().unwrap_or(&text).trim_end();
@@ -195,13 +193,9 @@ fn report(error: &anyhow::Error) -> ExitCode {
         message.push_str(text);
     }
     eprintln!("{message}");
-    let preempted = error.chain().any(is_preemption);
-    let user_error = error.chain().any(is_user_error);
-    ExitCode::from(if preempted {
-        EXIT_PREEMPTED
-    } else if user_error {
-        EXIT_USER_ERROR
-    } else {
-        EXIT_RUN_FAILED
+    ExitCode::from(match error.kind() {
+        ErrorKind::Preempted => EXIT_PREEMPTED,
+        ErrorKind::UserInput => EXIT_USER_ERROR,
+        ErrorKind::Run => EXIT_RUN_FAILED,
     })
 }

@@ -6,8 +6,8 @@ mod common;
 use std::sync::Mutex;
 
 use common::config;
-use grove_orbit::{Action, ActionContext, Directive, Preemption};
-use grove_trainers::{is_preemption, register_action, run_experiment, ActionSetup};
+use grove_orbit::{Action, ActionContext, Directive, ErrorKind, Preemption};
+use grove_trainers::{register_action, run_experiment, ActionSetup};
 use grove_trainers::{Mode, RunOptions};
 
 /// mnist_local cut to 20 steps in loops of 5 over 512 digits, checkpoints every 10.
@@ -32,7 +32,7 @@ fn a_preemption_handed_in_stops_the_run_with_a_checkpoint_and_a_new_handle_resum
         ..RunOptions::default()
     };
     let err = run_experiment(&config, Mode::Train, &model_dir, options).unwrap_err();
-    assert!(is_preemption(&err), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Preempted, "{err}");
     assert!(model_dir.join("ckpt-0").is_dir());
 
     run_experiment(&config, Mode::Train, &model_dir, RunOptions::default()).unwrap();

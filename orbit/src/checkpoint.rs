@@ -79,6 +79,7 @@ impl CheckpointManager {
 
     /// The newest complete checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Option<PathBuf> {
+        // The same answer as `latest_checkpoint_in`, from the index already read.
         self.index
             .latest
             .as_ref()
@@ -206,6 +207,14 @@ impl CheckpointManager {
     }
 }
 
+/// The newest complete checkpoint the index of `directory` names (`None` when the directory
+/// holds no index or an empty one): how a reader outside the manager, such as
+/// `task.init_checkpoint` pointing at a model_dir, finds a directory's latest checkpoint.
+pub fn latest_checkpoint_in(directory: &Path) -> Result<Option<PathBuf>> {
+    let index = read_index(directory)?;
+    Ok(index.latest.map(|name| directory.join(name)))
+}
+
 fn read_index(directory: &Path) -> Result<Index> {
     let path = directory.join(INDEX_FILE);
     let bytes = match std::fs::read(&path) {
@@ -247,7 +256,9 @@ mod tests {
             Ok(())
         }
         fn restore(&mut self, dir: &Path) -> std::result::Result<(), RunnerError> {
-            self.value = std::fs::read_to_string(dir.join("value.txt"))?.parse()?;
+            self.value = std::fs::read_to_string(dir.join("value.txt"))?
+                .parse()
+                .map_err(RunnerError::run)?;
             Ok(())
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::error::RunnerError;
+use crate::error::{ErrorKind, RunnerError};
 use crate::runner::Checkpointable;
 
 /// File in a checkpoint directory holding the Controller's state.
@@ -26,7 +26,7 @@ pub(crate) struct WithControllerState<'a, R> {
 impl<R: Checkpointable> Checkpointable for WithControllerState<'_, R> {
     fn save(&self, dir: &Path) -> Result<(), RunnerError> {
         self.runner.save(dir)?;
-        let json = serde_json::to_vec_pretty(&self.state)?;
+        let json = serde_json::to_vec_pretty(&self.state).map_err(RunnerError::run)?;
         std::fs::write(dir.join(CONTROLLER_STATE_FILE), json)?;
         Ok(())
     }
@@ -36,8 +36,14 @@ impl<R: Checkpointable> Checkpointable for WithControllerState<'_, R> {
         self.runner.restore(dir)?;
         let path = dir.join(CONTROLLER_STATE_FILE);
         let mut state: ControllerState = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{}: malformed ({e})", path.display()))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                let message = format!(
+                    "{}: malformed ({e}); restore the file from a backup or delete the \
+                         checkpoint directory",
+                    path.display()
+                );
+                RunnerError::new(ErrorKind::UserInput, message)
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ControllerState::new(),
             Err(e) => return Err(e.into()),
         };

@@ -29,10 +29,10 @@ pub mod summary;
 
 pub use action::{Action, ActionContext, Directive};
 pub use best_checkpoint::{BestCheckpointExporter, Comparison};
-pub use checkpoint::{checkpoint_name, CheckpointManager, INDEX_FILE};
+pub use checkpoint::{checkpoint_name, latest_checkpoint_in, CheckpointManager, INDEX_FILE};
 pub use controller::{Controller, ControllerOptions};
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
-pub use error::{OrbitError, Result, RunnerError};
+pub use error::{ErrorKind, OrbitError, Result, RunnerError};
 pub use fs_atomic::write_atomically;
 pub use logs::Logs;
 pub use loss_guard::{LossGuard, Recovery};

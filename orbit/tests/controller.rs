@@ -65,7 +65,9 @@ impl Checkpointable for Counting {
         Ok(())
     }
     fn restore(&mut self, dir: &Path) -> Result<(), RunnerError> {
-        self.step = std::fs::read_to_string(dir.join("step"))?.parse()?;
+        self.step = std::fs::read_to_string(dir.join("step"))?
+            .parse()
+            .map_err(RunnerError::run)?;
         Ok(())
     }
 }

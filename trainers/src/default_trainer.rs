@@ -415,10 +415,6 @@ fn open_validation_sets(
         .collect()
 }
 
-pub(crate) fn boxed(error: Error) -> RunnerError {
-    Box::new(error)
-}
-
 /// Logs, once per process, how long after the start of `main` the first training step ended
 /// (benches/ reads it for the time to first step).
 fn log_first_step() {
@@ -432,7 +428,7 @@ fn log_first_step() {
 
 impl Trainer for DefaultTrainer {
     fn train(&mut self, num_steps: u64) -> std::result::Result<Logs, RunnerError> {
-        self.train_steps(num_steps).map_err(boxed)
+        self.train_steps(num_steps).map_err(RunnerError::from)
     }
 
     fn global_step(&self) -> u64 {
@@ -441,26 +437,26 @@ impl Trainer for DefaultTrainer {
 
     fn skip_inputs(&mut self, batches: u64) -> std::result::Result<(), RunnerError> {
         self.input_offset += batches;
-        self.reposition_train_inputs().map_err(boxed)
+        self.reposition_train_inputs().map_err(RunnerError::from)
     }
 }
 
 impl Evaluator for DefaultTrainer {
     fn evaluate(&mut self, num_steps: i64) -> std::result::Result<Logs, RunnerError> {
-        self.evaluate_steps(num_steps).map_err(boxed)
+        self.evaluate_steps(num_steps).map_err(RunnerError::from)
     }
 }
 
 impl Checkpointable for DefaultTrainer {
     fn save(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
-        self.save_to(dir, None, false).map_err(boxed)
+        self.save_to(dir, None, false).map_err(RunnerError::from)
     }
 
     fn save_export(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
-        self.save_to(dir, None, true).map_err(boxed)
+        self.save_to(dir, None, true).map_err(RunnerError::from)
     }
 
     fn restore(&mut self, dir: &Path) -> std::result::Result<(), RunnerError> {
-        self.restore_from(dir).map_err(boxed)
+        self.restore_from(dir).map_err(RunnerError::from)
     }
 }

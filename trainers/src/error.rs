@@ -1,6 +1,6 @@
-//! Errors of a run, and which of them the user caused.
+//! Errors of a run, each with the [`ErrorKind`] that decides how the user is told.
 
-use grove_orbit::OrbitError;
+use grove_orbit::{ErrorKind, OrbitError, RunnerError};
 
 /// Everything that can end a run.
 #[derive(Debug, thiserror::Error)]
@@ -13,62 +13,46 @@ pub enum Error {
     Orbit(#[from] OrbitError),
 }
 
+impl Error {
+    /// The kind of failure: input the user can fix, a failed run, or a preemption.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Core(core) => core.kind(),
+            Error::Orbit(orbit) => orbit.kind(),
+        }
+    }
+}
+
+impl From<Error> for RunnerError {
+    fn from(error: Error) -> Self {
+        RunnerError::new(error.kind(), error)
+    }
+}
+
 /// Result alias for grove-trainers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// True when `error` (or any error in its source chain) is one the user caused and can fix
-/// (config, flags, data, checkpoint files, registry names).
-pub fn is_user_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(core) = error.downcast_ref::<grove_core::Error>() {
-        return core.is_user_error();
-    }
-    if let Some(run) = error.downcast_ref::<Error>() {
-        return match run {
-            Error::Core(core) => core.is_user_error(),
-            Error::Orbit(orbit) => is_user_error(orbit),
-        };
-    }
-    if let Some(orbit) = error.downcast_ref::<OrbitError>() {
-        return match orbit {
-            OrbitError::BadCheckpoint { .. } | OrbitError::InvalidSetting(_) => true,
-            OrbitError::Runner(inner) => is_user_error(inner.as_ref()),
-            _ => false,
-        };
-    }
-    error.source().is_some_and(is_user_error)
-}
-
-/// True when `error` (or an error it wraps) is a preemption: the run stopped on request after
-/// saving a checkpoint.
-pub fn is_preemption(error: &(dyn std::error::Error + 'static)) -> bool {
-    match error.downcast_ref::<Error>() {
-        Some(Error::Orbit(orbit)) => is_preemption(orbit),
-        Some(Error::Core(_)) => false,
-        None => matches!(
-            error.downcast_ref::<OrbitError>(),
-            Some(OrbitError::Preempted { .. })
-        ),
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn wrapped_user_errors_are_recognised() {
+    fn kinds_survive_the_runner_boundary() {
         let config = || grove_core::Error::Config("bad".to_string());
-        assert!(is_user_error(&config()));
-        assert!(is_user_error(&Error::Core(config())));
-        assert!(is_user_error(&Error::Orbit(OrbitError::Runner(Box::new(
-            config()
-        )))));
-        assert!(!is_user_error(&Error::Core(grove_core::Error::Run(
-            "nan".to_string()
+        assert_eq!(Error::Core(config()).kind(), ErrorKind::UserInput);
+        let through_runner = OrbitError::Runner(RunnerError::from(config()));
+        assert_eq!(Error::Orbit(through_runner).kind(), ErrorKind::UserInput);
+        let nested = OrbitError::Runner(RunnerError::from(Error::Orbit(OrbitError::Runner(
+            RunnerError::from(config()),
         ))));
-        assert!(!is_user_error(&OrbitError::Diverged("nan".to_string())));
-        let preempted = || OrbitError::Preempted { step: 3 };
-        assert!(is_preemption(&Error::Orbit(preempted())));
-        assert!(!is_user_error(&Error::Orbit(preempted())));
+        assert_eq!(nested.kind(), ErrorKind::UserInput);
+        let nan = grove_core::Error::Run("nan".to_string());
+        assert_eq!(Error::Core(nan).kind(), ErrorKind::Run);
+        assert_eq!(
+            OrbitError::Diverged("nan".to_string()).kind(),
+            ErrorKind::Run
+        );
+        let preempted = OrbitError::Preempted { step: 3 };
+        assert_eq!(Error::Orbit(preempted).kind(), ErrorKind::Preempted);
     }
 }

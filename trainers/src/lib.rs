@@ -23,6 +23,6 @@ pub mod train_lib;
 
 pub use actions::{register_action, ActionFactory, ActionSetup};
 pub use default_trainer::{DefaultTrainer, Roles};
-pub use error::{is_preemption, is_user_error, Error, Result};
+pub use error::{Error, Result};
 pub use progressive_trainer::ProgressiveTrainer;
 pub use train_lib::{run_experiment, EvalCheckpoint, Mode, RunOptions, PARAMS_FILE};

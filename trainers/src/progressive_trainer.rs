@@ -16,7 +16,7 @@ use grove_orbit::{
 };
 
 use crate::checkpoint_files::read_state;
-use crate::default_trainer::{boxed, DefaultTrainer, Roles};
+use crate::default_trainer::{DefaultTrainer, Roles};
 use crate::stage_task::StageTask;
 
 /// Sub-directory of model_dir receiving the exported (plain) checkpoints.
@@ -189,8 +189,7 @@ impl Trainer for ProgressiveTrainer {
         let mut logs = self.inner.train(num_steps)?;
         logs.insert("stage".to_string(), stage as f64);
         if self.inner.global_step() == before + num_steps {
-            self.train_loop_end()
-                .map_err(|e| Box::new(e) as RunnerError)?;
+            self.train_loop_end().map_err(RunnerError::from)?;
         }
         Ok(logs)
     }
@@ -214,10 +213,10 @@ impl Checkpointable for ProgressiveTrainer {
     fn save(&self, dir: &Path) -> std::result::Result<(), RunnerError> {
         self.inner
             .save_to(dir, Some(self.stage()), false)
-            .map_err(boxed)
+            .map_err(RunnerError::from)
     }
 
     fn restore(&mut self, dir: &Path) -> std::result::Result<(), RunnerError> {
-        self.restore_from(dir).map_err(boxed)
+        self.restore_from(dir).map_err(RunnerError::from)
     }
 }
