@@ -2,7 +2,6 @@
 //! since the process started (for the time to the first training step).
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use candle_core::Device;
 
@@ -85,18 +84,4 @@ pub fn reclaim_freed_memory() {
     if let Some(reclaim) = RECLAIM.get() {
         reclaim();
     }
-}
-
-/// When the binary's `main` started, if it called [`mark_process_start`].
-static PROCESS_START: OnceLock<Instant> = OnceLock::new();
-
-/// Records the process start; a binary calls it first thing in `main` (later calls do
-/// nothing).
-pub fn mark_process_start() {
-    PROCESS_START.get_or_init(Instant::now);
-}
-
-/// Time since [`mark_process_start`], or `None` if the binary never called it.
-pub fn since_process_start() -> Option<Duration> {
-    PROCESS_START.get().map(Instant::elapsed)
 }

@@ -4,6 +4,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::instrumentation;
 use crate::strategy::{build_strategy, ShardOutputs, StepPosition, Strategy};
 use candle_core::{DType, Device, Tensor};
 use grove_core::config::ExperimentConfig;
@@ -210,7 +211,7 @@ impl DefaultTrainer {
             });
             self.global_step += 1;
             steps_run += 1;
-            log_first_step();
+            instrumentation::first_step_done();
         }
         let mut logs: Logs = collect_and_reset(&mut self.train_metrics)?
             .into_iter()
@@ -413,17 +414,6 @@ fn open_validation_sets(
             })
         })
         .collect()
-}
-
-/// Logs, once per process, how long after the start of `main` the first training step ended
-/// (benches/ reads it for the time to first step).
-fn log_first_step() {
-    static LOGGED: std::sync::Once = std::sync::Once::new();
-    LOGGED.call_once(|| {
-        if let Some(elapsed) = grove_core::runtime::since_process_start() {
-            tracing::info!("first step done after {:.3} s", elapsed.as_secs_f64());
-        }
-    });
 }
 
 impl Trainer for DefaultTrainer {

@@ -6,7 +6,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    grove_core::runtime::mark_process_start();
+    grove_trainers::instrumentation::mark_process_start();
     grove_experiments::allocator::keep_freed_memory();
     grove_experiments::cli::main()
 }
