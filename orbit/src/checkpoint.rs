@@ -20,9 +20,12 @@ use crate::runner::Checkpointable;
 /// Name of the index file inside the checkpoint directory.
 pub const INDEX_FILE: &str = "checkpoint";
 
+/// The prefix of checkpoint directory names, `ckpt` in `ckpt-<step>`.
+const CHECKPOINT_NAME_PREFIX: &str = "ckpt";
+
 /// Directory name of the checkpoint at `step`.
 pub fn checkpoint_name(step: u64) -> String {
-    format!("ckpt-{step}")
+    format!("{CHECKPOINT_NAME_PREFIX}-{step}")
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -46,6 +49,7 @@ pub struct CheckpointManager {
     checkpoint_interval: u64,
     index: Index,
     last_saved_step: Option<u64>,
+    name_prefix: String,
 }
 
 impl CheckpointManager {
@@ -64,7 +68,20 @@ impl CheckpointManager {
             checkpoint_interval,
             index: read_index(directory)?,
             last_saved_step: None,
+            name_prefix: CHECKPOINT_NAME_PREFIX.to_string(),
         })
+    }
+
+    /// Names this manager's checkpoints `<prefix>-<step>` instead of `ckpt-<step>` (as
+    /// `tf.train.CheckpointManager`'s `checkpoint_name`), e.g. the moving-average exports'
+    /// `average_weights-<step>`.
+    pub fn with_name_prefix(mut self, prefix: &str) -> Self {
+        self.name_prefix = prefix.to_string();
+        self
+    }
+
+    fn name_of(&self, step: u64) -> String {
+        format!("{}-{step}", self.name_prefix)
     }
 
     /// The directory checkpoints live in.
@@ -94,7 +111,7 @@ impl CheckpointManager {
 
     /// The directory of the checkpoint of `step` (whether or not it exists).
     pub fn checkpoint_path(&self, step: u64) -> PathBuf {
-        self.directory.join(checkpoint_name(step))
+        self.directory.join(self.name_of(step))
     }
 
     /// Steps of the retained checkpoints, oldest first.
@@ -127,9 +144,11 @@ impl CheckpointManager {
         }
         Err(OrbitError::BadCheckpoint {
             path: self.directory.clone(),
-            reason: "every retained checkpoint is damaged (set aside as ckpt-<step>.damaged); \
-                     move them away and remove the index to start afresh"
-                .to_string(),
+            reason: format!(
+                "every retained checkpoint is damaged (set aside as {}-<step>.damaged); move \
+                 them away and remove the index to start afresh",
+                self.name_prefix
+            ),
         })
     }
 
@@ -178,7 +197,7 @@ impl CheckpointManager {
     }
 
     fn write<S: Checkpointable + ?Sized>(&mut self, step: u64, state: &S) -> Result<PathBuf> {
-        let name = checkpoint_name(step);
+        let name = self.name_of(step);
         let final_dir = save_checkpoint_dir(&self.directory, &name, |dir| state.save(dir))?;
         self.index.checkpoints.push(IndexEntry {
             name: name.clone(),

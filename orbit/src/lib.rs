@@ -4,8 +4,8 @@
 //! the runner traits it drives ([`Trainer`], [`Evaluator`], [`Checkpointable`]), the
 //! [`CheckpointManager`] (numbered, atomic, retained checkpoints with restore-or-initialize),
 //! [`action`]s run after train loops and evaluations (the extension point) with Grove's own:
-//! best-checkpoint export ([`BestCheckpointExporter`]), [`EarlyStopping`], blow-up
-//! [`Recovery`] and [`Preemption`]; summaries ([`summary`]: TensorBoard event files and
+//! best-checkpoint export ([`BestCheckpointExporter`]), moving-average checkpoints
+//! ([`EmaCheckpointing`]), [`EarlyStopping`], blow-up [`Recovery`] and [`Preemption`]; summaries ([`summary`]: TensorBoard event files and
 //! `metrics.jsonl`) and the progress display. It knows nothing of tasks, models, tensors or
 //! configs: runners report plain [`Logs`] and save themselves into a directory.
 
@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod controller;
 pub mod controller_state;
 pub mod early_stopping;
+pub mod ema_checkpointing;
 pub mod error;
 pub mod fault;
 mod fs_atomic;
@@ -32,6 +33,7 @@ pub use best_checkpoint::{BestCheckpointExporter, Comparison};
 pub use checkpoint::{checkpoint_name, latest_checkpoint_in, CheckpointManager, INDEX_FILE};
 pub use controller::{Controller, ControllerOptions};
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
+pub use ema_checkpointing::EmaCheckpointing;
 pub use error::{ErrorKind, OrbitError, Result, RunnerError};
 pub use fs_atomic::write_atomically;
 pub use logs::Logs;

@@ -2,7 +2,8 @@
 //! and switches it on from the config, `trainer.train_actions: [name, ...]` (run after every
 //! train loop) or `trainer.eval_actions: [name, ...]` (after every evaluation). They run in
 //! the listed order, after Grove's own actions (blow-up recovery and preemption; best
-//! checkpoint export and early stopping), which their own `trainer` keys switch on.
+//! checkpoint export, moving-average checkpoints and early stopping), which their own
+//! `trainer` keys switch on.
 
 use std::path::Path;
 

@@ -12,8 +12,8 @@ use grove_core::runtime::{compute_threads, device, on_compute_threads};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
     write_atomically, Action, BestCheckpointExporter, CheckpointManager, Checkpointable,
-    Comparison, Controller, ControllerOptions, EarlyStopping, Evaluator, Logs, LossGuard,
-    Preemption, Recovery, Trainer,
+    Comparison, Controller, ControllerOptions, EarlyStopping, EmaCheckpointing, Evaluator, Logs,
+    LossGuard, Preemption, Recovery, Trainer,
 };
 
 use crate::actions::{build_actions, ActionSetup};
@@ -27,6 +27,9 @@ use crate::progressive_trainer::ProgressiveTrainer;
 pub const PARAMS_FILE: &str = "params.yaml";
 /// File of the config with its `${...}` references, written when it has any.
 pub const UNRESOLVED_PARAMS_FILE: &str = "params.unresolved.yaml";
+/// Subdirectory of model_dir holding the moving-average checkpoints when
+/// `trainer.optimizer_config.ema` is set (as in Model Garden).
+pub const EMA_CHECKPOINTS_SUBDIR: &str = "ema_checkpoints";
 
 /// What a run does (Model Garden's `--mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +289,12 @@ fn controller_options(
     let mut eval_actions: Vec<Box<dyn Action>> = Vec::new();
     if let Some(exporter) = best_checkpoint_exporter(t, model_dir)? {
         eval_actions.push(Box::new(exporter));
+    }
+    if t.optimizer_config.ema.is_some() && t.progressive.is_none() {
+        eval_actions.push(Box::new(EmaCheckpointing::new(
+            &model_dir.join(EMA_CHECKPOINTS_SUBDIR),
+            t.max_to_keep as usize,
+        )?));
     }
     if let Some(stopping) = early_stopping(t)? {
         eval_actions.push(Box::new(stopping));

@@ -365,6 +365,15 @@ fn ema_evaluates_and_exports_averaged_weights_and_trains_on_raw_ones() {
         assert_eq!(&optimizer[&format!("{name}/average")], value, "{name}");
         assert_ne!(&raw[name], value, "{name}");
     }
+    // Every evaluation also saved the averages as `ema_checkpoints/average_weights-<step>`;
+    // training without evaluation saved none.
+    let ema_export =
+        tensors(&evaluated.join("ema_checkpoints/average_weights-20/model.safetensors"));
+    assert_eq!(ema_export, exported);
+    assert!(evaluated
+        .join("ema_checkpoints/average_weights-40/model.safetensors")
+        .is_file());
+    assert!(!resumed.join("ema_checkpoints").exists());
     // Evaluation used the averages: the losses differ from a run without EMA, and
     // re-evaluating the checkpoint gives the same loss as during training.
     let plain = dir.path().join("plain");
