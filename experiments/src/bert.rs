@@ -4,7 +4,7 @@
 
 use grove_core::config::optimization::{AdamWConfig, OptimizationConfig, OptimizerConfig};
 use grove_core::config::{ExperimentConfig, ProgressiveConfig, StackingStageConfig, TrainerConfig};
-use grove_tasks::masked_lm::config::SYNTHETIC_INPUT;
+use grove_tasks::masked_lm::config::MaskedLmFileType;
 use grove_tasks::masked_lm::progressive::with_polynomial_schedule;
 use grove_tasks::masked_lm::{MaskedLmConfig, MaskedLmDataConfig};
 use grove_tasks::models::{
@@ -104,7 +104,7 @@ pub fn bert_local() -> ExperimentConfig {
 fn local_masked_lm(encoder: BertEncoderConfig) -> ExperimentConfig {
     let train_steps = 400;
     let data = |is_training: bool, num_examples: usize| MaskedLmDataConfig {
-        input_path: SYNTHETIC_INPUT.to_string(),
+        file_type: MaskedLmFileType::Synthetic,
         global_batch_size: 16,
         is_training: Some(is_training),
         drop_remainder: is_training,

@@ -7,8 +7,7 @@ use grove_core::config::optimization::{
 };
 use grove_core::config::{ExperimentConfig, TrainerConfig};
 use grove_tasks::image_classification::config::{
-    BackboneConfig, CnnConfig, ImageClassifierConfig, MlpConfig, NormType, CIFAR10_FILES,
-    IDX_FILES, SYNTHETIC_IMAGES,
+    BackboneConfig, CnnConfig, ImageClassifierConfig, ImageFileType, MlpConfig, NormType,
 };
 use grove_tasks::image_classification::{ImageClassificationConfig, ImageDataConfig};
 
@@ -26,9 +25,9 @@ fn adam_cosine(learning_rate: f64, train_steps: u64) -> OptimizationConfig {
 }
 
 /// One split of `file_type` read from `input_path`.
-fn split(file_type: &str, training: bool, batch_size: usize) -> ImageDataConfig {
+fn split(file_type: ImageFileType, training: bool, batch_size: usize) -> ImageDataConfig {
     ImageDataConfig {
-        file_type: file_type.to_string(),
+        file_type,
         global_batch_size: batch_size,
         is_training: Some(training),
         ..ImageDataConfig::default()
@@ -67,9 +66,9 @@ fn experiment(
 
 /// An MLP (256, 128) on seeded synthetic 28×28 digits: 600 steps, about 2 s on 2 cores.
 pub fn mnist_local() -> ExperimentConfig {
-    let mut validation = split(SYNTHETIC_IMAGES, false, 256);
+    let mut validation = split(ImageFileType::Synthetic, false, 256);
     validation.num_examples = 1024;
-    let mut train = split(SYNTHETIC_IMAGES, true, 64);
+    let mut train = split(ImageFileType::Synthetic, true, 64);
     train.num_examples = 8192;
     let task = ImageClassificationConfig {
         model: ImageClassifierConfig {
@@ -96,12 +95,12 @@ pub fn mnist() -> ExperimentConfig {
         train_data: ImageDataConfig {
             mean: vec![0.1307],
             stddev: vec![0.3081],
-            ..split(IDX_FILES, true, 128)
+            ..split(ImageFileType::Idx, true, 128)
         },
         validation_data: ImageDataConfig {
             mean: vec![0.1307],
             stddev: vec![0.3081],
-            ..split(IDX_FILES, false, 500)
+            ..split(ImageFileType::Idx, false, 500)
         },
         ..ImageClassificationConfig::default()
     };
@@ -129,12 +128,12 @@ pub fn cifar10() -> ExperimentConfig {
             stddev: stddev.clone(),
             aug_rand_hflip: true,
             aug_crop_padding: 4,
-            ..split(CIFAR10_FILES, true, 128)
+            ..split(ImageFileType::Cifar10, true, 128)
         },
         validation_data: ImageDataConfig {
             mean,
             stddev,
-            ..split(CIFAR10_FILES, false, 500)
+            ..split(ImageFileType::Cifar10, false, 500)
         },
         ..ImageClassificationConfig::default()
     };

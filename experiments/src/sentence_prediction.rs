@@ -4,7 +4,7 @@
 
 use grove_core::config::{ExperimentConfig, TrainerConfig};
 use grove_tasks::models::{EncoderConfig, BERT_ENCODER};
-use grove_tasks::sentence_prediction::config::{SentencePredictionModelConfig, SYNTHETIC_PAIRS};
+use grove_tasks::sentence_prediction::config::{SentenceFileType, SentencePredictionModelConfig};
 use grove_tasks::sentence_prediction::{SentenceDataConfig, SentencePredictionConfig};
 
 use crate::bert::{bert_optimization, bert_restrictions, local_encoder};
@@ -49,7 +49,7 @@ pub fn bert_sentence_prediction() -> ExperimentConfig {
 pub fn bert_sentence_prediction_local() -> ExperimentConfig {
     let train_steps = 300;
     let data = |is_training: bool, num_examples: usize| SentenceDataConfig {
-        file_type: SYNTHETIC_PAIRS.to_string(),
+        file_type: SentenceFileType::Synthetic,
         global_batch_size: 32,
         seq_length: 64,
         num_examples,

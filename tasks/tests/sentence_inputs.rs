@@ -9,7 +9,7 @@ use grove_core::task::Task;
 use grove_core::vars::ModelVars;
 use grove_tasks::models::{BertEncoderConfig, EncoderConfig, BERT_ENCODER};
 use grove_tasks::sentence_prediction::config::{
-    CheckpointFormat, SentencePredictionModelConfig, JSONL_FILES,
+    CheckpointFormat, SentenceFileType, SentencePredictionModelConfig,
 };
 use grove_tasks::sentence_prediction::inputs::read_text_examples;
 use grove_tasks::sentence_prediction::{
@@ -48,7 +48,7 @@ fn tsv_and_jsonl_rows_are_tokenized_with_their_labels() {
 
     let jsonl = "{\"text\": \"the cat\", \"label\": 1}\n\n{\"text\": \"dog\", \"label\": \"0\"}\n";
     let mut config = data(dir.path(), "b.jsonl", jsonl, &["text"]);
-    config.file_type = JSONL_FILES.to_string();
+    config.file_type = SentenceFileType::Jsonl;
     let examples = read_text_examples(&config, "task.train_data", 2).unwrap();
     assert_eq!(examples[1].encoded.input_word_ids, [2, 7, 3, 0, 0, 0, 0, 0]);
     assert_eq!(examples[1].label, 0.0);
@@ -96,7 +96,7 @@ fn bad_rows_name_the_file_and_line() {
         message(&config)
     );
     let mut config = data(dir.path(), "b.jsonl", "{\"text\": \"a\"}\n", &["text"]);
-    config.file_type = JSONL_FILES.to_string();
+    config.file_type = SentenceFileType::Jsonl;
     assert!(
         message(&config).contains("b.jsonl:1: field `label` is missing"),
         "{}",

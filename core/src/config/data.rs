@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 /// What a trainer needs to know of any task's data config. Tasks with extra data keys
 /// (e.g. masked LM's `seq_length`) define their own struct and implement this trait.
 pub trait DataSpec {
-    /// `input_path`: a file, directory, or a task-defined keyword such as `synthetic`.
+    /// `input_path`: files, a directory, or a task-defined keyword such as Model Garden's
+    /// `dummy`. Generated data is chosen by a task's `file_type: synthetic`, not here.
     fn input_path(&self) -> &str;
     /// Examples per batch (the whole batch: Grove runs on one device).
     fn global_batch_size(&self) -> usize;
@@ -38,7 +39,7 @@ macro_rules! impl_data_spec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// A file, directory, or a task-defined keyword such as `synthetic`.
+    /// Files, a directory, or a task-defined keyword such as `dummy`.
     pub input_path: String,
     /// Examples per batch.
     pub global_batch_size: usize,

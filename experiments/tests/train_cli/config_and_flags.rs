@@ -215,3 +215,39 @@ fn file_experiments_ask_for_their_input_paths() {
         assert!(!model_dir.exists());
     }
 }
+
+/// `file_type` is a keyword: a misspelt one gets the closest valid name, and generated data is
+/// chosen by `file_type: synthetic` alone, so an `input_path` beside it (which would be
+/// ignored), or masked LM's former `input_path: synthetic`, is refused before anything is
+/// written.
+#[test]
+fn file_type_keywords_and_synthetic_data_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let cases = [
+        (
+            "task.train_data.file_type=tfrecords",
+            "did you mean \"tfrecord\"?",
+        ),
+        (
+            "task.train_data.input_path=/data/train.tfrecord",
+            "task.train_data.file_type = synthetic generates the data",
+        ),
+        (
+            "task.train_data={input_path: synthetic, file_type: tfrecord}",
+            "synthetic data is selected by file_type",
+        ),
+    ];
+    for (setting, expected) in cases {
+        let output = run_small(&model_dir, "train", &[setting]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{setting}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert!(message.contains(expected), "{setting}: {message}");
+        assert!(!model_dir.exists());
+    }
+}

@@ -177,10 +177,13 @@ fn model_garden_pretraining_tfrecords_train_bert_local() {
     write_pretraining_tfrecord(&train_file, false, 0, 256);
     write_pretraining_tfrecord(&eval_file, true, 256, 24);
     let train_pattern = format!(
-        "task.train_data.input_path={}",
+        "task.train_data={{input_path: {}, file_type: tfrecord}}",
         dir.path().join("train-*").display()
     );
-    let eval_path = format!("task.validation_data.input_path={}", eval_file.display());
+    let eval_path = format!(
+        "task.validation_data={{input_path: {}, file_type: tfrecord}}",
+        eval_file.display()
+    );
     let model_dir = dir.path().join("run");
     let steps = "trainer.train_steps=60";
     let v2 = "task.validation_data.use_v2_feature_names=true";
@@ -196,7 +199,10 @@ fn model_garden_pretraining_tfrecords_train_bert_local() {
 
     // The v2 file read with v1 names names the missing feature, the file and the record.
     let fresh = dir.path().join("fresh");
-    let v1_eval = format!("task.train_data.input_path={}", eval_file.display());
+    let v1_eval = format!(
+        "task.train_data={{input_path: {}, file_type: tfrecord}}",
+        eval_file.display()
+    );
     let output = run_small(&fresh, "train", &[steps, &v1_eval, &eval_path, v2]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let message = stderr(&output);
@@ -205,7 +211,10 @@ fn model_garden_pretraining_tfrecords_train_bert_local() {
         "{message}"
     );
     // Records of 32 tokens read as 16-token sequences: the feature, its length and the record.
-    let train_file_only = format!("task.train_data.input_path={}", train_file.display());
+    let train_file_only = format!(
+        "task.train_data={{input_path: {}, file_type: tfrecord}}",
+        train_file.display()
+    );
     let short = "task.train_data.seq_length=16";
     let output = run_small(
         &fresh,
@@ -236,7 +245,7 @@ fn model_garden_pretraining_tfrecords_train_bert_local() {
         "{message}"
     );
     let nothing = format!(
-        "task.train_data.input_path={}",
+        "task.train_data={{input_path: {}, file_type: tfrecord}}",
         dir.path().join("none-*").display()
     );
     let output = run_small(&fresh, "train", &[steps, &nothing, &eval_path, v2]);

@@ -300,7 +300,7 @@ fn evaluation_does_not_change_the_training_trajectory() {
 fn extra_validation_sets_are_evaluated_and_logged_under_their_names() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("run");
-    let extra = "{task: {extra_validation_data: {hard: {input_path: synthetic, is_training: \
+    let extra = "{task: {extra_validation_data: {hard: {file_type: synthetic, is_training: \
                  false, global_batch_size: 8, seq_length: 32, max_predictions_per_seq: 5, \
                  num_examples: 16}}}, trainer: {best_checkpoint_export_subdir: best, \
                  best_checkpoint_eval_metric: 'hard|masked_lm_accuracy'}}";

@@ -5,6 +5,19 @@ use std::path::PathBuf;
 
 use grove_core::{Error, Result};
 
+/// Refuses an `input_path` on a split whose `file_type: synthetic` generates its data, so a
+/// path meant to be read is never silently ignored. In every task `file_type` alone selects
+/// generated data; `key` is the split's config key.
+pub fn refuse_input_path_for_synthetic(key: &str, input_path: &str) -> Result<()> {
+    if input_path.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{key}.input_path = {input_path:?}, but {key}.file_type = synthetic generates the data; \
+         set {key}.file_type to the format of the files to read them, or remove input_path"
+    )))
+}
+
 /// The files `input_path` names, in the order given (each pattern's matches sorted). A path
 /// that does not exist, a pattern that matches nothing or a malformed pattern is an
 /// [`Error::Data`] naming `key` and the entry.

@@ -2,16 +2,35 @@
 //! matches (`task.model.num_classes`, `input_size`, `dropout_rate`, `task.losses.
 //! label_smoothing`, `train_data.input_path`, `file_type`, `aug_rand_hflip`, ...).
 
-use grove_core::config::{Branch, TaskConfig};
+use grove_core::config::{keyword, Branch, TaskConfig};
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// `file_type` of files in MNIST's IDX format.
-pub const IDX_FILES: &str = "idx";
-/// `file_type` of CIFAR-10 binary batches.
-pub const CIFAR10_FILES: &str = "cifar10";
-/// `file_type` of Grove's seeded MNIST-like images (no files).
-pub const SYNTHETIC_IMAGES: &str = "synthetic";
+use crate::data::file_patterns::refuse_input_path_for_synthetic;
+use crate::data::image_files::ImageFormat;
+
+/// `file_type`: where a split's images come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFileType {
+    /// Files in MNIST's IDX format (raw or gzip).
+    Idx,
+    /// CIFAR-10's binary batches (raw or gzip).
+    Cifar10,
+    /// Grove's seeded MNIST-like images (no files).
+    Synthetic,
+}
+
+impl ImageFileType {
+    /// The on-disk format, `None` for synthetic images.
+    pub fn format(self) -> Option<ImageFormat> {
+        match self {
+            ImageFileType::Idx => Some(ImageFormat::Idx),
+            ImageFileType::Cifar10 => Some(ImageFormat::Cifar10),
+            ImageFileType::Synthetic => None,
+        }
+    }
+}
 
 grove_core::defaulted_config! {
     /// `task.train_data` / `task.validation_data` of image classification.
@@ -22,7 +41,7 @@ grove_core::defaulted_config! {
         /// The IDX labels file when it is not beside the images under the standard name.
         pub label_path: String = String::new(),
         /// `idx`, `cifar10` or `synthetic`.
-        pub file_type: String = SYNTHETIC_IMAGES.to_string(),
+        pub file_type: ImageFileType = ImageFileType::Synthetic,
         /// Images per batch.
         pub global_batch_size: usize = 128,
         /// Training (shuffled per epoch, repeated, augmented) or evaluation (one pass in
@@ -263,25 +282,21 @@ impl ImageDataConfig {
 
 fn validate_data(key: &str, data: &ImageDataConfig, channels: usize) -> Result<()> {
     let fail = |message: String| Err(Error::Config(format!("{key}.{message}")));
-    match data.file_type.as_str() {
-        IDX_FILES | CIFAR10_FILES => {
+    match data.file_type {
+        ImageFileType::Idx | ImageFileType::Cifar10 => {
             if data.input_path.is_empty() {
                 return fail(format!(
                     "input_path is empty: give the directory holding the {} files or the \
-                     images file",
-                    data.file_type
+                     images file (or file_type: synthetic for generated images)",
+                    keyword(&data.file_type)
                 ));
             }
         }
-        SYNTHETIC_IMAGES => {
+        ImageFileType::Synthetic => {
+            refuse_input_path_for_synthetic(key, &data.input_path)?;
             if data.num_examples == 0 {
                 return fail("num_examples = 0: it must be positive".to_string());
             }
-        }
-        other => {
-            return fail(format!(
-                "file_type = {other:?}: use {IDX_FILES}, {CIFAR10_FILES} or {SYNTHETIC_IMAGES}"
-            ))
         }
     }
     if data.global_batch_size == 0 {

@@ -10,8 +10,8 @@ use grove_core::task::InputContext;
 use grove_core::Result;
 use rand::Rng;
 
-use super::config::{ImageDataConfig, CIFAR10_FILES, IDX_FILES};
-use crate::data::image_files::{ImageFiles, ImageFormat};
+use super::config::ImageDataConfig;
+use crate::data::image_files::ImageFiles;
 use crate::data::image_set::ImageSet;
 use crate::data::order::{Order, Sampler};
 use crate::data::split_cache::SplitCache;
@@ -33,10 +33,9 @@ impl LoadedImages {
         train_examples: usize,
     ) -> Result<Arc<ImageSet>> {
         self.cache.get_or_load(&context.split, || {
-            let format = match data.file_type.as_str() {
-                IDX_FILES => ImageFormat::Idx,
-                CIFAR10_FILES => ImageFormat::Cifar10,
-                _ => {
+            let format = match data.file_type.format() {
+                Some(format) => format,
+                None => {
                     let first = if context.split.is_train() {
                         0
                     } else {

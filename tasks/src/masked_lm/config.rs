@@ -3,77 +3,72 @@
 
 use std::collections::BTreeMap;
 
-use grove_core::config::TaskConfig;
+use grove_core::config::{keyword, TaskConfig};
 use grove_core::init_checkpoint::InitCheckpointRule;
 use grove_core::task::MAIN_VALIDATION_SET;
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::file_patterns::refuse_input_path_for_synthetic;
 use crate::models::BertPretrainerConfig;
 
 /// `input_path` keyword: Model Garden's endless zero batches.
 pub const DUMMY_INPUT: &str = "dummy";
-/// `input_path` keyword: Grove's seeded synthetic corpus with learnable structure.
-pub const SYNTHETIC_INPUT: &str = "synthetic";
 
-/// `file_type` of Model Garden's BERT pretraining TFRecord files.
-pub const TFRECORD_FILES: &str = "tfrecord";
-/// `file_type` of plain text: one sentence per line, a blank line between documents.
-pub const PLAIN_TEXT: &str = "text";
-/// `file_type` of JSON lines: one document per line in a `text` field.
-pub const JSONL_TEXT: &str = "jsonl";
-
-/// `task.train_data` / `task.validation_data` of masked LM.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MaskedLmDataConfig {
-    /// `synthetic`, `dummy`, or files: a comma-separated list of paths or glob patterns.
-    pub input_path: String,
-    /// The format of the files `input_path` names: `tfrecord` (Model Garden's pretraining
-    /// examples), `text` or `jsonl` (raw text, tokenized with `vocab_file`).
-    pub file_type: String,
-    /// The WordPiece vocabulary of `text` / `jsonl` files.
-    pub vocab_file: String,
-    /// Lowercase and strip accents before WordPiece (uncased models).
-    pub lower_case: bool,
-    /// The files use Model Garden's v2 feature names (`input_word_ids`, `input_type_ids`)
-    /// instead of `input_ids`, `segment_ids`.
-    pub use_v2_feature_names: bool,
-    /// Sequences per batch.
-    pub global_batch_size: usize,
-    /// Training (shuffled per epoch, repeated) or evaluation (one pass in order); must be set.
-    pub is_training: Option<bool>,
-    /// Drop a last evaluation batch smaller than `global_batch_size`.
-    pub drop_remainder: bool,
-    /// Seed of the example order; unset uses `runtime.seed`.
-    pub seed: Option<u64>,
-    /// Tokens per sequence.
-    pub seq_length: usize,
-    /// Masked positions per sequence.
-    pub max_predictions_per_seq: usize,
-    /// Whether batches carry `next_sentence_labels` (trains the `next_sentence` head).
-    pub use_next_sentence_label: bool,
-    /// Examples in the synthetic corpus of this split (`input_path: synthetic`).
-    pub num_examples: usize,
+/// `file_type`: where a split's pretraining examples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskedLmFileType {
+    /// Model Garden's BERT pretraining TFRecord files.
+    Tfrecord,
+    /// Plain text: one sentence per line, a blank line between documents.
+    Text,
+    /// JSON lines: one document per line in a `text` field.
+    Jsonl,
+    /// Grove's seeded synthetic corpus with learnable structure (no files).
+    Synthetic,
 }
 
-impl Default for MaskedLmDataConfig {
-    fn default() -> Self {
-        MaskedLmDataConfig {
-            input_path: String::new(),
-            file_type: TFRECORD_FILES.to_string(),
-            vocab_file: String::new(),
-            lower_case: true,
-            use_v2_feature_names: false,
-            global_batch_size: 512,
-            is_training: None,
-            drop_remainder: true,
-            seed: None,
-            seq_length: 512,
-            max_predictions_per_seq: 76,
-            use_next_sentence_label: true,
-            num_examples: 10_000,
-        }
+grove_core::defaulted_config! {
+    /// `task.train_data` / `task.validation_data` of masked LM.
+    pub struct MaskedLmDataConfig {
+        /// Files (a comma-separated list of paths or glob patterns) of `file_type`, or
+        /// `dummy` (Model Garden's endless zero batches); ignored for `synthetic`.
+        pub input_path: String = String::new(),
+        /// `tfrecord` (Model Garden's pretraining examples), `text` or `jsonl` (raw text,
+        /// tokenized with `vocab_file`), or `synthetic`.
+        pub file_type: MaskedLmFileType = MaskedLmFileType::Tfrecord,
+        /// The WordPiece vocabulary of `text` / `jsonl` files.
+        pub vocab_file: String = String::new(),
+        /// Lowercase and strip accents before WordPiece (uncased models).
+        pub lower_case: bool = true,
+        /// The files use Model Garden's v2 feature names (`input_word_ids`, `input_type_ids`)
+        /// instead of `input_ids`, `segment_ids`.
+        pub use_v2_feature_names: bool = false,
+        /// Sequences per batch.
+        pub global_batch_size: usize = 512,
+        /// Training (shuffled per epoch, repeated) or evaluation (one pass in order); must be
+        /// set.
+        pub is_training: Option<bool> = None,
+        /// Drop a last evaluation batch smaller than `global_batch_size`.
+        pub drop_remainder: bool = true,
+        /// Seed of the example order; unset uses `runtime.seed`.
+        pub seed: Option<u64> = None,
+        /// Tokens per sequence.
+        pub seq_length: usize = 512,
+        /// Masked positions per sequence.
+        pub max_predictions_per_seq: usize = 76,
+        /// Whether batches carry `next_sentence_labels` (trains the `next_sentence` head).
+        pub use_next_sentence_label: bool = true,
+        /// Examples in the synthetic corpus of this split (`file_type: synthetic`).
+        pub num_examples: usize = 10_000,
+    }
+}
+
+impl MaskedLmDataConfig {
+    /// True for Model Garden's `input_path: dummy` (endless zero batches).
+    pub fn is_dummy(&self) -> bool {
+        self.input_path == DUMMY_INPUT
     }
 }
 
@@ -184,30 +179,30 @@ fn validate_set_name(name: &str) -> Result<()> {
 
 fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> Result<()> {
     let fail = |message: String| Err(Error::Config(format!("{key}.{message}")));
-    match data.input_path.as_str() {
-        SYNTHETIC_INPUT | DUMMY_INPUT => {}
-        "" => {
+    let file_type = keyword(&data.file_type);
+    match (data.file_type, data.input_path.as_str()) {
+        (_, DUMMY_INPUT) => {}
+        (MaskedLmFileType::Synthetic, path) => refuse_input_path_for_synthetic(key, path)?,
+        (_, "synthetic") => {
             return fail(format!(
-                "input_path is empty: give {TFRECORD_FILES} files (paths or globs, comma \
-                 separated), {SYNTHETIC_INPUT} or {DUMMY_INPUT}"
+                "input_path = \"synthetic\" with file_type = {file_type}: synthetic data is \
+                 selected by file_type, as in every task; set file_type: synthetic (input_path \
+                 is then ignored)"
             ))
         }
-        _ => match data.file_type.as_str() {
-            TFRECORD_FILES => {}
-            PLAIN_TEXT | JSONL_TEXT if data.vocab_file.is_empty() => {
-                return fail(format!(
-                    "vocab_file is empty: {} files are tokenized with a WordPiece vocabulary",
-                    data.file_type
-                ))
-            }
-            PLAIN_TEXT | JSONL_TEXT => {}
-            other => {
-                return fail(format!(
-                    "file_type = {other:?}: use {TFRECORD_FILES}, {PLAIN_TEXT} or {JSONL_TEXT} \
-                     (or input_path {SYNTHETIC_INPUT} or {DUMMY_INPUT})"
-                ))
-            }
-        },
+        (_, "") => {
+            return fail(format!(
+                "input_path is empty: give the {file_type} files (paths or globs, comma \
+                 separated), or {DUMMY_INPUT}, or set file_type: synthetic"
+            ))
+        }
+        (MaskedLmFileType::Text | MaskedLmFileType::Jsonl, _) if data.vocab_file.is_empty() => {
+            return fail(format!(
+                "vocab_file is empty: {file_type} files are tokenized with a WordPiece \
+                 vocabulary"
+            ))
+        }
+        _ => {}
     }
     if data.global_batch_size == 0 {
         return fail("global_batch_size = 0: it must be positive".to_string());
@@ -225,7 +220,7 @@ fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> 
             data.max_predictions_per_seq, data.seq_length
         ));
     }
-    if data.input_path == SYNTHETIC_INPUT && data.num_examples == 0 {
+    if data.file_type == MaskedLmFileType::Synthetic && data.num_examples == 0 {
         return fail("num_examples = 0: the synthetic corpus needs examples".to_string());
     }
     Ok(())

@@ -10,9 +10,7 @@ use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
 use grove_core::{Error, Result};
 
-use super::config::{
-    MaskedLmConfig, MaskedLmDataConfig, DUMMY_INPUT, SYNTHETIC_INPUT, TFRECORD_FILES,
-};
+use super::config::{MaskedLmConfig, MaskedLmDataConfig, MaskedLmFileType};
 use super::inputs::{DummySource, ExampleSource};
 use super::text_corpus::text_pretraining_examples;
 use super::tfrecord::read_pretraining_examples;
@@ -51,7 +49,7 @@ impl Task for MaskedLmTask {
     }
 
     fn build_inputs(&self, data: &MaskedLmDataConfig, context: &InputContext) -> Result<Dataset> {
-        if data.input_path == DUMMY_INPUT {
+        if data.is_dummy() {
             return Ok(Dataset::prefetch(DummySource::new(data)?));
         }
         let vocab_size = self
@@ -65,7 +63,7 @@ impl Task for MaskedLmTask {
             seed: data.seed.unwrap_or(context.seed),
             position: context.start_batch * data.global_batch_size as u64,
         };
-        if data.input_path != SYNTHETIC_INPUT {
+        if data.file_type != MaskedLmFileType::Synthetic {
             let examples = self.file_examples(data, context, vocab_size)?;
             let order = match training {
                 true => shuffled,
@@ -151,7 +149,7 @@ impl MaskedLmTask {
     ) -> Result<Arc<Vec<MlmExample>>> {
         let key = context.split.config_key();
         self.file_examples.get_or_load(&context.split, || {
-            if data.file_type == TFRECORD_FILES {
+            if data.file_type == MaskedLmFileType::Tfrecord {
                 read_pretraining_examples(data, vocab_size, &key)
             } else {
                 let seed = data.seed.unwrap_or(context.seed);

@@ -12,7 +12,7 @@ use grove_core::{Error, Result};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::config::{MaskedLmDataConfig, JSONL_TEXT};
+use super::config::{MaskedLmDataConfig, MaskedLmFileType};
 use crate::data::file_patterns::expand_input_path;
 use crate::data::mlm_masking::Masking;
 use crate::data::synthetic_corpus::MlmExample;
@@ -46,7 +46,7 @@ pub fn text_pretraining_examples(
     for file in expand_input_path(&data.input_path, key)? {
         documents.extend(read_documents(
             &file,
-            data.file_type == JSONL_TEXT,
+            data.file_type == MaskedLmFileType::Jsonl,
             &tokenizer,
         )?);
     }
@@ -237,17 +237,18 @@ fn truncate_pair(a: &mut Vec<u32>, b: &mut Vec<u32>, max_tokens: usize, rng: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use grove_core::config::keyword;
 
     const VOCAB: &str =
         "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\ndog\nran\nhome\nfast\n.\n";
 
-    fn config(dir: &Path, file_type: &str, text: &str) -> MaskedLmDataConfig {
-        let file = dir.join(format!("corpus.{file_type}"));
+    fn config(dir: &Path, file_type: MaskedLmFileType, text: &str) -> MaskedLmDataConfig {
+        let file = dir.join(format!("corpus.{}", keyword(&file_type)));
         std::fs::write(dir.join("vocab.txt"), VOCAB).unwrap();
         std::fs::write(&file, text).unwrap();
         MaskedLmDataConfig {
             input_path: file.display().to_string(),
-            file_type: file_type.to_string(),
+            file_type,
             vocab_file: dir.join("vocab.txt").display().to_string(),
             seq_length: 16,
             max_predictions_per_seq: 3,
@@ -261,7 +262,7 @@ mod tests {
     #[test]
     fn documents_become_framed_masked_deterministic_pairs() {
         let dir = tempfile::tempdir().unwrap();
-        let data = config(dir.path(), "text", TEXT);
+        let data = config(dir.path(), MaskedLmFileType::Text, TEXT);
         let examples = text_pretraining_examples(&data, 100, "task.train_data", 3).unwrap();
         assert!(!examples.is_empty());
         for e in &examples {
@@ -293,11 +294,11 @@ mod tests {
     fn jsonl_documents_and_bad_input() {
         let dir = tempfile::tempdir().unwrap();
         let jsonl = "{\"text\": \"the cat sat.\\nthe dog ran.\"}\n{\"text\": \"the mat.\"}\n";
-        let data = config(dir.path(), "jsonl", jsonl);
+        let data = config(dir.path(), MaskedLmFileType::Jsonl, jsonl);
         assert!(!text_pretraining_examples(&data, 100, "k", 1)
             .unwrap()
             .is_empty());
-        let data = config(dir.path(), "jsonl", "{\"body\": \"x\"}\n");
+        let data = config(dir.path(), MaskedLmFileType::Jsonl, "{\"body\": \"x\"}\n");
         let message = text_pretraining_examples(&data, 100, "k", 1)
             .unwrap_err()
             .to_string();
@@ -305,7 +306,7 @@ mod tests {
             message.contains("corpus.jsonl:1: no string field `text`"),
             "{message}"
         );
-        let data = config(dir.path(), "text", TEXT);
+        let data = config(dir.path(), MaskedLmFileType::Text, TEXT);
         let message = text_pretraining_examples(&data, 10, "task.train_data", 1)
             .unwrap_err()
             .to_string();

@@ -1,19 +1,25 @@
 //! Config of the sentence prediction task, with Model Garden's keys
 //! (`SentencePredictionConfig`, `SentencePredictionTextDataConfig`).
 
-use grove_core::config::TaskConfig;
+use grove_core::config::{keyword, TaskConfig};
 use grove_core::init_checkpoint::InitCheckpointRule;
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::file_patterns::refuse_input_path_for_synthetic;
 use crate::models::{BertEncoderConfig, EncoderConfig, BERT_ENCODER};
 
-/// `file_type` of tab-separated files with a header row.
-pub const TSV_FILES: &str = "tsv";
-/// `file_type` of JSON-lines files (one object per line).
-pub const JSONL_FILES: &str = "jsonl";
-/// `file_type` of Grove's synthetic sentence pairs (no files).
-pub const SYNTHETIC_PAIRS: &str = "synthetic";
+/// `file_type`: where a split's sentences come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceFileType {
+    /// Tab-separated files with a header row.
+    Tsv,
+    /// JSON-lines files (one object per line).
+    Jsonl,
+    /// Grove's synthetic sentence pairs (no files).
+    Synthetic,
+}
 
 /// How labels are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +37,7 @@ grove_core::defaulted_config! {
         /// Files (comma-separated paths or globs) of `file_type`; ignored for `synthetic`.
         pub input_path: String = String::new(),
         /// `tsv`, `jsonl` or `synthetic`.
-        pub file_type: String = TSV_FILES.to_string(),
+        pub file_type: SentenceFileType = SentenceFileType::Tsv,
         /// Examples per batch.
         pub global_batch_size: usize = 32,
         /// Training (shuffled per epoch, repeated) or evaluation (one pass in order); must be
@@ -193,12 +199,13 @@ fn validate_data(
     regression: bool,
 ) -> Result<()> {
     let fail = |message: String| Err(Error::Config(format!("{key}.{message}")));
-    match data.file_type.as_str() {
-        TSV_FILES | JSONL_FILES => {
+    match data.file_type {
+        SentenceFileType::Tsv | SentenceFileType::Jsonl => {
             if data.input_path.is_empty() {
                 return fail(format!(
-                    "input_path is empty: give the {} files",
-                    data.file_type
+                    "input_path is empty: give the {} files (or file_type: synthetic for \
+                     generated pairs)",
+                    keyword(&data.file_type)
                 ));
             }
             if data.text_fields.is_empty() || data.text_fields.len() > 2 {
@@ -208,15 +215,11 @@ fn validate_data(
                 ));
             }
         }
-        SYNTHETIC_PAIRS => {
+        SentenceFileType::Synthetic => {
+            refuse_input_path_for_synthetic(key, &data.input_path)?;
             if data.num_examples == 0 {
                 return fail("num_examples = 0: it must be positive".to_string());
             }
-        }
-        other => {
-            return fail(format!(
-                "file_type = {other:?}: use {TSV_FILES}, {JSONL_FILES} or {SYNTHETIC_PAIRS}"
-            ))
         }
     }
     if data.global_batch_size == 0 {

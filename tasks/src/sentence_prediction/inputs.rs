@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use grove_core::data::{Batch, BatchSource};
 use grove_core::{Error, Result};
 
-use super::config::{LabelType, SentenceDataConfig, JSONL_FILES};
+use super::config::{LabelType, SentenceDataConfig, SentenceFileType};
 use crate::data::file_patterns::expand_input_path;
 use crate::data::order::Sampler;
 use crate::data::rows::stack_rows;
@@ -37,7 +37,7 @@ pub fn read_text_examples(
     for file in expand_input_path(&data.input_path, key)? {
         let text =
             std::fs::read_to_string(&file).map_err(|e| Error::io("cannot read", &file, e))?;
-        let rows = if data.file_type == JSONL_FILES {
+        let rows = if data.file_type == SentenceFileType::Jsonl {
             jsonl_rows(&file, &text, data)?
         } else {
             tsv_rows(&file, &text, data)?

@@ -16,7 +16,7 @@ use grove_core::vars::ModelVars;
 use grove_core::Result;
 
 use super::config::{
-    CheckpointFormat, MetricType, SentenceDataConfig, SentencePredictionConfig, SYNTHETIC_PAIRS,
+    CheckpointFormat, MetricType, SentenceDataConfig, SentenceFileType, SentencePredictionConfig,
 };
 use super::inputs::{read_text_examples, synthetic_pairs, SentenceExample, SentenceSource};
 use super::metrics::{f1_score, matthews_corrcoef, pearson, spearman};
@@ -110,7 +110,7 @@ impl Task for SentencePredictionTask {
     fn build_inputs(&self, data: &SentenceDataConfig, context: &InputContext) -> Result<Dataset> {
         let cfg = &self.config;
         let examples = self.examples.get_or_load(&context.split, || {
-            if data.file_type == SYNTHETIC_PAIRS {
+            if data.file_type == SentenceFileType::Synthetic {
                 let first = if context.split.is_train() {
                     0
                 } else {

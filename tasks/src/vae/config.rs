@@ -4,7 +4,7 @@ use grove_core::config::TaskConfig;
 use grove_core::{Error, Result};
 
 use crate::image_classification::config::{
-    check_input_size, input_shape, ImageDataConfig, CIFAR10_FILES,
+    check_input_size, input_shape, ImageDataConfig, ImageFileType,
 };
 
 grove_core::defaulted_config! {
@@ -98,9 +98,9 @@ impl TaskConfig for VaeConfig {
             ("task.validation_data", &self.validation_data),
         ] {
             data.validate(key, model.input_size[2])?;
-            if data.file_type == CIFAR10_FILES {
+            if data.file_type == ImageFileType::Cifar10 {
                 return Err(Error::Config(format!(
-                    "{key}.file_type = {CIFAR10_FILES}: the VAE reads grey images (idx or \
+                    "{key}.file_type = cifar10: the VAE reads grey images (idx or \
                      synthetic)"
                 )));
             }

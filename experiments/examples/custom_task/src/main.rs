@@ -35,16 +35,15 @@ pub struct LinearRegressionConfig {
     pub noise: f64,
     /// Batches in one pass over the validation set.
     pub validation_batches: usize,
-    /// Training inputs (`input_path: synthetic`).
+    /// Training inputs (made by the task: `input_path` stays empty).
     pub train_data: DataConfig,
-    /// Validation inputs (`input_path: synthetic`).
+    /// Validation inputs (made by the task: `input_path` stays empty).
     pub validation_data: DataConfig,
 }
 
 impl Default for LinearRegressionConfig {
     fn default() -> Self {
         let data = |is_training| DataConfig {
-            input_path: "synthetic".to_string(),
             global_batch_size: 32,
             is_training: Some(is_training),
             ..DataConfig::default()
@@ -76,9 +75,10 @@ impl TaskConfig for LinearRegressionConfig {
             ("train_data", &self.train_data),
             ("validation_data", &self.validation_data),
         ] {
-            if data.input_path != "synthetic" {
+            if !data.input_path.is_empty() {
                 return Err(Error::Config(format!(
-                    "task.{key}.input_path = {:?}: this task only makes synthetic data",
+                    "task.{key}.input_path = {:?}: this task makes its own synthetic data and \
+                     reads no files; remove the key",
                     data.input_path
                 )));
             }
