@@ -59,9 +59,9 @@ pub fn measure(config: &ExperimentConfig, warmup: u64, steps: u64) -> anyhow::Re
         };
         let direct = DirectGradients::start();
         let outputs = task.train_step(&batch, model.as_ref(), &mut step_context)?;
-        let loss = outputs.loss.ok_or_else(|| anyhow!("no loss"))?;
+        let loss = outputs.loss();
         let t2 = Instant::now();
-        let grads = direct.backward(&loss)?;
+        let grads = direct.backward(loss)?;
         let t3 = Instant::now();
         optimizer.apply(
             &params,

@@ -27,13 +27,53 @@ pub const MAIN_VALIDATION_SET: &str = "validation";
 /// labels for an F1 score).
 pub type Aggregate = BTreeMap<String, Vec<f64>>;
 
-/// What a train or validation step returns: the loss and named tensors that metrics and
-/// `aggregate_logs` read.
+/// What a validation step returns (and what metrics and `aggregate_logs` read): named tensors
+/// and, when the task computes one, the loss (`validation_loss` is logged when present).
 #[derive(Debug, Clone, Default)]
 pub struct StepOutputs {
-    /// The scalar loss (required from `train_step`; `validation_loss` is logged when present).
-    pub loss: Option<Tensor>,
+    loss: Option<Tensor>,
     values: BTreeMap<String, Tensor>,
+}
+
+/// What a train step returns: the scalar loss the backward pass differentiates, which a
+/// training step cannot leave out, and the step's other outputs for the training metrics.
+#[derive(Debug, Clone)]
+pub struct TrainOutputs {
+    loss: Tensor,
+    outputs: StepOutputs,
+}
+
+impl TrainOutputs {
+    /// Outputs of a step with this loss and no other outputs yet.
+    pub fn new(loss: Tensor) -> Self {
+        Self::with_outputs(loss, StepOutputs::default())
+    }
+
+    /// `outputs` with this loss (replacing any loss `outputs` held).
+    pub fn with_outputs(loss: Tensor, mut outputs: StepOutputs) -> Self {
+        outputs.loss = None;
+        TrainOutputs { loss, outputs }
+    }
+
+    /// Adds a named output.
+    pub fn insert(&mut self, name: impl Into<String>, value: Tensor) {
+        self.outputs.insert(name, value);
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> &Tensor {
+        &self.loss
+    }
+}
+
+impl From<TrainOutputs> for StepOutputs {
+    /// The train step's outputs as a validation step's (its loss becomes `validation_loss`).
+    fn from(train: TrainOutputs) -> Self {
+        StepOutputs {
+            loss: Some(train.loss),
+            values: train.outputs.values,
+        }
+    }
 }
 
 impl StepOutputs {
@@ -43,6 +83,11 @@ impl StepOutputs {
             loss: Some(loss),
             values: BTreeMap::new(),
         }
+    }
+
+    /// The loss, if the step computed one.
+    pub fn loss(&self) -> Option<&Tensor> {
+        self.loss.as_ref()
     }
 
     /// Adds a named output.
@@ -183,7 +228,7 @@ pub trait Task: Send + Sync + Sized + 'static {
         inputs: &Batch,
         model: &Self::Model,
         context: &mut StepContext,
-    ) -> Result<StepOutputs>;
+    ) -> Result<TrainOutputs>;
 
     /// Forward pass of one validation batch. The default is `train_step`'s forward pass and
     /// loss (the context carries no dropout stream in evaluation), as Model Garden's base task
@@ -195,6 +240,7 @@ pub trait Task: Send + Sync + Sized + 'static {
         context: &mut StepContext,
     ) -> Result<StepOutputs> {
         self.train_step(inputs, model, context)
+            .map(StepOutputs::from)
     }
 
     /// Folds one validation step's outputs into host state (`None` before the first step).
@@ -252,7 +298,7 @@ pub trait DynTask: Send + Sync {
         inputs: &Batch,
         model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
-    ) -> Result<StepOutputs>;
+    ) -> Result<TrainOutputs>;
     /// See [`Task::validation_step`].
     fn validation_step(
         &self,
@@ -331,7 +377,7 @@ impl<T: Task> DynTask for T {
         inputs: &Batch,
         model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         Task::train_step(self, inputs, model_of::<T>(model), context)
     }
     fn validation_step(

@@ -302,7 +302,7 @@ impl DefaultTrainer {
                 for metric in &mut metrics {
                     metric.update(&outputs)?;
                 }
-                if let Some(loss) = &outputs.loss {
+                if let Some(loss) = outputs.loss() {
                     // The batch's loss: the shards' losses weighed by their shares.
                     let loss = loss.detach().affine(share, 0.0)?;
                     loss_sum = Some(match loss_sum {

@@ -10,7 +10,9 @@ use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
 use grove_core::metrics::Metric;
 use grove_core::progressive::ProgressivePolicy;
-use grove_core::task::{Aggregate, DynTask, InputContext, Split, StepContext, StepOutputs};
+use grove_core::task::{
+    Aggregate, DynTask, InputContext, Split, StepContext, StepOutputs, TrainOutputs,
+};
 use grove_core::vars::ModelVars;
 use grove_core::Result;
 
@@ -53,7 +55,7 @@ impl DynTask for StageTask {
         inputs: &Batch,
         model: &(dyn Any + Send + Sync),
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         self.task().train_step(inputs, model, context)
     }
     fn validation_step(

@@ -4,7 +4,7 @@
 use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
 use grove_core::metrics::{Metric, WeightedMean};
-use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
+use grove_core::task::{InputContext, StepContext, Task, TrainOutputs};
 use grove_core::Result;
 
 use super::config::{ImageClassificationConfig, ImageDataConfig};
@@ -24,7 +24,7 @@ impl ImageClassificationTask {
         inputs: &Batch,
         model: &ImageClassifier,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         let logits = model.forward(inputs.get("image")?, context.dropout.as_mut())?;
         let labels = inputs.get("label")?;
         let scores = score(
@@ -33,7 +33,7 @@ impl ImageClassificationTask {
             self.config.losses.label_smoothing,
             self.config.evaluation.top_k,
         )?;
-        let mut step = StepOutputs::with_loss(scores.per_example_loss.mean_all()?);
+        let mut step = TrainOutputs::new(scores.per_example_loss.mean_all()?);
         step.insert("correct", scores.correct);
         step.insert("top_k_correct", scores.top_k_correct);
         Ok(step)
@@ -86,7 +86,7 @@ impl Task for ImageClassificationTask {
         inputs: &Batch,
         model: &ImageClassifier,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         self.forward_and_loss(inputs, model, context)
     }
 }

@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
 use grove_core::metrics::{Metric, WeightedMean};
-use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
+use grove_core::task::{InputContext, StepContext, StepOutputs, Task, TrainOutputs};
 use grove_core::{Error, Result};
 
 use super::config::{MaskedLmConfig, MaskedLmDataConfig, MaskedLmFileType};
@@ -133,7 +133,7 @@ impl Task for MaskedLmTask {
         inputs: &Batch,
         model: &BertPretrainer,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         self.forward_and_loss(inputs, model, context)
     }
 }
@@ -165,7 +165,7 @@ impl MaskedLmTask {
         inputs: &Batch,
         model: &BertPretrainer,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         let model_inputs = PretrainerInputs {
             input_word_ids: inputs.get("input_word_ids")?.clone(),
             input_mask: inputs.get("input_mask")?.clone(),
@@ -209,8 +209,7 @@ impl MaskedLmTask {
             step.insert("next_sentence_correct", correct);
             step.insert("next_sentence_loss", nsp_loss.detach());
         }
-        step.loss = Some(loss);
-        Ok(step)
+        Ok(TrainOutputs::with_outputs(loss, step))
     }
 }
 

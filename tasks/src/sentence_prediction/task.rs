@@ -11,7 +11,7 @@ use grove_core::init_checkpoint::{
     load_init_checkpoint, load_renamed_init_checkpoint, InitCheckpointRule,
 };
 use grove_core::metrics::{Metric, WeightedMean};
-use grove_core::task::{Aggregate, InputContext, StepContext, StepOutputs, Task};
+use grove_core::task::{Aggregate, InputContext, StepContext, StepOutputs, Task, TrainOutputs};
 use grove_core::vars::ModelVars;
 use grove_core::Result;
 
@@ -44,7 +44,7 @@ impl SentencePredictionTask {
         inputs: &Batch,
         model: &SentenceClassifier,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         let logits = model.forward(
             inputs.get("input_word_ids")?,
             inputs.get("input_mask")?,
@@ -57,7 +57,7 @@ impl SentencePredictionTask {
             let loss = (&scores - labels.to_dtype(DType::F32)?)?
                 .sqr()?
                 .mean_all()?;
-            let mut step = StepOutputs::with_loss(loss);
+            let mut step = TrainOutputs::new(loss);
             step.insert("predictions", scores.detach());
             step.insert("labels", labels.to_dtype(DType::F32)?);
             return Ok(step);
@@ -66,7 +66,7 @@ impl SentencePredictionTask {
         let per_example = grove_kernels::cross_entropy_rows(&logits, &labels)?;
         let predictions = logits.detach().argmax(D::Minus1)?;
         let correct = predictions.eq(&labels)?.to_dtype(DType::F32)?;
-        let mut step = StepOutputs::with_loss(per_example.mean_all()?);
+        let mut step = TrainOutputs::new(per_example.mean_all()?);
         step.insert("cls_correct", correct);
         step.insert("predictions", predictions.to_dtype(DType::F32)?);
         step.insert("labels", labels.to_dtype(DType::F32)?);
@@ -159,7 +159,7 @@ impl Task for SentencePredictionTask {
         inputs: &Batch,
         model: &SentenceClassifier,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         self.forward_and_loss(inputs, model, context)
     }
 

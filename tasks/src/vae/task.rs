@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
 use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::rng::{stream_rng, Stream};
-use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
+use grove_core::task::{InputContext, StepContext, Task, TrainOutputs};
 use grove_core::Result;
 
 use super::config::VaeConfig;
@@ -39,7 +39,7 @@ impl VaeTask {
         inputs: &Batch,
         model: &Vae,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         let images = inputs.get("image")?;
         // Training samples with the step's stream; evaluation with a fixed one per step.
         let mut evaluation_noise = stream_rng(0, Stream::Validation, context.global_step);
@@ -49,7 +49,7 @@ impl VaeTask {
         let reconstruction = bernoulli_nll(&outputs.logits, &targets)?;
         let kl = kl_to_standard_normal(&outputs.mean, &outputs.log_variance)?;
         let loss = (&reconstruction + kl.affine(self.config.beta, 0.0)?)?.mean_all()?;
-        let mut step = StepOutputs::with_loss(loss);
+        let mut step = TrainOutputs::new(loss);
         step.insert("elbo", (&reconstruction + &kl)?.neg()?.detach());
         step.insert("reconstruction_loss", reconstruction.detach());
         step.insert("kl_divergence", kl.detach());
@@ -97,7 +97,7 @@ impl Task for VaeTask {
         inputs: &Batch,
         model: &Vae,
         context: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         self.forward_and_loss(inputs, model, context)
     }
 }

@@ -23,7 +23,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use grove_core::config::{DistributionStrategy, RuntimeConfig};
 use grove_core::data::Batch;
-use grove_core::error::{Error, Result};
+use grove_core::error::Result;
 use grove_core::optimization::NamedVar;
 use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{DynTask, StepContext, StepOutputs};
@@ -134,10 +134,7 @@ fn replica_step(
     // (grove_kernels::DirectGradients); the scope is this thread's.
     let direct = DirectGradients::start();
     let outputs = task.train_step(shard, model, &mut context)?;
-    let loss = outputs
-        .loss
-        .clone()
-        .ok_or_else(|| Error::Run("the task's train_step returned no loss".to_string()))?;
+    let loss = outputs.loss().clone();
     let scaled = if share == 1.0 {
         loss.clone()
     } else {
@@ -146,7 +143,7 @@ fn replica_step(
     let grads = direct.backward(&scaled)?;
     Ok(ReplicaResult {
         grads,
-        outputs: outputs.detach(),
+        outputs: StepOutputs::from(outputs).detach(),
         loss: loss.detach(),
     })
 }

@@ -18,7 +18,7 @@ use grove_core::data::{Batch, BatchSource, Dataset};
 use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::registry::{register_experiment, register_task};
 use grove_core::rng::{stream_rng, Stream};
-use grove_core::task::{InputContext, StepContext, StepOutputs, Task};
+use grove_core::task::{InputContext, StepContext, StepOutputs, Task, TrainOutputs};
 use grove_core::{Error, Result};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -142,10 +142,10 @@ pub struct LinearRegressionTask {
 }
 
 impl LinearRegressionTask {
-    fn loss(&self, inputs: &Batch, model: &Linear) -> Result<StepOutputs> {
+    fn loss(&self, inputs: &Batch, model: &Linear) -> Result<TrainOutputs> {
         let prediction = model.forward(inputs.get("x")?)?;
         let error = (prediction - inputs.get("y")?)?;
-        let mut outputs = StepOutputs::with_loss(error.sqr()?.mean_all()?);
+        let mut outputs = TrainOutputs::new(error.sqr()?.mean_all()?);
         outputs.insert("abs_error", error.abs()?);
         Ok(outputs)
     }
@@ -203,7 +203,7 @@ impl Task for LinearRegressionTask {
         inputs: &Batch,
         model: &Linear,
         _: &mut StepContext,
-    ) -> Result<StepOutputs> {
+    ) -> Result<TrainOutputs> {
         self.loss(inputs, model)
     }
 
@@ -213,7 +213,7 @@ impl Task for LinearRegressionTask {
         model: &Linear,
         _: &mut StepContext,
     ) -> Result<StepOutputs> {
-        self.loss(inputs, model)
+        self.loss(inputs, model).map(StepOutputs::from)
     }
 }
 
