@@ -1,7 +1,5 @@
 //! `task.train_data` / `task.validation_data`: what every input config has in common.
 
-use serde::{Deserialize, Serialize};
-
 /// What a trainer needs to know of any task's data config. Tasks with extra data keys
 /// (e.g. masked LM's `seq_length`) define their own struct and implement this trait.
 pub trait DataSpec {
@@ -33,20 +31,20 @@ macro_rules! impl_data_spec {
     };
 }
 
-/// Model Garden's base `DataConfig`, reduced to the keys every Grove input acts on. A task whose
-/// inputs honour more of Model Garden's keys (`drop_remainder`, `shuffle_buffer_size`, ...)
-/// defines its own data config with them, as masked LM does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct DataConfig {
-    /// Files, a directory, or a task-defined keyword such as `dummy`.
-    pub input_path: String,
-    /// Examples per batch.
-    pub global_batch_size: usize,
-    /// Training split (shuffled, repeated) or evaluation split; must be set.
-    pub is_training: Option<bool>,
-    /// Seed of this input's order; unset derives it from `runtime.seed`.
-    pub seed: Option<u64>,
+defaulted_config! {
+    /// Model Garden's base `DataConfig`, reduced to the keys every Grove input acts on. A task whose
+    /// inputs honour more of Model Garden's keys (`drop_remainder`, `shuffle_buffer_size`, ...)
+    /// defines its own data config with them, as masked LM does.
+    pub struct DataConfig {
+        /// Files, a directory, or a task-defined keyword such as `dummy`.
+        pub input_path: String = String::new(),
+        /// Examples per batch.
+        pub global_batch_size: usize = 0,
+        /// Training split (shuffled, repeated) or evaluation split; must be set.
+        pub is_training: Option<bool> = None,
+        /// Seed of this input's order; unset derives it from `runtime.seed`.
+        pub seed: Option<u64> = None,
+    }
 }
 
 crate::impl_data_spec!(DataConfig);

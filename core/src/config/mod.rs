@@ -3,6 +3,22 @@
 //! An [`ExperimentConfig`] is `task` (a task's own [`TaskConfig`]), `trainer` and `runtime`.
 //! [`resolve`] layers config files and `--params_override` strings over an experiment factory's
 //! defaults; every layer is strictly typed and errors name the dotted key and the layer.
+//!
+//! # Declaring config sections
+//!
+//! - A section is a struct declared with [`defaulted_config!`](crate::defaulted_config): every
+//!   field with its Model Garden default (`pub steps_per_loop: u64 = 1000`), unknown keys
+//!   refused, `Default` built from those values. Every section of Grove and its tasks is
+//!   declared this way; an optimizer's section with [`optimizer_config!`](crate::optimizer_config),
+//!   which adds Keras' clipping keys.
+//! - A keyword (`file_type`, `distribution_strategy`, `comp`, ...) is a `snake_case` serde enum,
+//!   never a checked string, so a misspelt value is refused with the closest valid name.
+//!   [`keyword`] gives a value's config spelling for messages.
+//! - A one-of (`{type: adamw, adamw: {...}}`) is declared with
+//!   [`one_of_config!`](crate::one_of_config) when Grove's code handles every branch (optimizers,
+//!   schedules, backbones: the branches are an enum, matched exhaustively), or is a
+//!   [`OneOf<F>`](one_of::OneOf) when users' crates add branches through the registry (encoders).
+//!   The warmup, whose `type` may be null (no warmup), is the one hand-written one-of.
 
 #[macro_use]
 mod macros;

@@ -1,48 +1,33 @@
 //! `trainer.progressive` — stages of progressive training (Model Garden's
 //! `ProgressiveConfig` with the stacking `stage_list` of `progressive_masked_lm`).
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 
-/// One stage of a stacking schedule (Model Garden's `StackingStageConfig`); `num_layers` and
-/// `num_steps` must be given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StackingStageConfig {
-    /// Transformer layers of the encoder in this stage.
-    pub num_layers: usize,
-    /// Training steps of this stage.
-    pub num_steps: u64,
-    /// Polynomial warmup steps at the start of the stage.
-    pub warmup_steps: u64,
-    /// Learning rate after warmup, decayed polynomially over `decay_steps`.
-    pub initial_learning_rate: f64,
-    /// Learning rate reached after `decay_steps`.
-    pub end_learning_rate: f64,
-    /// Steps of the stage's polynomial decay.
-    pub decay_steps: u64,
-}
-
-impl Default for StackingStageConfig {
-    fn default() -> Self {
-        StackingStageConfig {
-            num_layers: 0,
-            num_steps: 0,
-            warmup_steps: 10_000,
-            initial_learning_rate: 1e-4,
-            end_learning_rate: 0.0,
-            decay_steps: 1_000_000,
-        }
+defaulted_config! {
+    /// One stage of a stacking schedule (Model Garden's `StackingStageConfig`); `num_layers` and
+    /// `num_steps` must be given.
+    pub struct StackingStageConfig {
+        /// Transformer layers of the encoder in this stage.
+        pub num_layers: usize = 0,
+        /// Training steps of this stage.
+        pub num_steps: u64 = 0,
+        /// Polynomial warmup steps at the start of the stage.
+        pub warmup_steps: u64 = 10_000,
+        /// Learning rate after warmup, decayed polynomially over `decay_steps`.
+        pub initial_learning_rate: f64 = 1e-4,
+        /// Learning rate reached after `decay_steps`.
+        pub end_learning_rate: f64 = 0.0,
+        /// Steps of the stage's polynomial decay.
+        pub decay_steps: u64 = 1_000_000,
     }
 }
 
-/// `trainer.progressive`: present, it selects the progressive trainer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProgressiveConfig {
-    /// The stages in training order.
-    pub stage_list: Vec<StackingStageConfig>,
+defaulted_config! {
+    /// `trainer.progressive`: present, it selects the progressive trainer.
+    pub struct ProgressiveConfig {
+        /// The stages in training order.
+        pub stage_list: Vec<StackingStageConfig> = Vec::new(),
+    }
 }
 
 impl ProgressiveConfig {

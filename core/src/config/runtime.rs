@@ -5,32 +5,20 @@ use serde::{Deserialize, Serialize};
 use super::trainer::not_supported;
 use crate::error::{Error, Result};
 
-/// Model Garden's `RuntimeConfig`, reduced to what Grove runs on, plus `device`, `num_threads`
-/// and `seed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RuntimeConfig {
-    /// `cpu` or `cuda:N` (the latter needs the `cuda` cargo feature).
-    pub device: String,
-    /// Compute threads; 0 keeps candle's default (one per physical core).
-    pub num_threads: usize,
-    /// Root seed of every random stream of the run (initialisation, data order, masking, dropout).
-    pub seed: u64,
-    /// Floating point policy; only `float32` (or unset) is built.
-    pub mixed_precision_dtype: Option<String>,
-    /// How a step is split over replicas (Model Garden's names; see [`DistributionStrategy`]).
-    pub distribution_strategy: DistributionStrategy,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            device: "cpu".to_string(),
-            num_threads: 0,
-            seed: 0,
-            mixed_precision_dtype: None,
-            distribution_strategy: DistributionStrategy::Mirrored,
-        }
+defaulted_config! {
+    /// Model Garden's `RuntimeConfig`, reduced to what Grove runs on, plus `device`, `num_threads`
+    /// and `seed`.
+    pub struct RuntimeConfig {
+        /// `cpu` or `cuda:N` (the latter needs the `cuda` cargo feature).
+        pub device: String = "cpu".to_string(),
+        /// Compute threads; 0 keeps candle's default (one per physical core).
+        pub num_threads: usize = 0,
+        /// Root seed of every random stream of the run (initialisation, data order, masking, dropout).
+        pub seed: u64 = 0,
+        /// Floating point policy; only `float32` (or unset) is built.
+        pub mixed_precision_dtype: Option<String> = None,
+        /// How a step is split over replicas (Model Garden's names; see [`DistributionStrategy`]).
+        pub distribution_strategy: DistributionStrategy = DistributionStrategy::Mirrored,
     }
 }
 

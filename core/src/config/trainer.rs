@@ -17,123 +17,80 @@ pub enum MetricComparison {
     Lower,
 }
 
-/// `trainer.early_stopping`: end `train_and_eval` when an evaluation metric stops improving.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EarlyStoppingConfig {
-    /// Evaluation metric to watch ("" disables early stopping); nested names as `a|b`.
-    pub metric: String,
-    /// Whether a higher or lower value is better.
-    pub comp: MetricComparison,
-    /// Evaluations in a row without improvement that end training.
-    pub patience: u64,
-    /// The least change that counts as an improvement.
-    pub min_delta: f64,
-}
-
-impl Default for EarlyStoppingConfig {
-    fn default() -> Self {
-        EarlyStoppingConfig {
-            metric: String::new(),
-            comp: MetricComparison::Higher,
-            patience: 3,
-            min_delta: 0.0,
-        }
+defaulted_config! {
+    /// `trainer.early_stopping`: end `train_and_eval` when an evaluation metric stops improving.
+    pub struct EarlyStoppingConfig {
+        /// Evaluation metric to watch ("" disables early stopping); nested names as `a|b`.
+        pub metric: String = String::new(),
+        /// Whether a higher or lower value is better.
+        pub comp: MetricComparison = MetricComparison::Higher,
+        /// Evaluations in a row without improvement that end training.
+        pub patience: u64 = 3,
+        /// The least change that counts as an improvement.
+        pub min_delta: f64 = 0.0,
     }
 }
 
-/// Model Garden's `TrainerConfig`: the keys and defaults of `official/core/config_definitions.py`.
-/// All step counts are global (absolute) steps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainerConfig {
-    /// Optimizer, learning-rate schedule and warmup.
-    pub optimizer_config: OptimizationConfig,
-    /// The global step at which training ends.
-    pub train_steps: u64,
-    /// Steps per inner loop; values are read back to the host once per loop.
-    pub steps_per_loop: u64,
-    /// Train summaries are written at loop ends where `global_step % summary_interval == 0`.
-    pub summary_interval: u64,
-    /// Checkpoints are written at loop ends where `global_step % checkpoint_interval == 0`
-    /// (and at `train_steps`); 0 disables checkpointing.
-    pub checkpoint_interval: u64,
-    /// How many regular checkpoints are kept (oldest removed first).
-    pub max_to_keep: u64,
-    /// Batches per evaluation; -1 evaluates the whole validation set.
-    pub validation_steps: i64,
-    /// Evaluations happen at loop ends where `global_step % validation_interval == 0` (and at the end).
-    pub validation_interval: u64,
-    /// Sub-directory of model_dir receiving the best checkpoint ("" disables the export).
-    pub best_checkpoint_export_subdir: String,
-    /// Evaluation metric that decides the best checkpoint.
-    pub best_checkpoint_eval_metric: String,
-    /// Whether a higher or lower `best_checkpoint_eval_metric` is better.
-    pub best_checkpoint_metric_comp: MetricComparison,
-    /// How many of the best checkpoints the export keeps.
-    pub best_checkpoint_max_to_keep: u64,
-    /// Early stopping (off while its metric is empty).
-    pub early_stopping: EarlyStoppingConfig,
-    /// A loop-mean training loss above this bound counts as a blow-up.
-    pub loss_upper_bound: f64,
-    /// Blow-ups before this global step are not checked against `loss_upper_bound`.
-    pub recovery_begin_steps: u64,
-    /// Blow-up recovery: -1 no checking, 0 fail on the first NaN or bound violation,
-    /// k > 0 restore the latest checkpoint up to k times (the input moves past the span that
-    /// blew up).
-    pub recovery_max_trials: i64,
-    /// Seconds `continuous_eval` waits for a new checkpoint.
-    pub continuous_eval_timeout: u64,
-    /// Sub-directory of model_dir receiving validation summaries.
-    pub validation_summary_subdir: String,
-    /// Registered actions run after every train loop, in order, after Grove's own (blow-up
-    /// recovery, preemption); see grove-trainers' `register_action`.
-    pub train_actions: Vec<String>,
-    /// Registered actions run after every evaluation, in order, after Grove's own
-    /// (best-checkpoint export, early stopping).
-    pub eval_actions: Vec<String>,
-    /// Progressive training stages; set, it selects the progressive trainer
-    /// (docs/progressive_training.md).
-    pub progressive: Option<ProgressiveConfig>,
-    /// Progressive training: also save plain checkpoints to `model_dir/exported_ckpts`.
-    pub export_checkpoint: bool,
-    /// Progressive training: steps between exported checkpoints (unset: `checkpoint_interval`).
-    pub export_checkpoint_interval: Option<u64>,
-    /// Progressive training: exported checkpoints kept (unset: `max_to_keep`).
-    pub export_max_to_keep: Option<u64>,
-    /// Progressive training: export only while training the last stage.
-    pub export_only_final_stage_ckpt: bool,
-}
-
-impl Default for TrainerConfig {
-    fn default() -> Self {
-        TrainerConfig {
-            optimizer_config: OptimizationConfig::default(),
-            train_steps: 0,
-            steps_per_loop: 1000,
-            summary_interval: 1000,
-            checkpoint_interval: 1000,
-            max_to_keep: 5,
-            validation_steps: -1,
-            validation_interval: 1000,
-            best_checkpoint_export_subdir: String::new(),
-            best_checkpoint_eval_metric: String::new(),
-            best_checkpoint_metric_comp: MetricComparison::Higher,
-            best_checkpoint_max_to_keep: 1,
-            early_stopping: EarlyStoppingConfig::default(),
-            loss_upper_bound: 1e6,
-            recovery_begin_steps: 0,
-            recovery_max_trials: 0,
-            continuous_eval_timeout: 3600,
-            validation_summary_subdir: "validation".to_string(),
-            train_actions: Vec::new(),
-            eval_actions: Vec::new(),
-            progressive: None,
-            export_checkpoint: true,
-            export_checkpoint_interval: None,
-            export_max_to_keep: None,
-            export_only_final_stage_ckpt: true,
-        }
+defaulted_config! {
+    /// Model Garden's `TrainerConfig`: the keys and defaults of `official/core/config_definitions.py`.
+    /// All step counts are global (absolute) steps.
+    pub struct TrainerConfig {
+        /// Optimizer, learning-rate schedule and warmup.
+        pub optimizer_config: OptimizationConfig = OptimizationConfig::default(),
+        /// The global step at which training ends.
+        pub train_steps: u64 = 0,
+        /// Steps per inner loop; values are read back to the host once per loop.
+        pub steps_per_loop: u64 = 1000,
+        /// Train summaries are written at loop ends where `global_step % summary_interval == 0`.
+        pub summary_interval: u64 = 1000,
+        /// Checkpoints are written at loop ends where `global_step % checkpoint_interval == 0`
+        /// (and at `train_steps`); 0 disables checkpointing.
+        pub checkpoint_interval: u64 = 1000,
+        /// How many regular checkpoints are kept (oldest removed first).
+        pub max_to_keep: u64 = 5,
+        /// Batches per evaluation; -1 evaluates the whole validation set.
+        pub validation_steps: i64 = -1,
+        /// Evaluations happen at loop ends where `global_step % validation_interval == 0` (and at the end).
+        pub validation_interval: u64 = 1000,
+        /// Sub-directory of model_dir receiving the best checkpoint ("" disables the export).
+        pub best_checkpoint_export_subdir: String = String::new(),
+        /// Evaluation metric that decides the best checkpoint.
+        pub best_checkpoint_eval_metric: String = String::new(),
+        /// Whether a higher or lower `best_checkpoint_eval_metric` is better.
+        pub best_checkpoint_metric_comp: MetricComparison = MetricComparison::Higher,
+        /// How many of the best checkpoints the export keeps.
+        pub best_checkpoint_max_to_keep: u64 = 1,
+        /// Early stopping (off while its metric is empty).
+        pub early_stopping: EarlyStoppingConfig = EarlyStoppingConfig::default(),
+        /// A loop-mean training loss above this bound counts as a blow-up.
+        pub loss_upper_bound: f64 = 1e6,
+        /// Blow-ups before this global step are not checked against `loss_upper_bound`.
+        pub recovery_begin_steps: u64 = 0,
+        /// Blow-up recovery: -1 no checking, 0 fail on the first NaN or bound violation,
+        /// k > 0 restore the latest checkpoint up to k times (the input moves past the span that
+        /// blew up).
+        pub recovery_max_trials: i64 = 0,
+        /// Seconds `continuous_eval` waits for a new checkpoint.
+        pub continuous_eval_timeout: u64 = 3600,
+        /// Sub-directory of model_dir receiving validation summaries.
+        pub validation_summary_subdir: String = "validation".to_string(),
+        /// Registered actions run after every train loop, in order, after Grove's own (blow-up
+        /// recovery, preemption); see grove-trainers' `register_action`.
+        pub train_actions: Vec<String> = Vec::new(),
+        /// Registered actions run after every evaluation, in order, after Grove's own
+        /// (best-checkpoint export, moving-average checkpoints, early stopping).
+        pub eval_actions: Vec<String> = Vec::new(),
+        /// Progressive training stages; set, it selects the progressive trainer
+        /// (docs/progressive_training.md).
+        pub progressive: Option<ProgressiveConfig> = None,
+        /// Progressive training: also save plain checkpoints to `model_dir/exported_ckpts`.
+        pub export_checkpoint: bool = true,
+        /// Progressive training: steps between exported checkpoints (unset: `checkpoint_interval`).
+        pub export_checkpoint_interval: Option<u64> = None,
+        /// Progressive training: exported checkpoints kept (unset: `max_to_keep`).
+        pub export_max_to_keep: Option<u64> = None,
+        /// Progressive training: export only while training the last stage.
+        pub export_only_final_stage_ckpt: bool = true,
     }
 }
 

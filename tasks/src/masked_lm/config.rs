@@ -74,23 +74,23 @@ impl MaskedLmDataConfig {
 
 grove_core::impl_data_spec!(MaskedLmDataConfig);
 
-/// `task:` of masked LM pretraining (Model Garden's `MaskedLMConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct MaskedLmConfig {
-    /// Weights to start from when model_dir has no checkpoint ("" for none).
-    pub init_checkpoint: String,
-    /// Which variables `init_checkpoint` loads and under which names (empty: all, as named),
-    /// e.g. `[{model: "encoder.", checkpoint: "encoder."}]` for the encoder only.
-    pub init_checkpoint_rules: Vec<InitCheckpointRule>,
-    /// The BERT pretrainer: encoder, MLM head, classification heads.
-    pub model: BertPretrainerConfig,
-    /// Training inputs.
-    pub train_data: MaskedLmDataConfig,
-    /// Validation inputs (the set named `validation`).
-    pub validation_data: MaskedLmDataConfig,
-    /// More validation sets by name, each evaluated and logged as `<name>/<metric>`.
-    pub extra_validation_data: BTreeMap<String, MaskedLmDataConfig>,
+grove_core::defaulted_config! {
+    /// `task:` of masked LM pretraining (Model Garden's `MaskedLMConfig`).
+    pub struct MaskedLmConfig {
+        /// Weights to start from when model_dir has no checkpoint ("" for none).
+        pub init_checkpoint: String = String::new(),
+        /// Which variables `init_checkpoint` loads and under which names (empty: all, as named),
+        /// e.g. `[{model: "encoder.", checkpoint: "encoder."}]` for the encoder only.
+        pub init_checkpoint_rules: Vec<InitCheckpointRule> = Vec::new(),
+        /// The BERT pretrainer: encoder, MLM head, classification heads.
+        pub model: BertPretrainerConfig = BertPretrainerConfig::default(),
+        /// Training inputs.
+        pub train_data: MaskedLmDataConfig = MaskedLmDataConfig::default(),
+        /// Validation inputs (the set named `validation`).
+        pub validation_data: MaskedLmDataConfig = MaskedLmDataConfig::default(),
+        /// More validation sets by name, each evaluated and logged as `<name>/<metric>`.
+        pub extra_validation_data: BTreeMap<String, MaskedLmDataConfig> = BTreeMap::new(),
+    }
 }
 
 impl MaskedLmConfig {

@@ -7,7 +7,6 @@
 //! `validate` checks the cross-field rules and names the offending dotted key.
 
 use grove_core::config::{ConfigFamily, OneOf};
-use serde::{Deserialize, Serialize};
 
 /// Joins a key prefix and a field name into a dotted key (`prefix.name`, or `name` alone).
 fn key(prefix: &str, name: &str) -> String {
@@ -59,57 +58,38 @@ fn check_activation(prefix: &str, name: &str, value: &str, supported: &str) -> R
     Ok(())
 }
 
-/// The BERT encoder's hyper-parameters (Model Garden's `BertEncoderConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BertEncoderConfig {
-    /// Number of rows of the word embedding table.
-    pub vocab_size: usize,
-    /// Width of every token representation.
-    pub hidden_size: usize,
-    /// Number of transformer layers.
-    pub num_layers: usize,
-    /// Number of attention heads; must divide `hidden_size`.
-    pub num_attention_heads: usize,
-    /// Activation of the feed-forward block; only `"gelu"` (exact, erf based) for now.
-    pub hidden_activation: String,
-    /// Width of the feed-forward block.
-    pub intermediate_size: usize,
-    /// Dropout rate after the embeddings and after each sub-block, in `[0, 1)`.
-    pub dropout_rate: f64,
-    /// Dropout rate on the attention probabilities, in `[0, 1)`.
-    pub attention_dropout_rate: f64,
-    /// Longest sequence the position embeddings cover.
-    pub max_position_embeddings: usize,
-    /// Number of token types (segments).
-    pub type_vocab_size: usize,
-    /// Standard deviation of the normal initializer for weights and embeddings.
-    pub initializer_range: f64,
-    /// ReZero blocks instead of post-LayerNorm ones (Model Garden's `ReZeroTransformer` with
-    /// `use_layer_norm: false`): each block adds `alpha * sublayer(x)` to its input, with one
-    /// learned scalar `alpha` per layer (`layer.<i>.rezero_alpha`, initialised to 0) shared by
-    /// the attention and feed-forward residuals, and no LayerNorm inside the block. A layer
-    /// whose alpha is 0 is the identity, so progressive stacking can grow the model without
-    /// changing its function.
-    pub use_rezero: bool,
-}
-
-impl Default for BertEncoderConfig {
-    fn default() -> Self {
-        Self {
-            vocab_size: 30522,
-            hidden_size: 768,
-            num_layers: 12,
-            num_attention_heads: 12,
-            hidden_activation: "gelu".to_string(),
-            intermediate_size: 3072,
-            dropout_rate: 0.1,
-            attention_dropout_rate: 0.1,
-            max_position_embeddings: 512,
-            type_vocab_size: 2,
-            initializer_range: 0.02,
-            use_rezero: false,
-        }
+grove_core::defaulted_config! {
+    /// The BERT encoder's hyper-parameters (Model Garden's `BertEncoderConfig`).
+    pub struct BertEncoderConfig {
+        /// Number of rows of the word embedding table.
+        pub vocab_size: usize = 30522,
+        /// Width of every token representation.
+        pub hidden_size: usize = 768,
+        /// Number of transformer layers.
+        pub num_layers: usize = 12,
+        /// Number of attention heads; must divide `hidden_size`.
+        pub num_attention_heads: usize = 12,
+        /// Activation of the feed-forward block; only `"gelu"` (exact, erf based) for now.
+        pub hidden_activation: String = "gelu".to_string(),
+        /// Width of the feed-forward block.
+        pub intermediate_size: usize = 3072,
+        /// Dropout rate after the embeddings and after each sub-block, in `[0, 1)`.
+        pub dropout_rate: f64 = 0.1,
+        /// Dropout rate on the attention probabilities, in `[0, 1)`.
+        pub attention_dropout_rate: f64 = 0.1,
+        /// Longest sequence the position embeddings cover.
+        pub max_position_embeddings: usize = 512,
+        /// Number of token types (segments).
+        pub type_vocab_size: usize = 2,
+        /// Standard deviation of the normal initializer for weights and embeddings.
+        pub initializer_range: f64 = 0.02,
+        /// ReZero blocks instead of post-LayerNorm ones (Model Garden's `ReZeroTransformer` with
+        /// `use_layer_norm: false`): each block adds `alpha * sublayer(x)` to its input, with one
+        /// learned scalar `alpha` per layer (`layer.<i>.rezero_alpha`, initialised to 0) shared by
+        /// the attention and feed-forward residuals, and no LayerNorm inside the block. A layer
+        /// whose alpha is 0 is the identity, so progressive stacking can grow the model without
+        /// changing its function.
+        pub use_rezero: bool = false,
     }
 }
 
@@ -160,34 +140,21 @@ pub type EncoderConfig = OneOf<EncoderFamily>;
 /// Type name of the BERT encoder in [`EncoderConfig`].
 pub const BERT_ENCODER: &str = "bert";
 
-/// A classification head on one token of the sequence output (Model Garden's `ClsHeadConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClsHeadConfig {
-    /// Width of the hidden dense layer.
-    pub inner_dim: usize,
-    /// Number of output classes.
-    pub num_classes: usize,
-    /// Activation of the hidden dense layer; only `"tanh"` for now.
-    pub activation: String,
-    /// Dropout rate after the hidden dense layer, in `[0, 1)`.
-    pub dropout_rate: f64,
-    /// Index of the sequence position the head reads (the `[CLS]` token).
-    pub cls_token_idx: usize,
-    /// Name of the head: its variable prefix and the key of its logits.
-    pub name: String,
-}
-
-impl Default for ClsHeadConfig {
-    fn default() -> Self {
-        Self {
-            inner_dim: 768,
-            num_classes: 2,
-            activation: "tanh".to_string(),
-            dropout_rate: 0.0,
-            cls_token_idx: 0,
-            name: "cls".to_string(),
-        }
+grove_core::defaulted_config! {
+    /// A classification head on one token of the sequence output (Model Garden's `ClsHeadConfig`).
+    pub struct ClsHeadConfig {
+        /// Width of the hidden dense layer.
+        pub inner_dim: usize = 768,
+        /// Number of output classes.
+        pub num_classes: usize = 2,
+        /// Activation of the hidden dense layer; only `"tanh"` for now.
+        pub activation: String = "tanh".to_string(),
+        /// Dropout rate after the hidden dense layer, in `[0, 1)`.
+        pub dropout_rate: f64 = 0.0,
+        /// Index of the sequence position the head reads (the `[CLS]` token).
+        pub cls_token_idx: usize = 0,
+        /// Name of the head: its variable prefix and the key of its logits.
+        pub name: String = "cls".to_string(),
     }
 }
 
@@ -215,29 +182,18 @@ impl ClsHeadConfig {
     }
 }
 
-/// The BERT pretraining model: encoder, masked-LM head and optional classification heads
-/// (the `model` section of Model Garden's `MaskedLMConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BertPretrainerConfig {
-    /// The encoder.
-    pub encoder: EncoderConfig,
-    /// Classification heads on the sequence output (e.g. next-sentence prediction).
-    pub cls_heads: Vec<ClsHeadConfig>,
-    /// Activation of the masked-LM head's transform; only `"gelu"` for now.
-    pub mlm_activation: String,
-    /// Standard deviation of the masked-LM head's dense initializer.
-    pub mlm_initializer_range: f64,
-}
-
-impl Default for BertPretrainerConfig {
-    fn default() -> Self {
-        Self {
-            encoder: EncoderConfig::new(BERT_ENCODER, BertEncoderConfig::default()),
-            cls_heads: Vec::new(),
-            mlm_activation: "gelu".to_string(),
-            mlm_initializer_range: 0.02,
-        }
+grove_core::defaulted_config! {
+    /// The BERT pretraining model: encoder, masked-LM head and optional classification heads
+    /// (the `model` section of Model Garden's `MaskedLMConfig`).
+    pub struct BertPretrainerConfig {
+        /// The encoder.
+        pub encoder: EncoderConfig = EncoderConfig::new(BERT_ENCODER, BertEncoderConfig::default()),
+        /// Classification heads on the sequence output (e.g. next-sentence prediction).
+        pub cls_heads: Vec<ClsHeadConfig> = Vec::new(),
+        /// Activation of the masked-LM head's transform; only `"gelu"` for now.
+        pub mlm_activation: String = "gelu".to_string(),
+        /// Standard deviation of the masked-LM head's dense initializer.
+        pub mlm_initializer_range: f64 = 0.02,
     }
 }
 

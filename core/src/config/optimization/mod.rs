@@ -19,8 +19,6 @@ mod optimizers;
 mod schedules;
 mod warmups;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Result;
 
 pub use checks::{compile_pattern, compile_patterns, Branch};
@@ -38,18 +36,18 @@ pub use warmups::{LinearWarmupConfig, PolynomialWarmupConfig, WarmupConfig, Warm
 /// The dotted path of this config inside an experiment config, used in error messages.
 pub const CONFIG_PATH: &str = "trainer.optimizer_config";
 
-/// The optimizer, learning-rate schedule, warmup and weight averaging of a training run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct OptimizationConfig {
-    /// Which optimizer to use and its settings.
-    pub optimizer: OptimizerConfig,
-    /// An exponential moving average of the weights, used for evaluation (null: none).
-    pub ema: Option<EmaConfig>,
-    /// The learning-rate schedule (evaluated at the optimizer's iteration count).
-    pub learning_rate: LearningRateConfig,
-    /// An optional warmup that replaces the first `warmup_steps` steps of the schedule.
-    pub warmup: WarmupConfig,
+defaulted_config! {
+    /// The optimizer, learning-rate schedule, warmup and weight averaging of a training run.
+    pub struct OptimizationConfig {
+        /// Which optimizer to use and its settings.
+        pub optimizer: OptimizerConfig = OptimizerConfig::default(),
+        /// An exponential moving average of the weights, used for evaluation (null: none).
+        pub ema: Option<EmaConfig> = None,
+        /// The learning-rate schedule (evaluated at the optimizer's iteration count).
+        pub learning_rate: LearningRateConfig = LearningRateConfig::default(),
+        /// An optional warmup that replaces the first `warmup_steps` steps of the schedule.
+        pub warmup: WarmupConfig = WarmupConfig::default(),
+    }
 }
 
 impl OptimizationConfig {

@@ -21,41 +21,31 @@ use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{InputContext, StepContext, StepOutputs, Task, TrainOutputs};
 use grove_core::{Error, Result};
 use rand_distr::{Distribution, Normal};
-use serde::{Deserialize, Serialize};
 
-/// `task:` of linear regression: y = x · w + b + noise, with w and b drawn from the seed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LinearRegressionConfig {
-    /// Weights to start from ("" for none).
-    pub init_checkpoint: String,
-    /// Input features per example.
-    pub features: usize,
-    /// Standard deviation of the label noise.
-    pub noise: f64,
-    /// Batches in one pass over the validation set.
-    pub validation_batches: usize,
-    /// Training inputs (made by the task: `input_path` stays empty).
-    pub train_data: DataConfig,
-    /// Validation inputs (made by the task: `input_path` stays empty).
-    pub validation_data: DataConfig,
+/// Synthetic inputs of linear regression (made by the task: `input_path` stays empty).
+fn synthetic_data(is_training: bool) -> DataConfig {
+    DataConfig {
+        global_batch_size: 32,
+        is_training: Some(is_training),
+        ..DataConfig::default()
+    }
 }
 
-impl Default for LinearRegressionConfig {
-    fn default() -> Self {
-        let data = |is_training| DataConfig {
-            global_batch_size: 32,
-            is_training: Some(is_training),
-            ..DataConfig::default()
-        };
-        LinearRegressionConfig {
-            init_checkpoint: String::new(),
-            features: 4,
-            noise: 0.1,
-            validation_batches: 8,
-            train_data: data(true),
-            validation_data: data(false),
-        }
+grove_core::defaulted_config! {
+    /// `task:` of linear regression: y = x · w + b + noise, with w and b drawn from the seed.
+    pub struct LinearRegressionConfig {
+        /// Weights to start from ("" for none).
+        pub init_checkpoint: String = String::new(),
+        /// Input features per example.
+        pub features: usize = 4,
+        /// Standard deviation of the label noise.
+        pub noise: f64 = 0.1,
+        /// Batches in one pass over the validation set.
+        pub validation_batches: usize = 8,
+        /// Training inputs.
+        pub train_data: DataConfig = synthetic_data(true),
+        /// Validation inputs.
+        pub validation_data: DataConfig = synthetic_data(false),
     }
 }
 
