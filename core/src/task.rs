@@ -135,7 +135,7 @@ pub enum Split {
     /// `task.validation_data`, the validation set named [`MAIN_VALIDATION_SET`].
     Validation,
     /// The `task.extra_validation_data` set `name`, the `index`-th of
-    /// [`TaskConfig::extra_validation_data`](crate::config::TaskConfig::extra_validation_data).
+    /// [`TaskConfig::extra_validation_data`].
     Extra {
         /// The set's name (its metrics are logged as `<name>/<metric>`).
         name: String,

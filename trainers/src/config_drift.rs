@@ -130,3 +130,98 @@ fn describe(change: &Change) -> String {
         show(&change.new)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grove_core::config::{DataConfig, TaskConfig};
+
+    grove_core::defaulted_config! {
+        /// A task config with one key of its own.
+        pub struct ToyConfig {
+            pub hidden: usize = 8,
+            pub init_checkpoint: String = String::new(),
+            pub train_data: DataConfig = DataConfig::default(),
+            pub validation_data: DataConfig = DataConfig::default(),
+        }
+    }
+
+    impl TaskConfig for ToyConfig {
+        type Data = DataConfig;
+        fn train_data(&self) -> &DataConfig {
+            &self.train_data
+        }
+        fn validation_data(&self) -> &DataConfig {
+            &self.validation_data
+        }
+        fn init_checkpoint(&self) -> &str {
+            &self.init_checkpoint
+        }
+    }
+
+    fn written(dir: &Path, config: &ExperimentConfig) -> std::path::PathBuf {
+        let params = dir.join("params.yaml");
+        std::fs::write(&params, config.to_yaml_string()).unwrap();
+        params
+    }
+
+    #[test]
+    fn a_first_run_and_an_unchanged_rerun_have_no_drift() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ExperimentConfig::new(ToyConfig::default());
+        let absent = dir.path().join("params.yaml");
+        assert_eq!(check_drift(&config, &absent, false).unwrap(), Vec::new());
+        let params = written(dir.path(), &config);
+        assert_eq!(check_drift(&config, &params, false).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn cadence_changes_pass_and_others_need_acceptance() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = written(dir.path(), &ExperimentConfig::new(ToyConfig::default()));
+        let mut rerun = ExperimentConfig::new(ToyConfig {
+            hidden: 16,
+            init_checkpoint: "/elsewhere".to_string(),
+            ..ToyConfig::default()
+        });
+        rerun.trainer.train_steps = 500;
+        rerun.runtime.num_threads = 4;
+
+        let refused = check_drift(&rerun, &params, false).unwrap_err();
+        assert!(refused.kind() == grove_orbit::ErrorKind::UserInput);
+        let message = refused.to_string();
+        assert!(message.contains("task.hidden: 8 -> 16"), "{message}");
+        assert!(message.contains("--allow_config_change"), "{message}");
+        assert!(!message.contains("train_steps"), "{message}");
+        assert!(!message.contains("init_checkpoint"), "{message}");
+
+        let accepted = check_drift(&rerun, &params, true).unwrap();
+        let keys: Vec<&str> = accepted.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["task.hidden"]);
+        record_changes(dir.path(), 40, &accepted).unwrap();
+        record_changes(dir.path(), 40, &[]).unwrap();
+        let record = std::fs::read_to_string(dir.path().join(CHANGES_FILE)).unwrap();
+        let lines: Vec<serde_json::Value> = record
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [serde_json::json!({"global_step": 40,
+                                "changes": {"task.hidden": {"old": 8, "new": 16}}})]
+        );
+    }
+
+    #[test]
+    fn a_damaged_params_file_is_a_config_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = dir.path().join("params.yaml");
+        std::fs::write(&params, "task: [unclosed").unwrap();
+        let config = ExperimentConfig::new(ToyConfig::default());
+        let message = check_drift(&config, &params, false).unwrap_err().to_string();
+        assert!(
+            message.contains("params.yaml: not valid YAML") && message.contains("remove it"),
+            "{message}"
+        );
+    }
+}
