@@ -218,7 +218,9 @@ mod tests {
         let params = dir.path().join("params.yaml");
         std::fs::write(&params, "task: [unclosed").unwrap();
         let config = ExperimentConfig::new(ToyConfig::default());
-        let message = check_drift(&config, &params, false).unwrap_err().to_string();
+        let message = check_drift(&config, &params, false)
+            .unwrap_err()
+            .to_string();
         assert!(
             message.contains("params.yaml: not valid YAML") && message.contains("remove it"),
             "{message}"
