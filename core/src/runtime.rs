@@ -38,7 +38,7 @@ fn cuda_device(ordinal: usize) -> Result<Device> {
 /// before the first tensor operation of the process.
 ///
 /// candle's own element-wise worker pool is kept to the calling thread: its workers spin
-/// between ops and take cores from the matrix multiplies (benches/RESULTS.md, entry 14).
+/// between ops and take cores from the matrix multiplies.
 pub fn set_compute_threads(num_threads: usize) {
     // SAFETY: called at start-up, before candle or rayon start any thread that reads the
     // environment.
@@ -54,8 +54,7 @@ pub fn set_compute_threads(num_threads: usize) {
 /// caller outside the pool hands every op to the pool's workers and sleeps until they finish:
 /// one wake-up of each side per op, hundreds of ops per step. Run from a worker, the caller
 /// takes its own share of each op and idle workers steal the rest (BERT-mini step 475 → 405
-/// ms on 2 cores; benches/RESULTS.md, entry 15). Called from a compute thread it just runs
-/// `work`.
+/// ms on 2 vCPU of an AMD EPYC, AVX-512). Called from a compute thread it just runs `work`.
 pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
@@ -72,8 +71,8 @@ static RECLAIM: OnceLock<fn()> = OnceLock::new();
 /// heap reusable (mimalloc's `mi_collect`). A replica's thread allocates its activations and
 /// gradients and the trainer frees many of them on another thread; an allocator with
 /// per-thread heaps may only take those blocks back lazily, and meanwhile maps new memory
-/// (BERT-mini's peak resident memory crept from 296 to 343 MB over 8 steps; benches/RESULTS.md). Later
-/// calls do nothing.
+/// (BERT-mini's peak resident memory crept from 296 to 343 MB over 8 steps). Later calls do
+/// nothing.
 pub fn set_memory_reclaim(reclaim: fn()) {
     let _ = RECLAIM.set(reclaim);
 }

@@ -2,7 +2,7 @@
 //!
 //! The workspace builds mimalloc's v2 line (the `v2` feature of the `mimalloc` crate), not the
 //! crate's default v3: on the BERT-mini step v3 kept 339 MB resident against v2's 287 MB, at
-//! the same speed and page-fault count (benches/RESULTS.md, entry 28).
+//! the same speed and page-fault count (2 vCPU of an AMD EPYC, AVX-512).
 
 use std::ffi::c_long;
 
@@ -16,11 +16,11 @@ const PURGE_DELAY: mi_option_t = 15;
 /// to the OS shortly after they fall empty (10 ms in v2, 1 s in v3); a training step frees
 /// its activations and allocates them again in the next step, so every step faulted them
 /// back in (about 4 000 page faults per BERT-mini step with v3, against none once this is
-/// set; benches/RESULTS.md, entry 14). The
-/// process's peak memory is unchanged: it only stops giving back what it will need again.
+/// set). The process's peak memory is unchanged: it only stops giving back what it will need
+/// again.
 ///
-/// It also installs mimalloc's collection of other threads' frees as the run's memory reclaim
-/// (see [`collect_remote_frees`]).
+/// It also installs mimalloc's collection of other threads' frees (`mi_collect` on the calling
+/// thread's heap) as the run's memory reclaim.
 ///
 /// Call it first thing in `main`, before any other thread starts (mimalloc's option setters
 /// are not thread-safe). It has no effect unless mimalloc is the global allocator.

@@ -6,8 +6,8 @@
 /// polynomial, `2^n` built in the exponent bits from integer operations only; relative error below 4e-7 (a few f32 ulps).
 /// Large inputs are clamped to f32's finite range. Below [`EXP_UNDERFLOW`] the result is 0, not
 /// a subnormal: a masked softmax's probabilities are then exactly zero, and the products they
-/// feed do not run on subnormal operands (about 50× slower in AVX-512 FMAs on the Intel Xeon of
-/// benches/RESULTS.md's entry 42, where they made the BERT-mini step 4.8× slower).
+/// feed do not run on subnormal operands (measured about 50× slower in AVX-512 FMAs on an Intel
+/// Xeon, where they made the BERT-mini step 4.8× slower).
 #[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
