@@ -69,7 +69,9 @@ macro_rules! optimizer_config {
 /// with the `type` key plus one optional branch per type. A branch that is absent takes its
 /// defaults when selected; `normalized` keeps only the selected branch; `validate` checks it
 /// through [`crate::config::Branch`] with the key `<key>.<branch>`; `From<branch>`
-/// selects that branch.
+/// selects that branch. `default = <Variant>` makes a selection required (`kind: Kind`);
+/// `default = none` makes it optional (`kind: Option<Kind>`, `type: null` selecting nothing,
+/// as the warmup's).
 #[macro_export]
 macro_rules! one_of_config {
     (
@@ -78,8 +80,34 @@ macro_rules! one_of_config {
         $(#[$kind_meta:meta])*
         pub enum $kind:ident;
         key = $key:literal;
+        default = none;
+        $( $(#[$variant_meta:meta])* $variant:ident => $field:ident : $cfg:ty ),+ $(,)?
+    ) => {
+        $crate::one_of_config! {
+            @define $(#[$meta])* $name; $(#[$kind_meta])* $kind; $key;
+            selection = Option<$kind>, default = None, select = Some;
+            $( $(#[$variant_meta])* $variant => $field : $cfg ),+
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident;
+        $(#[$kind_meta:meta])*
+        pub enum $kind:ident;
+        key = $key:literal;
         default = $default:ident;
         $( $(#[$variant_meta:meta])* $variant:ident => $field:ident : $cfg:ty ),+ $(,)?
+    ) => {
+        $crate::one_of_config! {
+            @define $(#[$meta])* $name; $(#[$kind_meta])* $kind; $key;
+            selection = $kind, default = $kind::$default, select = std::convert::identity;
+            $( $(#[$variant_meta])* $variant => $field : $cfg ),+
+        }
+    };
+    (
+        @define $(#[$meta:meta])* $name:ident; $(#[$kind_meta:meta])* $kind:ident; $key:literal;
+        selection = $selection:ty, default = $default:expr, select = $select:path;
+        $( $(#[$variant_meta:meta])* $variant:ident => $field:ident : $cfg:ty ),+
     ) => {
         $(#[$kind_meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -94,7 +122,7 @@ macro_rules! one_of_config {
         pub struct $name {
             /// The selected branch.
             #[serde(rename = "type")]
-            pub kind: $kind,
+            pub kind: $selection,
             $(
                 #[doc = concat!("Settings used when `type: ", stringify!($field), "`.")]
                 #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,16 +132,16 @@ macro_rules! one_of_config {
 
         impl Default for $name {
             fn default() -> Self {
-                Self::selecting($kind::$default)
+                Self::selecting($default)
             }
         }
 
         impl $name {
             /// `kind` selected, with its branch at its defaults and no other branch.
-            pub fn selecting(kind: $kind) -> Self {
+            pub fn selecting(kind: $selection) -> Self {
                 $name {
                     kind,
-                    $( $field: (kind == $kind::$variant).then(<$cfg>::default), )+
+                    $( $field: (kind == $select($kind::$variant)).then(<$cfg>::default), )+
                 }
             }
 
@@ -129,25 +157,26 @@ macro_rules! one_of_config {
                 let kind = self.kind;
                 $name {
                     kind,
-                    $( $field: (kind == $kind::$variant).then(|| self.$field()), )+
+                    $( $field: (kind == $select($kind::$variant)).then(|| self.$field()), )+
                 }
             }
 
-            /// Checks the selected branch.
+            /// Checks the selected branch (nothing when none is selected).
             pub fn validate(&self) -> $crate::error::Result<()> {
                 use $crate::config::Branch;
-                match self.kind {
-                    $( $kind::$variant => {
-                        self.$field().validate(concat!($key, ".", stringify!($field)))
-                    } )+
-                }
+                $(
+                    if self.kind == $select($kind::$variant) {
+                        return self.$field().validate(concat!($key, ".", stringify!($field)));
+                    }
+                )+
+                Ok(())
             }
         }
 
         $(
             impl From<$cfg> for $name {
                 fn from(branch: $cfg) -> Self {
-                    let mut out = Self::selecting($kind::$variant);
+                    let mut out = Self::selecting($select($kind::$variant));
                     out.$field = Some(branch);
                     out
                 }

@@ -16,9 +16,9 @@
 //!   [`keyword`] gives a value's config spelling for messages.
 //! - A one-of (`{type: adamw, adamw: {...}}`) is declared with
 //!   [`one_of_config!`](crate::one_of_config) when Grove's code handles every branch (optimizers,
-//!   schedules, backbones: the branches are an enum, matched exhaustively), or is a
-//!   [`OneOf<F>`](one_of::OneOf) when users' crates add branches through the registry (encoders).
-//!   The warmup, whose `type` may be null (no warmup), is the one hand-written one-of.
+//!   schedules, backbones, and the warmup, whose `type` may be null: the branches are an enum),
+//!   or is a [`OneOf<F>`](one_of::OneOf) when users' crates add branches through the registry
+//!   (encoders).
 
 #[macro_use]
 mod macros;

@@ -224,3 +224,17 @@ fn validate_names_key_value_and_range() {
         .validate()
         .unwrap();
 }
+
+#[test]
+fn an_optional_one_of_selects_nothing_with_a_null_type() {
+    let cfg = parse("warmup: {type: null, linear: {warmup_steps: 5}}").unwrap();
+    assert_eq!(cfg.warmup.kind, None);
+    assert!(cfg.validate().is_ok());
+    assert_eq!(cfg.warmup.clone().normalized(), WarmupConfig::default());
+    let linear = WarmupConfig::from(LinearWarmupConfig {
+        warmup_steps: Some(5),
+        ..LinearWarmupConfig::default()
+    });
+    assert_eq!(linear.kind, Some(WarmupType::Linear));
+    assert_eq!(linear.linear().warmup_steps, Some(5));
+}
