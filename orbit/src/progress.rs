@@ -2,13 +2,12 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::logs::Logs;
 
 /// The bar's layout: elapsed time, bar, global step of target, speed, ETA and message.
-const TEMPLATE: &str =
-    "{elapsed_precise} [{wide_bar}] {pos}/{len} steps ({per_sec}, eta {eta}) {msg}";
+const TEMPLATE: &str = "{elapsed_precise} [{wide_bar}] {pos}/{len} steps ({rate}, eta {eta}) {msg}";
 
 /// A progress bar on stderr showing the global step, or a no-op when stderr is not a terminal.
 #[derive(Debug)]
@@ -26,6 +25,12 @@ impl Progress {
         };
         let style = ProgressStyle::with_template(TEMPLATE)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = out.write_str(&rate(state.per_sec()));
+                },
+            )
             .progress_chars("=> ");
         bar.set_style(style);
         bar.set_position(start_step);
@@ -47,6 +52,18 @@ impl Progress {
     /// Runs `f` with the bar cleared, so what `f` prints is not overwritten, then redraws it.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         self.bar.suspend(f)
+    }
+}
+
+/// The training speed as a person reads it: `115.7 steps/s`, or `2.50 s/step` below one step
+/// a second (indicatif's own `{per_sec}` prints `115.6536/s`).
+fn rate(steps_per_second: f64) -> String {
+    if !steps_per_second.is_finite() || steps_per_second <= 0.0 {
+        "- steps/s".to_string()
+    } else if steps_per_second >= 1.0 {
+        format!("{steps_per_second:.1} steps/s")
+    } else {
+        format!("{:.2} s/step", 1.0 / steps_per_second)
     }
 }
 
@@ -73,6 +90,15 @@ mod tests {
         assert_eq!(message(&logs), "loss 2.345");
         logs.insert("learning_rate".into(), 1e-4);
         assert_eq!(message(&logs), "loss 2.345 lr 1.0e-4");
+    }
+
+    #[test]
+    fn rate_reads_in_steps_per_second_or_seconds_per_step() {
+        assert_eq!(rate(115.6536), "115.7 steps/s");
+        assert_eq!(rate(1.0), "1.0 steps/s");
+        assert_eq!(rate(0.4), "2.50 s/step");
+        assert_eq!(rate(0.0), "- steps/s");
+        assert_eq!(rate(f64::NAN), "- steps/s");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use candle_core::Device;
 use grove_core::config::{ExperimentConfig, MetricComparison, TrainerConfig};
+use grove_core::optimization::{build_schedule, zero_learning_rate_from};
 use grove_core::progressive::get_progressive_policy;
 use grove_core::registry::{get_task, task_name};
 use grove_core::runtime::{compute_threads, device, on_compute_threads};
@@ -148,6 +149,9 @@ fn run_on_this_thread(
         let trainer = DefaultTrainer::new(get_task(task_config)?, config, device.clone(), roles)?
             .with_preemption(preemption);
         log_start(config, &device, &trainer);
+        if roles.train {
+            warn_of_idle_schedule_tail(&config.trainer);
+        }
         run.drive(Controller::new(trainer, controller_options)?)
     }
 }
@@ -162,6 +166,25 @@ fn log_start(config: &ExperimentConfig, device: &Device, trainer: &DefaultTraine
         config.runtime.distribution_strategy,
         trainer.vars().parameter_count()
     );
+}
+
+/// Warns when the learning rate reaches 0 more than a tenth of `train_steps` before the end:
+/// the steps after it apply no update (typically `train_steps` raised past the schedule's
+/// `decay_steps`). Progressive training's stages have their own schedules and are not checked.
+fn warn_of_idle_schedule_tail(trainer: &TrainerConfig) {
+    let schedule = build_schedule(&trainer.optimizer_config);
+    let Some(zero_from) = zero_learning_rate_from(schedule.as_ref(), trainer.train_steps) else {
+        return;
+    };
+    let idle = trainer.train_steps - zero_from;
+    if idle * 10 > trainer.train_steps {
+        tracing::warn!(
+            "the learning rate is 0 from step {zero_from} of trainer.train_steps = {}: the last \
+             {idle} steps apply no update; lengthen the schedule (e.g. its decay_steps) or \
+             shorten train_steps",
+            trainer.train_steps
+        );
+    }
 }
 
 /// What either trainer needs from run_experiment beyond Orbit's traits.

@@ -21,4 +21,6 @@ pub use optimizer::{
     build_optimizer, build_optimizer_with_ema, named_vars, NamedVar, Optimizer, StateView,
 };
 pub use rules::WeightDecaySelection;
-pub use schedule::{build_schedule, LearningRateSchedule, LinearWarmup, PolynomialWarmup};
+pub use schedule::{
+    build_schedule, zero_learning_rate_from, LearningRateSchedule, LinearWarmup, PolynomialWarmup,
+};

@@ -6,6 +6,9 @@
 //! steps (S is not delayed): at `step >= W` the result is `S(step)`.
 
 mod decays;
+mod idle_tail;
+
+pub use idle_tail::zero_learning_rate_from;
 
 use crate::config::optimization::{
     LearningRateConfig, LearningRateType, OptimizationConfig, WarmupType,
