@@ -476,3 +476,27 @@ fn a_misspelt_keyword_names_the_valid_ones_and_the_closest() {
     assert!(err.contains("one_device"), "{err}");
     assert!(err.contains("did you mean \"mirrored\"?"), "{err}");
 }
+
+/// A credential given through the environment trains with its value but is written as `***`
+/// wherever the config is saved or shown; a value typed into the config is not masked.
+#[test]
+fn credentials_from_the_environment_are_masked_in_saved_configs() {
+    let from_env = ConfigSources {
+        trailing_overrides: strings(&["task.service_token=${env:SERVICE_TOKEN}"]),
+        environment: vec![("SERVICE_TOKEN".to_string(), "s3cr3t".to_string())],
+        ..ConfigSources::default()
+    };
+    let resolved = resolve_explained(&defaults(), &from_env).unwrap();
+    let config = &resolved.config;
+    assert_eq!(config.task_as::<ToyTask>().unwrap().service_token, "s3cr3t");
+    for shown in [config.to_yaml_string(), explain(&resolved)] {
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("service_token: '***'"), "{shown}");
+    }
+    assert!(config
+        .to_unresolved_yaml_string()
+        .contains("service_token: ${env:SERVICE_TOKEN}"));
+
+    let typed = resolve(&defaults(), &sources(vec![], &["task.service_token=plain"])).unwrap();
+    assert!(typed.to_yaml_string().contains("service_token: plain"));
+}

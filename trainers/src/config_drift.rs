@@ -58,7 +58,7 @@ pub fn check_drift(
         ))
     })?;
     let (cadence, other): (Vec<Change>, Vec<Change>) =
-        differences(&flatten(&old), &config.to_flat())
+        differences(&flatten(&old), &flatten(&config.to_masked_yaml_value()))
             .into_iter()
             .partition(|c| CADENCE_KEYS.contains(&c.key.as_str()));
     for change in &cadence {

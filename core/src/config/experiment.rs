@@ -7,6 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::restrictions::check_restrictions;
 use super::runtime::RuntimeConfig;
+use super::secrets::{mask_leaf, masked_keys};
 use super::task_config::{AnyTaskConfig, TaskConfig};
 use super::trainer::TrainerConfig;
 use crate::error::Result;
@@ -57,9 +58,20 @@ impl ExperimentConfig {
         self.task.validate()
     }
 
-    /// The config as YAML text (what `model_dir/params.yaml` holds).
+    /// The config as YAML text (what `model_dir/params.yaml` holds), credentials from the
+    /// environment masked ([`super::secrets`]).
     pub fn to_yaml_string(&self) -> String {
-        serde_yaml::to_string(self).expect("a config serializes to YAML")
+        serde_yaml::to_string(&self.to_masked_yaml_value()).expect("a config serializes to YAML")
+    }
+
+    /// [`Self::to_yaml_value`] with the credentials that came from the environment written as
+    /// `***`: what may be saved or shown.
+    pub fn to_masked_yaml_value(&self) -> serde_yaml::Value {
+        let mut value = self.to_yaml_value();
+        for key in masked_keys(&self.references) {
+            mask_leaf(&mut value, key);
+        }
+        value
     }
 
     /// The config as YAML text with every interpolated leaf showing its `${...}` references

@@ -10,7 +10,7 @@ use super::layering::Resolved;
 pub fn explain(resolved: &Resolved) -> String {
     let mut out = String::new();
     render(
-        &resolved.config.to_yaml_value(),
+        &resolved.config.to_masked_yaml_value(),
         "",
         0,
         &resolved.provenance,

@@ -37,6 +37,7 @@ mod overrides;
 mod progressive;
 mod restrictions;
 mod runtime;
+pub mod secrets;
 mod task_config;
 mod tensorflow_keys;
 mod trainer;

@@ -51,6 +51,9 @@ pub struct ToyTask {
     pub init_checkpoint: String,
     pub hidden: usize,
     pub name: String,
+    /// A credential the task would send to a service (masked in saved configs when it comes
+    /// from the environment).
+    pub service_token: String,
     pub heads: Vec<Head>,
     pub encoder: OneOf<ToyEncoders>,
     pub train_data: DataConfig,
@@ -80,6 +83,7 @@ impl Default for ToyTask {
             init_checkpoint: String::new(),
             hidden: 8,
             name: "factory".to_string(),
+            service_token: String::new(),
             heads: vec![
                 Head {
                     name: "a".to_string(),
