@@ -81,3 +81,72 @@ fn registered_train_actions_run_after_every_loop_in_the_listed_order() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+/// With `runtime.loggers` naming all three sinks, the CSV files, `metrics.jsonl` and the
+/// TensorBoard event files hold the same numbers (TensorBoard's as f32, its value type).
+#[test]
+fn the_csv_jsonl_and_tensorboard_sinks_hold_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let overrides: Vec<&str> = SHORT
+        .iter()
+        .copied()
+        .chain(["runtime.loggers=[tensorboard, jsonl, csv]"])
+        .collect();
+    let config = config("image_classification/mnist_local", &overrides);
+    run_experiment(
+        &config,
+        Mode::TrainAndEval,
+        &model_dir,
+        RunOptions::default(),
+    )
+    .unwrap();
+
+    let jsonl = std::fs::read_to_string(model_dir.join("metrics.jsonl")).unwrap();
+    let mut from_jsonl = Vec::new();
+    for line in jsonl.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let split = entry["split"].as_str().unwrap().to_string();
+        let step = entry["step"].as_u64().unwrap();
+        for (name, value) in entry.as_object().unwrap() {
+            if name != "split" && name != "step" {
+                from_jsonl.push((split.clone(), step, name.clone(), value.as_f64().unwrap()));
+            }
+        }
+    }
+    let mut from_csv = Vec::new();
+    for split in ["train", "validation"] {
+        let text = std::fs::read_to_string(model_dir.join(format!("{split}.csv"))).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(header[0], "step");
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            let step: u64 = cells[0].parse().unwrap();
+            for (name, cell) in header[1..].iter().zip(&cells[1..]) {
+                if !cell.is_empty() {
+                    let value = cell.parse().unwrap();
+                    from_csv.push((split.to_string(), step, name.to_string(), value));
+                }
+            }
+        }
+    }
+    let mut from_tensorboard = Vec::new();
+    for split in ["train", "validation"] {
+        for file in grove_orbit::summary::event_files(&model_dir.join(split)).unwrap() {
+            for (step, name, value) in grove_orbit::summary::read_scalars(&file).unwrap() {
+                from_tensorboard.push((split.to_string(), step, name, value));
+            }
+        }
+    }
+    from_jsonl.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
+    from_csv.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
+    from_tensorboard.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
+    assert!(from_jsonl.len() > 20, "{from_jsonl:?}");
+    assert_eq!(from_csv, from_jsonl);
+    let as_f32: Vec<_> = from_jsonl
+        .iter()
+        .map(|(split, step, name, value)| (split.clone(), *step, name.clone(), *value as f32))
+        .collect();
+    assert_eq!(from_tensorboard, as_f32);
+}

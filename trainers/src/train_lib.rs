@@ -341,8 +341,12 @@ fn controller_options(
             t.max_to_keep as usize,
             t.checkpoint_interval,
         )?),
-        train_summaries: SummaryManager::new(model_dir, "train")?,
-        eval_summaries: SummaryManager::new(model_dir, &t.validation_summary_subdir)?,
+        train_summaries: SummaryManager::with_sinks(model_dir, "train", &config.runtime.loggers)?,
+        eval_summaries: SummaryManager::with_sinks(
+            model_dir,
+            &t.validation_summary_subdir,
+            &config.runtime.loggers,
+        )?,
         train_actions,
         eval_actions,
     })

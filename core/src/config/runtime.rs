@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use grove_orbit::summary::{SummarySink, DEFAULT_SINKS};
+
+use super::keyword;
 use super::trainer::not_supported;
 use crate::error::{Error, Result};
 
@@ -19,6 +22,9 @@ defaulted_config! {
         pub mixed_precision_dtype: Option<String> = None,
         /// How a step is split over replicas (Model Garden's names; see [`DistributionStrategy`]).
         pub distribution_strategy: DistributionStrategy = DistributionStrategy::Mirrored,
+        /// Where summaries go, several at once: `tensorboard` (event files per split),
+        /// `jsonl` (`metrics.jsonl`), `csv` (`<split>.csv`); empty writes none.
+        pub loggers: Vec<SummarySink> = DEFAULT_SINKS.to_vec(),
     }
 }
 
@@ -112,6 +118,14 @@ impl RuntimeConfig {
                     &format!("runtime.mixed_precision_dtype = {other:?}"),
                     "leave it unset or use float32",
                 ))
+            }
+        }
+        for (i, sink) in self.loggers.iter().enumerate() {
+            if self.loggers[..i].contains(sink) {
+                return Err(Error::Config(format!(
+                    "runtime.loggers[{i}] = {}: listed twice; give each logger once",
+                    keyword(sink)
+                )));
             }
         }
         use DistributionStrategy::*;

@@ -237,6 +237,14 @@ fn file_type_keywords_and_synthetic_data_are_checked() {
             "task.train_data={input_path: synthetic, file_type: tfrecord}",
             "synthetic data is selected by file_type",
         ),
+        (
+            "runtime.loggers=[csv, jsonl, csv]",
+            "runtime.loggers[2] = csv: listed twice",
+        ),
+        (
+            "runtime.loggers=[tensorbord]",
+            "did you mean \"tensorboard\"?",
+        ),
     ];
     for (setting, expected) in cases {
         let output = run_small(&model_dir, "train", &[setting]);

@@ -1,18 +1,24 @@
 //! Summaries: scalar logs written where people and tools look for them.
 //!
-//! A [`SummaryManager`] writes one split (`train`, `validation`, ...) of a run to
-//! * a TensorBoard event file in `<model_dir>/<split>/` ([`TensorBoardWriter`]), and
-//! * one line per write in `<model_dir>/metrics.jsonl` ([`JsonlWriter`]), shared by all splits.
+//! A [`SummaryManager`] writes one split (`train`, `validation`, ...) of a run to the
+//! [`SummarySink`]s it is given (by default TensorBoard and JSON lines):
+//! * a TensorBoard event file in `<model_dir>/<split>/` ([`TensorBoardWriter`]),
+//! * one line per write in `<model_dir>/metrics.jsonl` ([`JsonlWriter`]), shared by all splits,
+//! * one row per write in `<model_dir>/<split>.csv` ([`CsvWriter`]).
 //!
 //! [`read_scalars`] and [`event_files`] read event files back, e.g. in tests.
 
+mod csv;
 mod jsonl;
 mod tensorboard;
 
 use std::path::{Path, PathBuf};
 
+pub use self::csv::CsvWriter;
 pub use jsonl::JsonlWriter;
 pub use tensorboard::{event_files, read_scalars, TensorBoardWriter};
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{OrbitError, Result};
 use crate::logs::Logs;
@@ -20,8 +26,23 @@ use crate::logs::Logs;
 /// The name of the JSON-lines file, shared by all splits, inside a model directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
+/// Where a run's summaries go (`runtime.loggers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummarySink {
+    /// TensorBoard event files, `<model_dir>/<split>/events.out.tfevents.*`.
+    Tensorboard,
+    /// `<model_dir>/metrics.jsonl`, shared by the splits.
+    Jsonl,
+    /// `<model_dir>/<split>.csv`.
+    Csv,
+}
+
+/// The sinks of a run that names none: TensorBoard and JSON lines.
+pub const DEFAULT_SINKS: [SummarySink; 2] = [SummarySink::Tensorboard, SummarySink::Jsonl];
+
 /// A destination for scalar summaries.
-pub trait SummaryWriter: Send {
+pub trait SummaryWriter: Send + std::fmt::Debug {
     /// Writes every value of `logs` as a scalar at `step`.
     fn write_scalars(&mut self, step: u64, logs: &Logs) -> Result<()>;
 
@@ -29,7 +50,7 @@ pub trait SummaryWriter: Send {
     fn flush(&mut self) -> Result<()>;
 }
 
-/// Writes one split of a run to TensorBoard and to `metrics.jsonl`, or nothing when disabled.
+/// Writes one split of a run to its sinks, or nothing when disabled.
 ///
 /// Nothing touches the disk until the first [`SummaryManager::write`] with non-empty logs.
 #[derive(Debug)]
@@ -43,24 +64,39 @@ pub struct SummaryManager {
 struct Destination {
     model_dir: PathBuf,
     split: String,
+    sinks: Vec<SummarySink>,
 }
 
-/// The open writers of an enabled [`SummaryManager`].
+/// The open writers of an enabled [`SummaryManager`], one per sink.
 #[derive(Debug)]
-struct Writers {
-    tensorboard: TensorBoardWriter,
-    jsonl: JsonlWriter,
-}
+struct Writers(Vec<Box<dyn SummaryWriter>>);
 
 impl SummaryManager {
-    /// A manager for `split` of the run in `model_dir`. Fails with
-    /// [`OrbitError::InvalidSetting`] unless `split` is a plain directory name.
+    /// A manager for `split` of the run in `model_dir`, writing to the [`DEFAULT_SINKS`].
+    /// Fails with [`OrbitError::InvalidSetting`] unless `split` is a plain directory name.
     pub fn new(model_dir: &Path, split: &str) -> Result<Self> {
+        Self::with_sinks(model_dir, split, &DEFAULT_SINKS)
+    }
+
+    /// A manager for `split` of the run in `model_dir`, writing to each of `sinks` (none: a
+    /// manager that writes nothing). A sink listed twice is an [`OrbitError::InvalidSetting`].
+    pub fn with_sinks(model_dir: &Path, split: &str, sinks: &[SummarySink]) -> Result<Self> {
         check_split(split)?;
+        for (i, sink) in sinks.iter().enumerate() {
+            if sinks[..i].contains(sink) {
+                return Err(OrbitError::InvalidSetting(format!(
+                    "summary sink {sink:?} is listed twice in runtime.loggers"
+                )));
+            }
+        }
+        if sinks.is_empty() {
+            return Ok(Self::disabled());
+        }
         Ok(SummaryManager {
             destination: Some(Destination {
                 model_dir: model_dir.to_path_buf(),
                 split: split.to_string(),
+                sinks: sinks.to_vec(),
             }),
             writers: None,
         })
@@ -86,7 +122,7 @@ impl SummaryManager {
             .map(|d| d.model_dir.join(&d.split))
     }
 
-    /// Writes `logs` at `step` to both destinations and flushes them. Creates the directories
+    /// Writes `logs` at `step` to every sink and flushes them. Creates the directories
     /// and files on the first call; empty logs and disabled managers write nothing.
     pub fn write(&mut self, step: u64, logs: &Logs) -> Result<()> {
         let Some(destination) = &self.destination else {
@@ -106,22 +142,38 @@ impl SummaryManager {
 }
 
 impl Writers {
-    /// Creates the event file and opens `metrics.jsonl` for appending.
+    /// Opens a writer per sink: creates the event file, opens `metrics.jsonl` for appending,
+    /// reads the header of an existing `<split>.csv`.
     fn open(destination: &Destination) -> Result<Self> {
-        let event_dir = destination.model_dir.join(&destination.split);
-        let metrics = destination.model_dir.join(METRICS_FILE);
-        Ok(Writers {
-            tensorboard: TensorBoardWriter::new(&event_dir)?,
-            jsonl: JsonlWriter::new(&metrics, &destination.split)?,
-        })
+        let Destination {
+            model_dir, split, ..
+        } = destination;
+        let writers = destination
+            .sinks
+            .iter()
+            .map(|sink| -> Result<Box<dyn SummaryWriter>> {
+                Ok(match sink {
+                    SummarySink::Tensorboard => {
+                        Box::new(TensorBoardWriter::new(&model_dir.join(split))?)
+                    }
+                    SummarySink::Jsonl => {
+                        Box::new(JsonlWriter::new(&model_dir.join(METRICS_FILE), split)?)
+                    }
+                    SummarySink::Csv => {
+                        Box::new(CsvWriter::new(&model_dir.join(format!("{split}.csv")))?)
+                    }
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Writers(writers))
     }
 
-    /// Writes to and flushes both writers.
+    /// Writes to every writer, then flushes them.
     fn write(&mut self, step: u64, logs: &Logs) -> Result<()> {
-        self.tensorboard.write_scalars(step, logs)?;
-        self.jsonl.write_scalars(step, logs)?;
-        self.tensorboard.flush()?;
-        self.jsonl.flush()
+        for writer in &mut self.0 {
+            writer.write_scalars(step, logs)?;
+        }
+        self.0.iter_mut().try_for_each(|writer| writer.flush())
     }
 }
 
