@@ -17,3 +17,9 @@ pub fn metric_value(logs: &Logs, metric: &str, setting: &str) -> crate::error::R
         ))
     })
 }
+
+/// Logs of `(name, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn logs_of(pairs: &[(&str, f64)]) -> Logs {
+    pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
+}

@@ -140,10 +140,7 @@ fn malformed(path: &Path, why: &dyn std::fmt::Display) -> OrbitError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn logs(pairs: &[(&str, f64)]) -> Logs {
-        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
-    }
+    use crate::logs::logs_of as logs;
 
     #[test]
     fn rows_follow_the_header_and_a_new_metric_widens_it() {

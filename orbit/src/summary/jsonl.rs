@@ -96,11 +96,8 @@ fn json_number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::logs_of as logs;
     use serde_json::{json, Value};
-
-    fn logs(pairs: &[(&str, f64)]) -> Logs {
-        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
-    }
 
     fn read_lines(path: &Path) -> Vec<Value> {
         std::fs::read_to_string(path)

@@ -192,10 +192,7 @@ fn check_split(split: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn logs(pairs: &[(&str, f64)]) -> Logs {
-        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
-    }
+    use crate::logs::logs_of as logs;
 
     #[test]
     fn construction_does_not_touch_the_disk() {

@@ -259,10 +259,7 @@ fn decode_value(mut value: &[u8]) -> io::Result<Option<(String, f32)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn logs(pairs: &[(&str, f64)]) -> Logs {
-        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
-    }
+    use crate::logs::logs_of as logs;
 
     #[test]
     fn encodes_the_file_version_event_exactly() {
