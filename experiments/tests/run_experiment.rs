@@ -150,3 +150,39 @@ fn the_csv_jsonl_and_tensorboard_sinks_hold_the_same_numbers() {
         .collect();
     assert_eq!(from_tensorboard, as_f32);
 }
+
+/// The training time spent so far, as the checkpoint at `dir` saved it.
+fn trained_seconds(dir: &std::path::Path) -> f64 {
+    let state = std::fs::read_to_string(dir.join("controller_state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    state["max_duration"]["trained_seconds"].as_f64().unwrap()
+}
+
+/// `trainer.max_duration` ends training with a checkpoint at the first loop end past the
+/// budget (a zero budget: the first loop), and a rerun with a larger budget goes on from the
+/// time already spent.
+#[test]
+fn a_spent_training_budget_stops_with_a_checkpoint_and_a_rerun_goes_on_with_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let with_budget = |budget: &str| {
+        let setting = format!("trainer.max_duration={budget}");
+        let overrides: Vec<&str> = SHORT.iter().copied().chain([setting.as_str()]).collect();
+        config("image_classification/mnist_local", &overrides)
+    };
+    run_experiment(
+        &with_budget("0s"),
+        Mode::Train,
+        &model_dir,
+        RunOptions::default(),
+    )
+    .unwrap();
+    assert!(model_dir.join("ckpt-5").is_dir());
+    assert!(!model_dir.join("ckpt-10").exists());
+    let spent = trained_seconds(&model_dir.join("ckpt-5"));
+    assert!(spent > 0.0);
+
+    let more = with_budget("1h");
+    run_experiment(&more, Mode::Train, &model_dir, RunOptions::default()).unwrap();
+    assert!(trained_seconds(&model_dir.join("ckpt-20")) > spent);
+}

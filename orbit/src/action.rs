@@ -13,6 +13,8 @@
 //! actions; a user's crate registers its own by name (grove-trainers' `actions` registry) and
 //! switches it on from the config.
 
+use std::time::Duration;
+
 use crate::error::Result;
 use crate::logs::Logs;
 use crate::runner::Checkpointable;
@@ -27,6 +29,9 @@ pub struct ActionContext<'a> {
     pub logs: &'a mut Logs,
     /// The runner's state, for an action that exports it (e.g. the best checkpoint).
     pub state: &'a dyn Checkpointable,
+    /// How long the train loop's training took (the runner's `train` call alone; zero for
+    /// an evaluation).
+    pub train_time: Duration,
 }
 
 /// What the Controller does once an action has run.

@@ -190,7 +190,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             );
         }
         let step = self.runner.global_step();
-        let verdict = self.run_actions(Phase::Eval, step, &mut logs)?;
+        let verdict = self.run_actions(Phase::Eval, step, Duration::ZERO, &mut logs)?;
         self.log_line("eval", step, &logs);
         self.options.eval_summaries.write(step, &logs)?;
         Ok((logs, verdict.directive))
@@ -377,7 +377,13 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     /// Runs the actions of `phase` at `step` in order and returns the directive that counts
     /// with the action that gave it: the first rewind at once (the actions after it do not
     /// run), else preemption over a stop, else the first stop.
-    fn run_actions(&mut self, phase: Phase, step: u64, logs: &mut Logs) -> Result<Verdict> {
+    fn run_actions(
+        &mut self,
+        phase: Phase,
+        step: u64,
+        train_time: Duration,
+        logs: &mut Logs,
+    ) -> Result<Verdict> {
         let actions = match phase {
             Phase::Train => &mut self.options.train_actions,
             Phase::Eval => &mut self.options.eval_actions,
@@ -391,6 +397,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 global_step: step,
                 logs: &mut *logs,
                 state: &self.runner,
+                train_time,
             };
             let directive = action.run(context)?;
             let counts = match &directive {
@@ -464,6 +471,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         let before = self.runner.global_step();
         let started = Instant::now();
         let mut logs = self.runner.train(steps).map_err(OrbitError::Runner)?;
+        let train_time = started.elapsed();
         let step = self.runner.global_step();
         if step > before + steps {
             tracing::warn!(
@@ -474,10 +482,11 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         if steps > 0 {
             logs.insert(
                 "steps_per_second".to_string(),
-                steps as f64 / started.elapsed().as_secs_f64().max(1e-9),
+                steps as f64 / train_time.as_secs_f64().max(1e-9),
             );
         }
-        let Verdict { directive, action } = self.run_actions(Phase::Train, step, &mut logs)?;
+        let Verdict { directive, action } =
+            self.run_actions(Phase::Train, step, train_time, &mut logs)?;
         if let Directive::Rewind { reason } = &directive {
             self.rewind(step, &action, reason)?;
             return Ok(Directive::Continue);

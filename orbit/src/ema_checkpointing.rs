@@ -99,6 +99,7 @@ mod tests {
                 global_step: step,
                 logs: &mut logs,
                 state: &Averaged,
+                train_time: std::time::Duration::ZERO,
             };
             assert_eq!(action.run(context).unwrap(), Directive::Continue);
         }

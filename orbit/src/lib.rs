@@ -5,7 +5,8 @@
 //! [`CheckpointManager`] (numbered, atomic, retained checkpoints with restore-or-initialize),
 //! [`action`]s run after train loops and evaluations (the extension point) with Grove's own:
 //! best-checkpoint export ([`BestCheckpointExporter`]), moving-average checkpoints
-//! ([`EmaCheckpointing`]), [`EarlyStopping`], blow-up [`Recovery`] and [`Preemption`]; summaries ([`summary`]: TensorBoard event files and
+//! ([`EmaCheckpointing`]), [`EarlyStopping`], blow-up [`Recovery`], [`Preemption`] and the
+//! training-time budget ([`TrainBudget`]); summaries ([`summary`]: TensorBoard event files and
 //! `metrics.jsonl`) and the progress display. It knows nothing of tasks, models, tensors or
 //! configs: runners report plain [`Logs`] and save themselves into a directory.
 
@@ -27,6 +28,7 @@ pub mod preemption;
 pub mod progress;
 pub mod runner;
 pub mod summary;
+pub mod train_budget;
 
 pub use action::{Action, ActionContext, Directive};
 pub use best_checkpoint::{BestCheckpointExporter, Comparison};
@@ -40,3 +42,4 @@ pub use logs::Logs;
 pub use loss_guard::{LossGuard, Recovery};
 pub use preemption::Preemption;
 pub use runner::{Checkpointable, Evaluator, Trainer};
+pub use train_budget::TrainBudget;

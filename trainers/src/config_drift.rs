@@ -14,6 +14,7 @@ use serde_yaml::Value;
 /// `task.init_checkpoint` is here too: it is never read once model_dir has a checkpoint.
 const CADENCE_KEYS: &[&str] = &[
     "trainer.train_steps",
+    "trainer.max_duration",
     "trainer.steps_per_loop",
     "trainer.summary_interval",
     "trainer.checkpoint_interval",

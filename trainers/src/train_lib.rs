@@ -14,7 +14,7 @@ use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
     write_atomically, Action, BestCheckpointExporter, CheckpointManager, Checkpointable,
     Comparison, Controller, ControllerOptions, EarlyStopping, EmaCheckpointing, Evaluator, Logs,
-    LossGuard, Preemption, Recovery, Trainer,
+    LossGuard, Preemption, Recovery, TrainBudget, Trainer,
 };
 
 use crate::actions::{build_actions, ActionSetup};
@@ -309,6 +309,9 @@ fn controller_options(
         })));
     }
     train_actions.push(Box::new(preemption));
+    if let Some(budget) = t.max_duration {
+        train_actions.push(Box::new(TrainBudget::new(budget.0)));
+    }
     let mut eval_actions: Vec<Box<dyn Action>> = Vec::new();
     if let Some(exporter) = best_checkpoint_exporter(t, model_dir)? {
         eval_actions.push(Box::new(exporter));

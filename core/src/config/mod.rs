@@ -24,6 +24,7 @@
 mod macros;
 mod data;
 mod describe;
+mod duration;
 mod environment;
 mod experiment;
 mod explain;
@@ -45,6 +46,7 @@ mod yaml_lines;
 
 pub use data::{DataConfig, DataSpec};
 pub(crate) use describe::closest;
+pub use duration::ConfigDuration;
 pub use environment::{CONFIG_DIR_VARIABLE, DEVICE_VARIABLE, LOG_VARIABLE};
 pub use experiment::ExperimentConfig;
 pub use explain::explain;

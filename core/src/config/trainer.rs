@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::duration::ConfigDuration;
 use super::optimization::OptimizationConfig;
 use super::progressive::ProgressiveConfig;
 use crate::error::{Error, Result};
@@ -39,6 +40,11 @@ defaulted_config! {
         pub optimizer_config: OptimizationConfig = OptimizationConfig::default(),
         /// The global step at which training ends.
         pub train_steps: u64 = 0,
+        /// A budget of training time (`"30 minutes"`, `"2h"`; unset: none): training ends with
+        /// a checkpoint at the first loop end after this much time was spent training.
+        /// Evaluation and checkpointing do not count, and the time trained so far is
+        /// checkpointed, so a resumed run goes on with what is left.
+        pub max_duration: Option<ConfigDuration> = None,
         /// Steps per inner loop; values are read back to the host once per loop.
         pub steps_per_loop: u64 = 1000,
         /// Train summaries are written at loop ends where `global_step % summary_interval == 0`.
