@@ -3,7 +3,9 @@
 //! variants `bert/progressive_local` and `bert/progressive`.
 
 use grove_core::config::optimization::{AdamWConfig, OptimizationConfig, OptimizerConfig};
-use grove_core::config::{ExperimentConfig, ProgressiveConfig, StackingStageConfig, TrainerConfig};
+use grove_core::config::{
+    Cadence, ExperimentConfig, ProgressiveConfig, StackingStageConfig, TrainerConfig,
+};
 use grove_tasks::masked_lm::config::MaskedLmFileType;
 use grove_tasks::masked_lm::progressive::with_polynomial_schedule;
 use grove_tasks::masked_lm::{MaskedLmConfig, MaskedLmDataConfig};
@@ -133,7 +135,7 @@ fn local_masked_lm(encoder: BertEncoderConfig) -> ExperimentConfig {
             checkpoint_interval: 100,
             max_to_keep: 3,
             validation_steps: -1,
-            validation_interval: 100,
+            validation_interval: Cadence::Steps(100),
             optimizer_config: bert_optimization(3e-3, train_steps, 40),
             ..TrainerConfig::default()
         },

@@ -5,7 +5,7 @@
 use grove_core::config::optimization::{
     AdamConfig, CosineLrConfig, LearningRateConfig, OptimizationConfig, OptimizerConfig,
 };
-use grove_core::config::{ExperimentConfig, TrainerConfig};
+use grove_core::config::{Cadence, ExperimentConfig, TrainerConfig};
 use grove_tasks::image_classification::config::{
     BackboneConfig, CnnConfig, ImageClassifierConfig, ImageFileType, MlpConfig, NormType,
 };
@@ -49,7 +49,7 @@ fn experiment(
             steps_per_loop,
             summary_interval: steps_per_loop,
             checkpoint_interval: 2 * steps_per_loop,
-            validation_interval: 2 * steps_per_loop,
+            validation_interval: Cadence::Steps(2 * steps_per_loop),
             validation_steps: -1,
             max_to_keep: 3,
             optimizer_config: adam_cosine(learning_rate, train_steps),

@@ -2,7 +2,7 @@
 //! TSV / JSONL files the user points at, Model Garden's GLUE recipe) and
 //! `bert/sentence_prediction_local` (fine-tunes a `bert/local` checkpoint on synthetic pairs).
 
-use grove_core::config::{ExperimentConfig, TrainerConfig};
+use grove_core::config::{Cadence, ExperimentConfig, TrainerConfig};
 use grove_tasks::models::{EncoderConfig, BERT_ENCODER};
 use grove_tasks::sentence_prediction::config::{SentenceFileType, SentencePredictionModelConfig};
 use grove_tasks::sentence_prediction::{SentenceDataConfig, SentencePredictionConfig};
@@ -30,7 +30,7 @@ pub fn bert_sentence_prediction() -> ExperimentConfig {
         }),
         trainer: TrainerConfig {
             train_steps,
-            validation_interval: 1000,
+            validation_interval: Cadence::Steps(1000),
             checkpoint_interval: 1000,
             validation_steps: -1,
             optimizer_config: bert_optimization(3e-5, train_steps, train_steps / 10),
@@ -71,7 +71,7 @@ pub fn bert_sentence_prediction_local() -> ExperimentConfig {
             train_steps,
             steps_per_loop: 50,
             summary_interval: 50,
-            validation_interval: 100,
+            validation_interval: Cadence::Steps(100),
             checkpoint_interval: 100,
             validation_steps: -1,
             max_to_keep: 3,

@@ -3,7 +3,7 @@
 use grove_core::config::optimization::{
     AdamConfig, ConstantLrConfig, OptimizationConfig, OptimizerConfig,
 };
-use grove_core::config::{ExperimentConfig, TrainerConfig};
+use grove_core::config::{Cadence, ExperimentConfig, TrainerConfig};
 use grove_tasks::vae::VaeConfig;
 
 /// Latent 8, hidden 256, Adam at 1e-3: 600 steps of 64 images, a few seconds on 2 cores.
@@ -20,7 +20,7 @@ pub fn vae_mnist_local() -> ExperimentConfig {
             steps_per_loop: 100,
             summary_interval: 100,
             checkpoint_interval: 200,
-            validation_interval: 200,
+            validation_interval: Cadence::Steps(200),
             validation_steps: -1,
             max_to_keep: 3,
             optimizer_config: OptimizationConfig {

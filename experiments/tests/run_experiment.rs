@@ -20,11 +20,43 @@ const SHORT: [&str; 6] = [
     "runtime.num_threads=1",
 ];
 
+/// mnist_local as [`SHORT`] sets it, with `extra` overrides after.
+fn short(extra: &[&str]) -> grove_core::config::ExperimentConfig {
+    let overrides: Vec<&str> = SHORT.iter().chain(extra).copied().collect();
+    config("image_classification/mnist_local", &overrides)
+}
+
+/// Runs [`short`] with `extra` in `train_and_eval` mode in a fresh model_dir and returns the
+/// lines of its `metrics.jsonl` (the temporary directory lives as long as the first value).
+fn train_and_eval(
+    extra: &[&str],
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<serde_json::Value>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    run_experiment(
+        &short(extra),
+        Mode::TrainAndEval,
+        &model_dir,
+        RunOptions::default(),
+    )
+    .unwrap();
+    let jsonl = std::fs::read_to_string(model_dir.join("metrics.jsonl")).unwrap();
+    let lines = jsonl
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (dir, model_dir, lines)
+}
+
 #[test]
 fn a_preemption_handed_in_stops_the_run_with_a_checkpoint_and_a_new_handle_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("run");
-    let config = config("image_classification/mnist_local", &SHORT);
+    let config = short(&[]);
     let preemption = Preemption::new();
     preemption.request();
     let options = RunOptions {
@@ -86,26 +118,9 @@ fn registered_train_actions_run_after_every_loop_in_the_listed_order() {
 /// TensorBoard event files hold the same numbers (TensorBoard's as f32, its value type).
 #[test]
 fn the_csv_jsonl_and_tensorboard_sinks_hold_the_same_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let model_dir = dir.path().join("run");
-    let overrides: Vec<&str> = SHORT
-        .iter()
-        .copied()
-        .chain(["runtime.loggers=[tensorboard, jsonl, csv]"])
-        .collect();
-    let config = config("image_classification/mnist_local", &overrides);
-    run_experiment(
-        &config,
-        Mode::TrainAndEval,
-        &model_dir,
-        RunOptions::default(),
-    )
-    .unwrap();
-
-    let jsonl = std::fs::read_to_string(model_dir.join("metrics.jsonl")).unwrap();
+    let (_dir, model_dir, lines) = train_and_eval(&["runtime.loggers=[tensorboard, jsonl, csv]"]);
     let mut from_jsonl = Vec::new();
-    for line in jsonl.lines() {
-        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+    for entry in &lines {
         let split = entry["split"].as_str().unwrap().to_string();
         let step = entry["step"].as_u64().unwrap();
         for (name, value) in entry.as_object().unwrap() {
@@ -165,11 +180,7 @@ fn trained_seconds(dir: &std::path::Path) -> f64 {
 fn a_spent_training_budget_stops_with_a_checkpoint_and_a_rerun_goes_on_with_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("run");
-    let with_budget = |budget: &str| {
-        let setting = format!("trainer.max_duration={budget}");
-        let overrides: Vec<&str> = SHORT.iter().copied().chain([setting.as_str()]).collect();
-        config("image_classification/mnist_local", &overrides)
-    };
+    let with_budget = |budget: &str| short(&[&format!("trainer.max_duration={budget}")]);
     run_experiment(
         &with_budget("0s"),
         Mode::Train,
@@ -185,4 +196,17 @@ fn a_spent_training_budget_stops_with_a_checkpoint_and_a_rerun_goes_on_with_the_
     let more = with_budget("1h");
     run_experiment(&more, Mode::Train, &model_dir, RunOptions::default()).unwrap();
     assert!(trained_seconds(&model_dir.join("ckpt-20")) > spent);
+}
+
+/// `trainer.validation_interval` given as a duration evaluates at the first loop end after
+/// that much training time: with one nanosecond, after every loop (each trains longer).
+#[test]
+fn a_validation_interval_in_time_evaluates_at_the_loop_ends_it_has_passed() {
+    let (_dir, _, lines) = train_and_eval(&["trainer.validation_interval=1ns"]);
+    let evaluated: Vec<u64> = lines
+        .iter()
+        .filter(|entry| entry["split"] == "validation")
+        .map(|entry| entry["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(evaluated, [5, 10, 15, 20]);
 }

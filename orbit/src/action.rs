@@ -5,8 +5,8 @@
 //! evaluation's log line and summaries are written. It sees the global step and the logs, may
 //! add entries to the logs (the log line and summaries then show them), may save the runner's
 //! state (an export), and tells the Controller what to do next with a [`Directive`]: go on,
-//! stop training (early stopping), stop as preempted, or rewind to the latest checkpoint
-//! (blow-up recovery). An action that keeps counters across restarts saves them through
+//! stop training (early stopping), stop as preempted, rewind to the latest checkpoint
+//! (blow-up recovery), or evaluate now (a cadence in time). An action that keeps counters across restarts saves them through
 //! [`Action::state`]: they go into every checkpoint, under the action's name.
 //!
 //! Grove's own best-checkpoint export, early stopping, blow-up recovery and preemption are
@@ -47,6 +47,9 @@ pub enum Directive {
     },
     /// End training with a checkpoint of this step and [`crate::OrbitError::Preempted`].
     Preempt,
+    /// Only from a train action: evaluate at the end of this loop (a cadence in time rather
+    /// than steps). Acted on by `train_and_evaluate`; training without evaluation ignores it.
+    Evaluate,
     /// Only from a train action: discard the loop, restore the latest checkpoint and move
     /// the training input past the span just trained (blow-up recovery). The asking action's
     /// own state survives the restore; every other state is the checkpoint's.

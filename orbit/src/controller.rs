@@ -163,7 +163,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             return Ok(());
         }
         self.start_progress(steps);
-        self.train_to(steps, steps, true)?;
+        self.train_to(steps, steps, true, false)?;
         self.finish_progress();
         self.save_checkpoint().map(|_| ())
     }
@@ -197,21 +197,24 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     }
 
     /// Trains to `train_steps`, evaluating `eval_steps` batches wherever the global step is a
-    /// multiple of `eval_interval` and at `train_steps` (or until an action stops training),
-    /// then saves a checkpoint. Returns the last evaluation, or `None` (no evaluation, no
-    /// checkpoint) if training was complete.
+    /// multiple of `eval_interval` (`None`: no step cadence), at a loop end where a train
+    /// action asks for it ([`Directive::Evaluate`], a cadence in time) and at `train_steps` (or
+    /// until an action stops training), then saves a checkpoint. Returns the last evaluation,
+    /// or `None` (no evaluation, no checkpoint) if training was complete.
     pub fn train_and_evaluate(
         &mut self,
         train_steps: u64,
         eval_steps: i64,
-        eval_interval: u64,
+        eval_interval: Option<u64>,
     ) -> Result<Option<Logs>> {
-        if eval_interval == 0 || !eval_interval.is_multiple_of(self.options.steps_per_loop) {
-            return Err(OrbitError::InvalidSetting(format!(
-                "eval_interval = {eval_interval} must be a positive multiple of steps_per_loop \
-                 = {}",
-                self.options.steps_per_loop
-            )));
+        if let Some(interval) = eval_interval {
+            if interval == 0 || !interval.is_multiple_of(self.options.steps_per_loop) {
+                return Err(OrbitError::InvalidSetting(format!(
+                    "eval_interval = {interval} must be a positive multiple of steps_per_loop \
+                     = {}",
+                    self.options.steps_per_loop
+                )));
+            }
         }
         if self.runner.global_step() >= train_steps {
             return Ok(None);
@@ -220,8 +223,10 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         let mut last = None;
         while self.runner.global_step() < train_steps {
             let step = self.runner.global_step();
-            let next_eval = ((step / eval_interval + 1) * eval_interval).min(train_steps);
-            if self.train_to(next_eval, train_steps, false)? {
+            let next_eval = eval_interval
+                .map_or(train_steps, |interval| (step / interval + 1) * interval)
+                .min(train_steps);
+            if self.train_to(next_eval, train_steps, false, true)? == LoopEnd::Stopped {
                 break;
             }
             let (logs, directive) =
@@ -402,12 +407,13 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             let directive = action.run(context)?;
             let counts = match &directive {
                 Directive::Continue => false,
-                Directive::Rewind { .. } if phase == Phase::Eval => {
+                Directive::Rewind { .. } | Directive::Evaluate if phase == Phase::Eval => {
                     return Err(OrbitError::InvalidSetting(format!(
-                        "eval action `{}` asked for a rewind; only a train action can",
+                        "eval action `{}` asked for {directive:?}; only a train action can",
                         action.name()
                     )));
                 }
+                Directive::Evaluate => verdict.directive == Directive::Continue,
                 Directive::Rewind { .. } => true,
                 Directive::Preempt => verdict.directive != Directive::Preempt,
                 Directive::StopTraining { .. } => verdict.directive == Directive::Continue,
@@ -439,30 +445,40 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 tracing::info!("{reason}");
                 Ok(true)
             }
-            Directive::Continue | Directive::Rewind { .. } => Ok(false),
+            Directive::Continue | Directive::Rewind { .. } | Directive::Evaluate => Ok(false),
         }
     }
 
     /// Trains to `target` in aligned loops, saving interval checkpoints at loop ends; the one at
     /// `target` itself only with `save_at_target` (`train_and_evaluate` saves it after the
     /// evaluation, so the checkpoint holds the evaluation's effect on the Controller's state).
-    /// True when a train action stopped training (with a checkpoint of that step).
-    fn train_to(&mut self, target: u64, final_step: u64, save_at_target: bool) -> Result<bool> {
+    /// With `until_evaluation`, a train action's [`Directive::Evaluate`] ends it early too.
+    fn train_to(
+        &mut self,
+        target: u64,
+        final_step: u64,
+        save_at_target: bool,
+        until_evaluation: bool,
+    ) -> Result<LoopEnd> {
         let spl = self.options.steps_per_loop;
         while self.runner.global_step() < target {
             let step = self.runner.global_step();
             let steps = (target - step).min(spl - step % spl);
             let directive = self.train_loop(steps, final_step)?;
+            let evaluate = directive == Directive::Evaluate;
             if self.obey_stop(directive)? {
                 self.save_checkpoint()?;
-                return Ok(true);
+                return Ok(LoopEnd::Stopped);
             }
             let step = self.runner.global_step();
+            if evaluate && until_evaluation {
+                return Ok(LoopEnd::EvaluationDue);
+            }
             if step < target || save_at_target {
                 self.save(true)?;
             }
         }
-        Ok(false)
+        Ok(LoopEnd::Reached)
     }
 
     /// One train loop of `steps` steps, its train actions, log line and summaries; returns
@@ -561,6 +577,17 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
 }
 
 /// `train | step: 120 | steps/sec: 25.3 | training_loss: 1.23456 | ...`
+/// Why [`Controller::train_to`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoopEnd {
+    /// The target step was reached.
+    Reached,
+    /// A train action stopped training (a checkpoint of that step is saved).
+    Stopped,
+    /// A train action asked for an evaluation at this loop end.
+    EvaluationDue,
+}
+
 fn format_logs(split: &str, step: u64, logs: &Logs) -> String {
     let mut line = format!("{split} | step: {step}");
     if let Some(rate) = logs.get("steps_per_second") {

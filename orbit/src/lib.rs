@@ -5,8 +5,8 @@
 //! [`CheckpointManager`] (numbered, atomic, retained checkpoints with restore-or-initialize),
 //! [`action`]s run after train loops and evaluations (the extension point) with Grove's own:
 //! best-checkpoint export ([`BestCheckpointExporter`]), moving-average checkpoints
-//! ([`EmaCheckpointing`]), [`EarlyStopping`], blow-up [`Recovery`], [`Preemption`] and the
-//! training-time budget ([`TrainBudget`]); summaries ([`summary`]: TensorBoard event files and
+//! ([`EmaCheckpointing`]), [`EarlyStopping`], blow-up [`Recovery`], [`Preemption`], the
+//! training-time budget ([`TrainBudget`]) and evaluations on time ([`EvalTimer`]); summaries ([`summary`]: TensorBoard event files and
 //! `metrics.jsonl`) and the progress display. It knows nothing of tasks, models, tensors or
 //! configs: runners report plain [`Logs`] and save themselves into a directory.
 
@@ -18,6 +18,7 @@ pub mod controller_state;
 pub mod early_stopping;
 pub mod ema_checkpointing;
 pub mod error;
+pub mod eval_timer;
 pub mod fault;
 mod fs_atomic;
 pub mod logs;
@@ -29,6 +30,7 @@ pub mod progress;
 pub mod runner;
 pub mod summary;
 pub mod train_budget;
+mod training_time;
 
 pub use action::{Action, ActionContext, Directive};
 pub use best_checkpoint::{BestCheckpointExporter, Comparison};
@@ -37,6 +39,7 @@ pub use controller::{Controller, ControllerOptions};
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use ema_checkpointing::EmaCheckpointing;
 pub use error::{ErrorKind, OrbitError, Result, RunnerError};
+pub use eval_timer::EvalTimer;
 pub use fs_atomic::write_atomically;
 pub use logs::Logs;
 pub use loss_guard::{LossGuard, Recovery};

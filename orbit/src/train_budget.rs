@@ -7,16 +7,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::action::{Action, ActionContext, Directive};
-use crate::error::{OrbitError, Result};
-
-/// What the budget keeps across restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Spent {
-    trained_seconds: f64,
-}
+use crate::error::Result;
+use crate::training_time;
 
 /// Stops training once it has used its time.
 #[derive(Debug)]
@@ -61,24 +54,11 @@ impl Action for TrainBudget {
     }
 
     fn state(&self) -> Option<serde_json::Value> {
-        let spent = Spent {
-            trained_seconds: self.trained.as_secs_f64(),
-        };
-        serde_json::to_value(spent).ok()
+        training_time::to_state(self.trained)
     }
 
     fn restore(&mut self, state: serde_json::Value) -> Result<()> {
-        let spent: Spent = serde_json::from_value(state).map_err(|e| {
-            OrbitError::InvalidSetting(format!(
-                "the checkpoint's max_duration state is malformed ({e})"
-            ))
-        })?;
-        self.trained = Duration::try_from_secs_f64(spent.trained_seconds).map_err(|e| {
-            OrbitError::InvalidSetting(format!(
-                "the checkpoint's max_duration state holds {} s ({e})",
-                spent.trained_seconds
-            ))
-        })?;
+        self.trained = training_time::from_state(self.name(), state)?;
         Ok(())
     }
 }
@@ -91,45 +71,20 @@ fn humantime_like(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::Logs;
-    use crate::runner::Checkpointable;
-    use crate::RunnerError;
-    use std::path::Path;
-
-    struct Stateless;
-
-    impl Checkpointable for Stateless {
-        fn save(&self, _: &Path) -> std::result::Result<(), RunnerError> {
-            Ok(())
-        }
-        fn restore(&mut self, _: &Path) -> std::result::Result<(), RunnerError> {
-            Ok(())
-        }
-    }
-
-    fn after_loop(budget: &mut TrainBudget, step: u64, seconds: u64) -> Directive {
-        let mut logs = Logs::new();
-        let context = ActionContext {
-            global_step: step,
-            logs: &mut logs,
-            state: &Stateless,
-            train_time: Duration::from_secs(seconds),
-        };
-        budget.run(context).unwrap()
-    }
+    use crate::training_time::run_after_loop;
 
     #[test]
     fn training_stops_once_the_loops_used_the_budget_and_a_restart_goes_on_from_there() {
         let mut budget = TrainBudget::new(Duration::from_secs(10));
-        assert_eq!(after_loop(&mut budget, 5, 4), Directive::Continue);
-        assert_eq!(after_loop(&mut budget, 10, 4), Directive::Continue);
+        assert_eq!(run_after_loop(&mut budget, 5, 4), Directive::Continue);
+        assert_eq!(run_after_loop(&mut budget, 10, 4), Directive::Continue);
         let saved = budget.state().unwrap();
         assert_eq!(saved, serde_json::json!({"trained_seconds": 8.0}));
 
         let mut resumed = TrainBudget::new(Duration::from_secs(10));
         resumed.restore(saved).unwrap();
         assert_eq!(resumed.trained(), Duration::from_secs(8));
-        let Directive::StopTraining { reason } = after_loop(&mut resumed, 15, 3) else {
+        let Directive::StopTraining { reason } = run_after_loop(&mut resumed, 15, 3) else {
             panic!("the budget is spent");
         };
         assert!(

@@ -131,7 +131,7 @@ fn summary_interval_not_a_multiple_of_steps_per_loop_is_rejected() {
 fn train_and_evaluate_evaluates_and_checkpoints_at_interval_multiples() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = controller(dir.path(), 5, 5, 5, 5);
-    let last = c.train_and_evaluate(10, 2, 5).unwrap();
+    let last = c.train_and_evaluate(10, 2, Some(5)).unwrap();
     assert!(last.is_some());
     assert_eq!(c.runner().evals_at, vec![5, 10]);
     assert_eq!(
@@ -164,7 +164,7 @@ fn resumed_runs_keep_absolute_cadences_and_finished_runs_do_nothing() {
 
     let mut resumed = controller(dir.path(), 3, 6, 3, 10);
     assert_eq!(resumed.runner().step, 7);
-    resumed.train_and_evaluate(13, 1, 6).unwrap();
+    resumed.train_and_evaluate(13, 1, Some(6)).unwrap();
     // From 7 the first loop ends at the multiple 9, evaluations at 12 and 13.
     assert_eq!(resumed.runner().loops, vec![2, 3, 1]);
     assert_eq!(resumed.runner().evals_at, vec![12, 13]);
@@ -174,7 +174,10 @@ fn resumed_runs_keep_absolute_cadences_and_finished_runs_do_nothing() {
     );
 
     let mut finished = controller(dir.path(), 3, 6, 3, 10);
-    assert!(finished.train_and_evaluate(13, 1, 6).unwrap().is_none());
+    assert!(finished
+        .train_and_evaluate(13, 1, Some(6))
+        .unwrap()
+        .is_none());
     finished.train(13).unwrap();
     assert!(finished.runner().loops.is_empty());
     assert_eq!(
@@ -257,7 +260,7 @@ fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
     first_options.eval_actions.push(stopping(2));
     let mut first = Controller::new(Counting::default(), first_options).unwrap();
     first.restore_or_initialize(|_| Ok(())).unwrap();
-    first.train_and_evaluate(100, 1, 5).unwrap();
+    first.train_and_evaluate(100, 1, Some(5)).unwrap();
     // The constant loss improves once (at 5), then fails to twice.
     assert_eq!(first.runner().evals_at, vec![5, 10, 15]);
     assert_eq!(
@@ -270,7 +273,7 @@ fn early_stopping_ends_training_and_its_counters_survive_a_restart() {
     resumed_options.eval_actions.push(stopping(3));
     let mut resumed = Controller::new(Counting::default(), resumed_options).unwrap();
     resumed.restore_or_initialize(|_| Ok(())).unwrap();
-    resumed.train_and_evaluate(100, 1, 5).unwrap();
+    resumed.train_and_evaluate(100, 1, Some(5)).unwrap();
     assert_eq!(resumed.runner().evals_at, vec![20]);
 }
 
@@ -354,7 +357,7 @@ fn a_user_eval_action_runs_after_each_evaluation_and_can_stop_training() {
     }));
     let mut c = Controller::new(Counting::default(), options).unwrap();
     c.restore_or_initialize(|_| Ok(())).unwrap();
-    let last = c.train_and_evaluate(30, 1, 5).unwrap().unwrap();
+    let last = c.train_and_evaluate(30, 1, Some(5)).unwrap().unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "5\n10\n");
     assert_eq!(last.get("recorded"), Some(&1.0));
     assert_eq!(c.runner().global_step(), 10);
@@ -390,4 +393,49 @@ fn two_actions_of_one_name_are_refused() {
         .expect("a duplicate name")
         .to_string();
     assert!(err.contains("`preemption`"), "{err}");
+}
+
+/// A train action asking for an evaluation at the loop ends of `at`.
+struct EvaluateAt {
+    at: Vec<u64>,
+}
+
+impl Action for EvaluateAt {
+    fn name(&self) -> &str {
+        "evaluate_at"
+    }
+
+    fn run(&mut self, context: ActionContext<'_>) -> grove_orbit::Result<Directive> {
+        Ok(match self.at.contains(&context.global_step) {
+            true => Directive::Evaluate,
+            false => Directive::Continue,
+        })
+    }
+}
+
+#[test]
+fn a_train_action_asking_for_evaluation_gets_one_at_that_loop_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut timed = options(dir.path(), 5, 5, 20, 10);
+    timed
+        .train_actions
+        .push(Box::new(EvaluateAt { at: vec![10, 25] }));
+    let mut c = Controller::new(Counting::default(), timed).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    c.train_and_evaluate(30, 1, None).unwrap().unwrap();
+    assert_eq!(c.runner().evals_at, vec![10, 25, 30]);
+    assert_eq!(
+        c.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![20, 30]
+    );
+    // Training without evaluation ignores the request.
+    let other = tempfile::tempdir().unwrap();
+    let mut untimed = options(other.path(), 5, 5, 20, 10);
+    untimed
+        .train_actions
+        .push(Box::new(EvaluateAt { at: vec![10] }));
+    let mut c = Controller::new(Counting::default(), untimed).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    c.train(20).unwrap();
+    assert!(c.runner().evals_at.is_empty());
 }

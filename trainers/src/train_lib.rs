@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use candle_core::Device;
-use grove_core::config::{ExperimentConfig, MetricComparison, TrainerConfig};
+use grove_core::config::{Cadence, ExperimentConfig, MetricComparison, TrainerConfig};
 use grove_core::optimization::{build_schedule, zero_learning_rate_from};
 use grove_core::progressive::get_progressive_policy;
 use grove_core::registry::{get_task, task_name};
@@ -13,8 +13,8 @@ use grove_core::runtime::{compute_threads, device, on_compute_threads};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
     write_atomically, Action, BestCheckpointExporter, CheckpointManager, Checkpointable,
-    Comparison, Controller, ControllerOptions, EarlyStopping, EmaCheckpointing, Evaluator, Logs,
-    LossGuard, Preemption, Recovery, TrainBudget, Trainer,
+    Comparison, Controller, ControllerOptions, EarlyStopping, EmaCheckpointing, EvalTimer,
+    Evaluator, Logs, LossGuard, Preemption, Recovery, TrainBudget, Trainer,
 };
 
 use crate::actions::{build_actions, ActionSetup};
@@ -230,7 +230,7 @@ impl Run<'_> {
                 let logs = controller.train_and_evaluate(
                     t.train_steps,
                     t.validation_steps,
-                    t.validation_interval,
+                    t.validation_interval.steps(),
                 )?;
                 Ok(logs.unwrap_or_default())
             }
@@ -311,6 +311,9 @@ fn controller_options(
     train_actions.push(Box::new(preemption));
     if let Some(budget) = t.max_duration {
         train_actions.push(Box::new(TrainBudget::new(budget.0)));
+    }
+    if let Cadence::Every(interval) = t.validation_interval {
+        train_actions.push(Box::new(EvalTimer::new(interval.0)));
     }
     let mut eval_actions: Vec<Box<dyn Action>> = Vec::new();
     if let Some(exporter) = best_checkpoint_exporter(t, model_dir)? {

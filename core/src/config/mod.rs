@@ -22,6 +22,7 @@
 
 #[macro_use]
 mod macros;
+mod cadence;
 mod data;
 mod describe;
 mod duration;
@@ -44,6 +45,7 @@ mod tensorflow_keys;
 mod trainer;
 mod yaml_lines;
 
+pub use cadence::Cadence;
 pub use data::{DataConfig, DataSpec};
 pub(crate) use describe::closest;
 pub use duration::ConfigDuration;

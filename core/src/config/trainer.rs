@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cadence::Cadence;
 use super::duration::ConfigDuration;
 use super::optimization::OptimizationConfig;
 use super::progressive::ProgressiveConfig;
@@ -56,8 +57,10 @@ defaulted_config! {
         pub max_to_keep: u64 = 5,
         /// Batches per evaluation; -1 evaluates the whole validation set.
         pub validation_steps: i64 = -1,
-        /// Evaluations happen at loop ends where `global_step % validation_interval == 0` (and at the end).
-        pub validation_interval: u64 = 1000,
+        /// `train_and_eval` evaluates at loop ends where `global_step % validation_interval ==
+        /// 0`, or, given a duration (`"10 minutes"`), at the first loop end after that much
+        /// training time since the last evaluation; and at the end.
+        pub validation_interval: Cadence = Cadence::Steps(1000),
         /// Sub-directory of model_dir receiving the best checkpoint ("" disables the export).
         pub best_checkpoint_export_subdir: String = String::new(),
         /// Evaluation metric that decides the best checkpoint.
@@ -106,13 +109,27 @@ impl TrainerConfig {
         self.optimizer_config.validate()?;
         positive("trainer.steps_per_loop", self.steps_per_loop)?;
         positive("trainer.summary_interval", self.summary_interval)?;
-        positive("trainer.validation_interval", self.validation_interval)?;
+        match self.validation_interval {
+            Cadence::Steps(steps) => positive("trainer.validation_interval", steps)?,
+            Cadence::Every(duration) if duration.0.is_zero() => {
+                return Err(Error::Config(
+                    "trainer.validation_interval = 0s: give a positive duration or a step count"
+                        .to_string(),
+                ))
+            }
+            Cadence::Every(_) => {}
+        }
         positive("trainer.max_to_keep", self.max_to_keep)?;
         for (key, interval) in [
             ("trainer.summary_interval", self.summary_interval),
             ("trainer.checkpoint_interval", self.checkpoint_interval),
-            ("trainer.validation_interval", self.validation_interval),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            self.validation_interval
+                .steps()
+                .map(|steps| ("trainer.validation_interval", steps)),
+        ) {
             if interval % self.steps_per_loop != 0 {
                 return Err(Error::Config(format!(
                     "{key} = {interval} is not a multiple of trainer.steps_per_loop = {}: \

@@ -2,7 +2,7 @@
 
 use std::sync::Once;
 
-use grove_core::config::{ConfigFamily, DataConfig, ExperimentConfig, OneOf, TaskConfig};
+use grove_core::config::{Cadence, ConfigFamily, DataConfig, ExperimentConfig, OneOf, TaskConfig};
 use grove_core::registry::register_config_type;
 use serde::{Deserialize, Serialize};
 
@@ -126,7 +126,7 @@ pub fn defaults() -> ExperimentConfig {
     config.trainer.steps_per_loop = 10;
     config.trainer.summary_interval = 10;
     config.trainer.checkpoint_interval = 10;
-    config.trainer.validation_interval = 10;
+    config.trainer.validation_interval = Cadence::Steps(10);
     config.restrictions = vec!["task.train_data.global_batch_size <= task.hidden".to_string()];
     config
 }

@@ -13,7 +13,7 @@ mod eval_report;
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 use grove_core::config::optimization::{OptimizerConfig, SgdConfig};
-use grove_core::config::{DataConfig, ExperimentConfig, TaskConfig, TrainerConfig};
+use grove_core::config::{Cadence, DataConfig, ExperimentConfig, TaskConfig, TrainerConfig};
 use grove_core::data::{Batch, BatchSource, Dataset};
 use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::registry::{register_experiment, register_task};
@@ -215,7 +215,7 @@ fn linear_regression_local() -> ExperimentConfig {
         steps_per_loop: 20,
         summary_interval: 20,
         checkpoint_interval: 100,
-        validation_interval: 100,
+        validation_interval: Cadence::Steps(100),
         ..TrainerConfig::default()
     };
     let optimizer = &mut config.trainer.optimizer_config.optimizer;
