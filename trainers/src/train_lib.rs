@@ -319,7 +319,7 @@ fn controller_options(
     if let Some(exporter) = best_checkpoint_exporter(t, model_dir)? {
         eval_actions.push(Box::new(exporter));
     }
-    if t.optimizer_config.ema.is_some() && t.progressive.is_none() {
+    if t.optimizer_config.ema.is_some() {
         eval_actions.push(Box::new(EmaCheckpointing::new(
             &model_dir.join(EMA_CHECKPOINTS_SUBDIR),
             t.max_to_keep as usize,

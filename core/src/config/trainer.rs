@@ -196,6 +196,13 @@ impl TrainerConfig {
             return Ok(());
         };
         progressive.validate()?;
+        if self.optimizer_config.ema.is_some() {
+            // The stages build their own optimizers, without a moving average.
+            return Err(not_supported(
+                "trainer.optimizer_config.ema with trainer.progressive",
+                "progressive stages train without a moving average of the weights; remove ema",
+            ));
+        }
         if let Some(interval) = self.export_checkpoint_interval {
             positive("trainer.export_checkpoint_interval", interval)?;
             if interval % self.steps_per_loop != 0 {
@@ -225,4 +232,35 @@ fn positive(key: &str, value: u64) -> Result<()> {
 /// The error for a config value whose behaviour is not built yet.
 pub(crate) fn not_supported(what: &str, fix: &str) -> Error {
     Error::Config(format!("{what} is not supported yet: {fix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::optimization::EmaConfig;
+    use crate::config::StackingStageConfig;
+
+    #[test]
+    fn a_moving_average_is_refused_with_progressive_stages_that_would_ignore_it() {
+        let mut config = TrainerConfig {
+            train_steps: 1000,
+            progressive: Some(ProgressiveConfig {
+                stage_list: vec![StackingStageConfig {
+                    num_layers: 1,
+                    num_steps: 1000,
+                    ..StackingStageConfig::default()
+                }],
+            }),
+            ..TrainerConfig::default()
+        };
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+        config.optimizer_config.ema = Some(EmaConfig::default());
+        let message = config.validate().unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "trainer.optimizer_config.ema with trainer.progressive is not supported yet"
+            ),
+            "{message}"
+        );
+    }
 }
