@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::file_patterns::refuse_input_path_for_synthetic;
 use crate::models::{BertEncoderConfig, EncoderConfig, BERT_ENCODER};
+use crate::text::PairTruncation;
 
 /// `file_type`: where a split's sentences come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +56,9 @@ grove_core::defaulted_config! {
         pub lower_case: bool = true,
         /// The one or two text columns (TSV header names) or fields (JSONL keys).
         pub text_fields: Vec<String> = vec!["sentence".to_string()],
+        /// How a pair longer than `seq_length` is cut: `bert` (BERT's `_truncate_seq_pair`,
+        /// as Model Garden's data) or `huggingface` (the tokenizers crate's longest-first).
+        pub truncation: PairTruncation = PairTruncation::Bert,
         /// The label column or field.
         pub label_field: String = "label".to_string(),
         /// `int` (classes) or `float` (regression).

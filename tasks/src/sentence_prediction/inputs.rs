@@ -46,7 +46,7 @@ pub fn read_text_examples(
             let at = |why: String| Error::Data(format!("{}:{line}: {why}", file.display()));
             let label = parse_label(&label, data.label_type, num_classes).map_err(at)?;
             let b = fields.get(1).map(String::as_str);
-            let encoded = tokenizer.encode(&fields[0], b, data.seq_length)?;
+            let encoded = tokenizer.encode(&fields[0], b, data.seq_length, data.truncation)?;
             examples.push(SentenceExample { encoded, label });
         }
     }

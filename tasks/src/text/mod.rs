@@ -2,4 +2,4 @@
 
 pub mod wordpiece;
 
-pub use wordpiece::{Encoded, SpecialIds, WordPieceTokenizer};
+pub use wordpiece::{truncate_seq_pair, Encoded, PairTruncation, SpecialIds, WordPieceTokenizer};

@@ -1,8 +1,8 @@
 //! BERT's tokenizer from a WordPiece `vocab_file` (one token per line): text cleaning, CJK
 //! and punctuation splitting, optional lowercasing with accent stripping, greedy longest-match
-//! WordPiece with `##` continuations, then `[CLS] a [SEP] (b [SEP])`, longest-first pair
-//! truncation and padding to `seq_length`. Built on the `tokenizers` crate (already compiled
-//! as a candle dependency).
+//! WordPiece with `##` continuations, then `[CLS] a [SEP] (b [SEP])`, pair truncation by
+//! BERT's rule or the `tokenizers` crate's ([`PairTruncation`]) and padding to `seq_length`.
+//! Built on the `tokenizers` crate (already compiled as a candle dependency).
 
 use std::path::Path;
 
@@ -12,6 +12,29 @@ use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy};
+
+/// How a sentence pair longer than `seq_length` is cut (`truncation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairTruncation {
+    /// BERT's `_truncate_seq_pair` (Model Garden's `classifier_data_lib`): drop the last token
+    /// of the longer sequence, one at a time, the second sequence's on ties.
+    #[default]
+    Bert,
+    /// The `tokenizers` crate's `LongestFirst`, as Hugging Face pipelines cut pairs.
+    Huggingface,
+}
+
+/// Cuts `a` and `b` to `max_tokens` together by BERT's `_truncate_seq_pair`.
+pub fn truncate_seq_pair(a: &mut Vec<u32>, b: &mut Vec<u32>, max_tokens: usize) {
+    while a.len() + b.len() > max_tokens {
+        if a.len() > b.len() {
+            a.pop();
+        } else {
+            b.pop();
+        }
+    }
+}
 
 /// The special tokens a BERT vocabulary must hold.
 const SPECIAL_TOKENS: [&str; 4] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
@@ -137,9 +160,65 @@ impl WordPieceTokenizer {
         Ok(encoding.get_tokens().to_vec())
     }
 
-    /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, truncated longest-first and padded to
-    /// `seq_length` (at least 3, or 4 with a pair).
-    pub fn encode(&self, a: &str, b: Option<&str>, seq_length: usize) -> Result<Encoded> {
+    /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, cut to `seq_length` (at least 3, or 4
+    /// with a pair; a single sequence loses its end, a pair is cut by `truncation`) and
+    /// padded to it.
+    pub fn encode(
+        &self,
+        a: &str,
+        b: Option<&str>,
+        seq_length: usize,
+        truncation: PairTruncation,
+    ) -> Result<Encoded> {
+        match truncation {
+            PairTruncation::Bert => self.encode_as_bert(a, b, seq_length),
+            PairTruncation::Huggingface => self.encode_longest_first(a, b, seq_length),
+        }
+    }
+
+    /// [`Self::encode`] with BERT's `_truncate_seq_pair`.
+    fn encode_as_bert(&self, a: &str, b: Option<&str>, seq_length: usize) -> Result<Encoded> {
+        let specials = if b.is_some() { 3 } else { 2 };
+        if seq_length < specials + 1 {
+            return Err(Error::Config(format!(
+                "seq_length = {seq_length} leaves no room for tokens beside [CLS] and [SEP]"
+            )));
+        }
+        let mut a_ids = self.token_ids(a)?;
+        let mut b_ids = b
+            .map(|b| self.token_ids(b))
+            .transpose()?
+            .unwrap_or_default();
+        let room = seq_length - specials;
+        if b.is_some() {
+            truncate_seq_pair(&mut a_ids, &mut b_ids, room);
+        } else {
+            a_ids.truncate(room);
+        }
+        let (cls, sep) = (self.special_ids.cls, self.special_ids.sep);
+        let mut ids = vec![cls];
+        ids.extend(&a_ids);
+        ids.push(sep);
+        let first = ids.len();
+        if b.is_some() {
+            ids.extend(&b_ids);
+            ids.push(sep);
+        }
+        let used = ids.len();
+        let type_of = |i: usize| u32::from(i >= first && i < used);
+        Ok(Encoded {
+            input_type_ids: (0..seq_length).map(type_of).collect(),
+            input_mask: (0..seq_length).map(|i| u32::from(i < used)).collect(),
+            input_word_ids: ids
+                .into_iter()
+                .chain(std::iter::repeat(self.pad_id))
+                .take(seq_length)
+                .collect(),
+        })
+    }
+
+    /// [`Self::encode`] with the `tokenizers` crate's longest-first truncation.
+    fn encode_longest_first(&self, a: &str, b: Option<&str>, seq_length: usize) -> Result<Encoded> {
         let mut tokenizer = self.tokenizer.clone();
         let truncation = TruncationParams {
             max_length: seq_length,
@@ -202,14 +281,28 @@ mod tests {
     #[test]
     fn pairs_are_framed_truncated_longest_first_and_padded() {
         let (_dir, t) = tokenizer(true);
-        let single = t.encode("the cat sat", None, 8).unwrap();
+        let single = t
+            .encode("the cat sat", None, 8, PairTruncation::Bert)
+            .unwrap();
         assert_eq!(single.input_word_ids, [2, 5, 6, 7, 3, 0, 0, 0]);
         assert_eq!(single.input_mask, [1, 1, 1, 1, 1, 0, 0, 0]);
         assert_eq!(single.input_type_ids, [0; 8]);
         // 3 + 2 tokens into 8 - 3 = 5 places fits; into 7 - 3 = 4 the longer side loses one.
-        let pair = t.encode("the cat sat", Some("playing"), 7).unwrap();
-        assert_eq!(pair.input_word_ids, [2, 5, 6, 3, 8, 9, 3]);
-        assert_eq!(pair.input_type_ids, [0, 0, 0, 0, 1, 1, 1]);
+        for rule in [PairTruncation::Bert, PairTruncation::Huggingface] {
+            let pair = t.encode("the cat sat", Some("playing"), 7, rule).unwrap();
+            assert_eq!(pair.input_word_ids, [2, 5, 6, 3, 8, 9, 3], "{rule:?}");
+            assert_eq!(pair.input_type_ids, [0, 0, 0, 0, 1, 1, 1], "{rule:?}");
+            assert_eq!(pair.input_mask, [1; 7], "{rule:?}");
+            let padded = t.encode("the cat", Some("sat"), 8, rule).unwrap();
+            assert_eq!(padded.input_word_ids, [2, 5, 6, 3, 7, 3, 0, 0], "{rule:?}");
+            assert_eq!(padded.input_type_ids, [0, 0, 0, 0, 1, 1, 0, 0], "{rule:?}");
+            assert_eq!(padded.input_mask, [1, 1, 1, 1, 1, 1, 0, 0], "{rule:?}");
+        }
+        // On a tie BERT cuts the second sequence, the tokenizers crate the first.
+        let bert = t
+            .encode("the cat", Some("sat cat"), 6, PairTruncation::Bert)
+            .unwrap();
+        assert_eq!(bert.input_word_ids, [2, 5, 6, 3, 7, 3]);
     }
 
     #[test]
