@@ -1,5 +1,6 @@
 //! Sentence prediction inputs on files the tests write (TSV and JSONL, pairs and single
-//! sentences, bad rows) and initialization from a Hugging Face-named BERT file.
+//! sentences, bad rows), and initialization from Hugging Face-named BERT files (sentence
+//! prediction's encoder and pooler, masked LM's encoder and pretraining heads).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,7 +8,10 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use grove_core::task::Task;
 use grove_core::vars::ModelVars;
-use grove_tasks::models::{BertEncoderConfig, EncoderConfig, BERT_ENCODER};
+use grove_tasks::masked_lm::{MaskedLmConfig, MaskedLmTask};
+use grove_tasks::models::{
+    BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig, EncoderConfig, BERT_ENCODER,
+};
 use grove_tasks::sentence_prediction::config::{
     CheckpointFormat, SentenceFileType, SentencePredictionModelConfig,
 };
@@ -123,6 +127,103 @@ fn tiny_bert() -> BertEncoderConfig {
     }
 }
 
+/// The Hugging Face name of a Grove encoder variable (written here as the inverse of the
+/// mapping under test), `None` for variables outside the encoder.
+fn hf_encoder_name(grove: &str) -> Option<String> {
+    let rest = grove.strip_prefix("encoder.")?;
+    let name = rest
+        .replace("type_embeddings", "token_type_embeddings")
+        .replace("embeddings_layer_norm.", "LayerNorm.")
+        .replace("attention_layer_norm", "attention.output.LayerNorm")
+        .replace("output_layer_norm", "output.LayerNorm")
+        .replace("intermediate.", "intermediate.dense.")
+        .replace("attention.output.weight", "attention.output.dense.weight")
+        .replace("attention.output.bias", "attention.output.dense.bias")
+        .replace("attention.query", "attention.self.query")
+        .replace("attention.key", "attention.self.key")
+        .replace("attention.value", "attention.self.value");
+    let name = if name.contains("layer.") {
+        let name = name
+            .replace(".output.weight", ".output.dense.weight")
+            .replace(".output.bias", ".output.dense.bias");
+        format!("bert.encoder.{name}")
+    } else {
+        format!("bert.embeddings.{name}")
+    };
+    Some(name)
+}
+
+/// The Hugging Face `BertForPreTraining` name of a Grove pretrainer variable: the encoder's,
+/// the masked LM head's and the `next_sentence` head's.
+fn hf_pretraining_name(grove: &str) -> Option<String> {
+    if let Some(rest) = grove.strip_prefix("masked_lm.") {
+        return Some(match rest {
+            "output_bias" => "cls.predictions.bias".to_string(),
+            _ => format!(
+                "cls.predictions.transform.{}",
+                rest.replace("layer_norm.", "LayerNorm.")
+            ),
+        });
+    }
+    if let Some(rest) = grove.strip_prefix("next_sentence.") {
+        return Some(match rest.strip_prefix("dense.") {
+            Some(parameter) => format!("bert.pooler.dense.{parameter}"),
+            None => format!("cls.seq_relationship.{}", rest.strip_prefix("out_proj.")?),
+        });
+    }
+    hf_encoder_name(grove)
+}
+
+#[test]
+fn a_hugging_face_pretraining_file_initializes_the_encoder_and_both_heads() {
+    let model = BertPretrainerConfig {
+        encoder: EncoderConfig::new(BERT_ENCODER, tiny_bert()),
+        cls_heads: vec![ClsHeadConfig {
+            inner_dim: 4,
+            name: "next_sentence".to_string(),
+            ..ClsHeadConfig::default()
+        }],
+        ..BertPretrainerConfig::default()
+    };
+    let config = MaskedLmConfig {
+        model,
+        init_checkpoint_format: CheckpointFormat::HuggingfaceBert,
+        ..MaskedLmConfig::default()
+    };
+    let vars = ModelVars::new();
+    let task = MaskedLmTask::from_config(&config).unwrap();
+    let pretrainer = task
+        .build_model(vars.var_builder(0, DType::F32, &Device::Cpu))
+        .unwrap();
+    let grove: Vec<(String, Tensor)> = vars.tensors();
+    let mut file: HashMap<String, Tensor> = HashMap::new();
+    for (i, (name, tensor)) in grove.iter().enumerate() {
+        let hf = hf_pretraining_name(name).unwrap_or_else(|| panic!("{name} has no HF name"));
+        let value = Tensor::full(i as f32 + 0.5, tensor.shape(), &Device::Cpu).unwrap();
+        file.insert(hf, value);
+    }
+    // The decoder weight, tied to the word embeddings in both, has no variable of its own.
+    let decoder = Tensor::zeros((9, 4), DType::F32, &Device::Cpu).unwrap();
+    file.insert("cls.predictions.decoder.weight".into(), decoder);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    candle_core::safetensors::save(&file, &path).unwrap();
+
+    let config = MaskedLmConfig {
+        init_checkpoint: path.display().to_string(),
+        ..config
+    };
+    MaskedLmTask::from_config(&config)
+        .unwrap()
+        .initialize(&pretrainer, &vars)
+        .unwrap();
+    let loaded: HashMap<String, Tensor> = vars.tensors().into_iter().collect();
+    let first = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
+    for (i, (name, _)) in grove.iter().enumerate() {
+        assert_eq!(first(&loaded[name]), i as f32 + 0.5, "{name}");
+    }
+}
+
 #[test]
 fn a_hugging_face_bert_file_initializes_the_encoder_and_pooler() {
     let config = SentencePredictionConfig {
@@ -142,32 +243,9 @@ fn a_hugging_face_bert_file_initializes_the_encoder_and_pooler() {
     // The Hugging Face file: every Grove encoder tensor under its HF name, holding a value
     // that identifies it, plus the pooler and a pretraining head tensor Grove has no use for.
     let grove: HashMap<String, Tensor> = vars.tensors().into_iter().collect();
-    let hf_name = |grove: &str| -> Option<String> {
-        let rest = grove.strip_prefix("encoder.")?;
-        let name = rest
-            .replace("type_embeddings", "token_type_embeddings")
-            .replace("embeddings_layer_norm.", "LayerNorm.")
-            .replace("attention_layer_norm", "attention.output.LayerNorm")
-            .replace("output_layer_norm", "output.LayerNorm")
-            .replace("intermediate.", "intermediate.dense.")
-            .replace("attention.output.weight", "attention.output.dense.weight")
-            .replace("attention.output.bias", "attention.output.dense.bias")
-            .replace("attention.query", "attention.self.query")
-            .replace("attention.key", "attention.self.key")
-            .replace("attention.value", "attention.self.value");
-        let name = if name.contains("layer.") {
-            let name = name
-                .replace(".output.weight", ".output.dense.weight")
-                .replace(".output.bias", ".output.dense.bias");
-            format!("bert.encoder.{name}")
-        } else {
-            format!("bert.embeddings.{name}")
-        };
-        Some(name)
-    };
     let mut file: HashMap<String, Tensor> = HashMap::new();
     for (i, (name, tensor)) in grove.iter().enumerate() {
-        if let Some(hf) = hf_name(name) {
+        if let Some(hf) = hf_encoder_name(name) {
             let value = Tensor::full(i as f32 + 0.5, tensor.shape(), &Device::Cpu).unwrap();
             file.insert(hf, value);
         }

@@ -10,7 +10,7 @@ use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::file_patterns::refuse_input_path_for_synthetic;
-use crate::models::BertPretrainerConfig;
+use crate::models::{BertPretrainerConfig, CheckpointFormat};
 
 /// `input_path` keyword: Model Garden's endless zero batches.
 pub const DUMMY_INPUT: &str = "dummy";
@@ -82,6 +82,10 @@ grove_core::defaulted_config! {
         /// Which variables `init_checkpoint` loads and under which names (empty: all, as named),
         /// e.g. `[{model: "encoder.", checkpoint: "encoder."}]` for the encoder only.
         pub init_checkpoint_rules: Vec<InitCheckpointRule> = Vec::new(),
+        /// `grove` or `huggingface_bert`: a `BertForPreTraining` safetensors file, whose
+        /// encoder, masked LM head and (with a `next_sentence` head) pooler and
+        /// next-sentence layer load under Grove's names before the rules apply.
+        pub init_checkpoint_format: CheckpointFormat = CheckpointFormat::Grove,
         /// The BERT pretrainer: encoder, MLM head, classification heads.
         pub model: BertPretrainerConfig = BertPretrainerConfig::default(),
         /// Training inputs.

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
+use grove_core::init_checkpoint::{load_init_checkpoint, load_renamed_init_checkpoint};
 use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::task::{InputContext, StepContext, StepOutputs, Task, TrainOutputs};
+use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
 
 use super::config::{MaskedLmConfig, MaskedLmDataConfig, MaskedLmFileType};
@@ -17,7 +19,8 @@ use super::tfrecord::read_pretraining_examples;
 use crate::data::order::Order;
 use crate::data::split_cache::SplitCache;
 use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus, SyntheticCorpusSpec};
-use crate::models::{BertPretrainer, PretrainerInputs};
+use crate::models::huggingface::huggingface_pretraining_name;
+use crate::models::{BertPretrainer, CheckpointFormat, PretrainerInputs};
 
 /// Name of the classification head trained on `next_sentence_labels`.
 const NEXT_SENTENCE_HEAD: &str = "next_sentence";
@@ -99,6 +102,32 @@ impl Task for MaskedLmTask {
             },
         };
         Ok(Dataset::prefetch(ExampleSource::new(corpus, order, data)))
+    }
+
+    /// Loads `init_checkpoint` by the config's rules (all variables under their own names
+    /// without rules); a Hugging Face `BertForPreTraining` file is read under Grove's names
+    /// first ([`huggingface_pretraining_name`]).
+    fn initialize(&self, _model: &BertPretrainer, vars: &ModelVars) -> Result<()> {
+        let cfg = &self.config;
+        if cfg.init_checkpoint.is_empty() {
+            return Ok(());
+        }
+        let rules = &cfg.init_checkpoint_rules;
+        match cfg.init_checkpoint_format {
+            CheckpointFormat::Grove => load_init_checkpoint(&cfg.init_checkpoint, vars, rules)?,
+            CheckpointFormat::HuggingfaceBert => {
+                let has_head = cfg
+                    .model
+                    .cls_heads
+                    .iter()
+                    .any(|h| h.name == NEXT_SENTENCE_HEAD);
+                let head = has_head.then_some(NEXT_SENTENCE_HEAD);
+                load_renamed_init_checkpoint(&cfg.init_checkpoint, vars, rules, |name| {
+                    huggingface_pretraining_name(name, head)
+                })?
+            }
+        };
+        Ok(())
     }
 
     fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>> {

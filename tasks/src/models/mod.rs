@@ -16,6 +16,7 @@ pub use config::{
     BertEncoderConfig, BertPretrainerConfig, ClsHeadConfig, EncoderConfig, EncoderFamily,
     BERT_ENCODER,
 };
+pub use huggingface::CheckpointFormat;
 pub use layers::{dropout, Dense, Embedding, LayerNorm};
 pub use pretrainer::{
     BertPretrainer, ClassificationHead, MaskedLmHead, PretrainerInputs, PretrainerLosses,

@@ -7,6 +7,7 @@ use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::file_patterns::refuse_input_path_for_synthetic;
+pub use crate::models::CheckpointFormat;
 use crate::models::{BertEncoderConfig, EncoderConfig, BERT_ENCODER};
 use crate::text::PairTruncation;
 
@@ -82,16 +83,6 @@ pub enum MetricType {
     MatthewsCorrcoef,
     /// Mean of Pearson and Spearman correlations (STS-B, regression).
     PearsonSpearmanCorr,
-}
-
-/// Where `init_checkpoint`'s tensor names come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckpointFormat {
-    /// A Grove checkpoint (a masked LM run's `ckpt-<step>`, its model_dir, or its weights).
-    Grove,
-    /// A Hugging Face BERT safetensors file (`bert.embeddings...`, `bert.encoder.layer.N...`).
-    HuggingfaceBert,
 }
 
 grove_core::defaulted_config! {
