@@ -1,6 +1,6 @@
 //! A CSV summary writer: one file per split, a `step` column and one column per metric.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::SummaryWriter;
@@ -24,10 +24,9 @@ impl CsvWriter {
     /// A writer of `path`, continuing the file's header when it exists. Creates nothing until
     /// the first write.
     pub fn new(path: &Path) -> Result<Self> {
-        let columns = match std::fs::read(path) {
-            Ok(bytes) => header_of(path, &bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(OrbitError::io("cannot read", path, e)),
+        let columns = match open_if_present(path)? {
+            Some(file) => header_of(path, file)?,
+            None => Vec::new(),
         };
         Ok(CsvWriter {
             path: path.to_path_buf(),
@@ -42,10 +41,9 @@ impl CsvWriter {
 
     /// Rewrites the file with `columns` as its header, padding the rows already written.
     fn widen(&mut self, columns: Vec<String>) -> Result<()> {
-        let rows = match std::fs::read(&self.path) {
-            Ok(bytes) => rows_of(&self.path, &bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(OrbitError::io("cannot read", &self.path, e)),
+        let rows = match open_if_present(&self.path)? {
+            Some(file) => rows_of(&self.path, file)?,
+            None => Vec::new(),
         };
         let mut out = csv::Writer::from_writer(Vec::new());
         let header = std::iter::once("step").chain(columns.iter().map(String::as_str));
@@ -105,10 +103,19 @@ impl SummaryWriter for CsvWriter {
     }
 }
 
-/// The metric columns of a CSV file's header (after `step`).
-fn header_of(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
-    let mut reader = csv::Reader::from_reader(bytes);
-    let header = reader.headers().map_err(|e| malformed(path, &e))?;
+/// The file at `path` opened for reading, or `None` when there is none.
+fn open_if_present(path: &Path) -> Result<Option<File>> {
+    match File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(OrbitError::io("cannot read", path, e)),
+    }
+}
+
+/// The metric columns of a CSV file's header (after `step`); reads only the header row.
+fn header_of(path: &Path, file: File) -> Result<Vec<String>> {
+    let mut reader = csv::Reader::from_reader(file);
+    let header = reader.headers().map_err(|e| read_error(path, e))?;
     match header.iter().next() {
         Some("step") => Ok(header.iter().skip(1).map(str::to_string).collect()),
         _ => Err(malformed(path, &"its first column is not `step`")),
@@ -116,15 +123,26 @@ fn header_of(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
 }
 
 /// The rows of a CSV file, header excluded.
-fn rows_of(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<String>>> {
-    csv::Reader::from_reader(bytes)
+fn rows_of(path: &Path, file: File) -> Result<Vec<Vec<String>>> {
+    csv::Reader::from_reader(file)
         .records()
         .map(|record| {
             record
                 .map(|r| r.iter().map(str::to_string).collect())
-                .map_err(|e| malformed(path, &e))
+                .map_err(|e| read_error(path, e))
         })
         .collect()
+}
+
+/// A failed read of a CSV file: the disk's error as such, anything else as a foreign file.
+fn read_error(path: &Path, error: csv::Error) -> OrbitError {
+    if !error.is_io_error() {
+        return malformed(path, &error);
+    }
+    match error.into_kind() {
+        csv::ErrorKind::Io(io) => OrbitError::io("cannot read", path, io),
+        _ => unreachable!("is_io_error() holds only for ErrorKind::Io"),
+    }
 }
 
 fn malformed(path: &Path, why: &dyn std::fmt::Display) -> OrbitError {
