@@ -45,8 +45,8 @@ impl Action for TrainBudget {
         }
         Ok(Directive::StopTraining {
             reason: format!(
-                "trainer.max_duration = {} of training is spent ({:.1} s trained) at step {}",
-                humantime_like(self.budget),
+                "trainer.max_duration = {} s of training is spent ({:.1} s trained) at step {}",
+                self.budget.as_secs_f64(),
                 self.trained.as_secs_f64(),
                 context.global_step
             ),
@@ -61,11 +61,6 @@ impl Action for TrainBudget {
         self.trained = training_time::from_state(self.name(), state)?;
         Ok(())
     }
-}
-
-/// `90 s` or `2.5 s`: the budget as the log shows it.
-fn humantime_like(duration: Duration) -> String {
-    format!("{} s", duration.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 pub fn keyword<T: Serialize>(value: &T) -> String {
     match serde_yaml::to_value(value) {
         Ok(serde_yaml::Value::String(text)) => text,
-        _ => format!("{:?}", serde_yaml::to_value(value).ok()),
+        other => format!("{other:?}"),
     }
 }
 

@@ -55,27 +55,15 @@ impl DistributionStrategy {
     /// The error for a strategy Grove does not run (yet).
     pub fn not_built(self) -> Error {
         not_supported(
-            &format!("runtime.distribution_strategy = {:?}", self.name()),
+            &format!("runtime.distribution_strategy = {:?}", keyword(&self)),
             "use mirrored (replicas on the compute threads) or one_device",
         )
-    }
-
-    /// The name a config gives it.
-    pub fn name(self) -> &'static str {
-        match self {
-            DistributionStrategy::Mirrored => "mirrored",
-            DistributionStrategy::OneDevice => "one_device",
-            DistributionStrategy::Off => "off",
-            DistributionStrategy::MultiWorkerMirrored => "multi_worker_mirrored",
-            DistributionStrategy::ParameterServer => "parameter_server",
-            DistributionStrategy::Tpu => "tpu",
-        }
     }
 }
 
 impl std::fmt::Display for DistributionStrategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&keyword(self))
     }
 }
 

@@ -85,7 +85,7 @@ impl SummaryManager {
         for (i, sink) in sinks.iter().enumerate() {
             if sinks[..i].contains(sink) {
                 return Err(OrbitError::InvalidSetting(format!(
-                    "summary sink {sink:?} is listed twice in runtime.loggers"
+                    "summary sink {sink:?} is listed twice; give each sink once"
                 )));
             }
         }
