@@ -36,11 +36,7 @@ pub fn measure(config: &ExperimentConfig, warmup: u64, steps: u64) -> anyhow::Re
     let optimization = &config.trainer.optimizer_config;
     let mut optimizer = build_optimizer_with_ema(optimization)?;
     let schedule = build_schedule(optimization);
-    let context = InputContext {
-        seed: config.runtime.seed,
-        start_batch: 0,
-        split: Split::Train,
-    };
+    let context = InputContext::new(config.runtime.seed, Split::Train);
     let mut data = task.build_train_inputs(&context)?;
     let params = vars.named_vars();
     let mut phases = Phases::default();

@@ -40,15 +40,6 @@ pub enum Error {
     Run(String),
 }
 
-impl From<grove_records::Error> for Error {
-    fn from(error: grove_records::Error) -> Self {
-        match error {
-            grove_records::Error::Read { path, source } => Error::io("cannot read", path, source),
-            grove_records::Error::Corrupt(message) => Error::Data(message),
-        }
-    }
-}
-
 impl Error {
     /// Wraps an I/O error with the action and path it concerns.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {

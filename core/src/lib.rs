@@ -6,8 +6,8 @@
 //! [`metrics`], the input pipeline ([`data`]), seeded random streams ([`rng`]), model variables
 //! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]), the progressive-training
 //! policy trait tasks implement ([`progressive`]), the error kinds ([`error`]) and the
-//! [`runtime`] device and compute threads. The fused kernels it builds on are grove-kernels';
-//! TensorFlow's record formats are grove-records'. From grove-orbit it takes only what the
+//! [`runtime`] device and compute threads. The fused kernels it builds on are grove-kernels'.
+//! From grove-orbit it takes only what the
 //! layers share, as Model Garden's core builds on Orbit: the [`grove_orbit::ErrorKind`] its
 //! errors carry and the checkpoint index `init_checkpoint` asks for a model_dir's latest
 //! checkpoint. It drives no loop, saves no checkpoint, writes no summary, and knows nothing of

@@ -22,6 +22,10 @@ pub enum Stream {
     Validation,
     /// Data augmentation (indexed by position in the training stream).
     Augment,
+    /// Order of a streamed dataset's files (indexed by epoch).
+    FileOrder,
+    /// Picks of a streamed dataset's shuffle buffer (indexed by epoch, then by draw).
+    ShuffleBuffer,
 }
 
 impl Stream {
@@ -33,6 +37,8 @@ impl Stream {
             Stream::Dropout => 4,
             Stream::Validation => 5,
             Stream::Augment => 6,
+            Stream::FileOrder => 7,
+            Stream::ShuffleBuffer => 8,
         }
     }
 }
@@ -42,6 +48,18 @@ pub fn stream_seed(seed: u64, stream: Stream, index: u64) -> u64 {
     let mut x = splitmix64(seed ^ 0x6a09_e667_f3bc_c908);
     x = splitmix64(x ^ stream.id());
     splitmix64(x ^ index)
+}
+
+/// Draw number `draw` of `(seed, stream, index)` as one 64-bit value, computed directly from
+/// the counter (no generator to replay), so a stream resumed at draw N costs nothing.
+pub fn stream_draw(seed: u64, stream: Stream, index: u64, draw: u64) -> u64 {
+    splitmix64(stream_seed(seed, stream, index) ^ splitmix64(draw))
+}
+
+/// `value` (uniform over `u64`) scaled to `0..bound` by a 128-bit multiply (Lemire's method
+/// without rejection: the bias is below `bound / 2^64`, nothing next to a shuffle buffer's size).
+pub fn below(value: u64, bound: usize) -> usize {
+    ((u128::from(value) * bound as u128) >> 64) as usize
 }
 
 /// A fresh generator for `(seed, stream, index)`.

@@ -14,7 +14,7 @@ use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
 use crate::config::{DataSpec, TaskConfig};
-use crate::data::{Batch, Dataset};
+use crate::data::{Batch, Dataset, InputPosition, Shard};
 use crate::error::{Error, Result};
 use crate::init_checkpoint::load_init_checkpoint;
 use crate::metrics::Metric;
@@ -189,8 +189,30 @@ pub struct InputContext {
     /// inputs): a source that can seek starts after them, so a resumed run sees the batches
     /// an uninterrupted one would.
     pub start_batch: u64,
+    /// Where a resumed stream stands: the position its dataset reported at the checkpoint
+    /// ([`crate::data::Dataset::position`]). A source that reports positions resumes there,
+    /// ahead of `start_batch`; `None` starts the stream (or seeks by `start_batch`).
+    pub position: Option<InputPosition>,
     /// Which input this is.
     pub split: Split,
+    /// The part of the data this pipeline reads when several workers share it.
+    pub shard: Shard,
+    /// `runtime.input_threads`: decoder threads beside the reader thread.
+    pub input_threads: usize,
+}
+
+impl InputContext {
+    /// The start of split `split`'s stream, read whole with one decoder thread.
+    pub fn new(seed: u64, split: Split) -> Self {
+        InputContext {
+            seed,
+            start_batch: 0,
+            position: None,
+            split,
+            shard: Shard::WHOLE,
+            input_threads: 1,
+        }
+    }
 }
 
 /// A training problem. Only the methods without a default must be written.

@@ -54,11 +54,7 @@ impl Problem {
         let model = task
             .build_model(vars.var_builder(config.runtime.seed, DType::F32, &Device::Cpu))
             .unwrap();
-        let context = InputContext {
-            seed: config.runtime.seed,
-            start_batch: 0,
-            split: Split::Train,
-        };
+        let context = InputContext::new(config.runtime.seed, Split::Train);
         let batch = task
             .build_train_inputs(&context)
             .unwrap()

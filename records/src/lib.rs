@@ -5,9 +5,6 @@
 //! `tf.train.Example` ([`example`]). TensorBoard event files (grove-orbit) and Model Garden's
 //! pretraining data (grove-tasks) both use them. It knows nothing of tensors, configs or runs.
 
-pub mod error;
 pub mod example;
 pub mod tfrecord;
 pub mod wire;
-
-pub use error::{Error, Result};

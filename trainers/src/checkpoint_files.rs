@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use grove_core::data::InputPosition;
 use grove_core::init_checkpoint::{read_weights, MODEL_WEIGHTS_FILE};
 use grove_core::optimization::StateView;
 use grove_core::{Error, Result};
@@ -32,6 +33,10 @@ pub struct TrainState {
     /// `global_step + input_offset`.
     #[serde(default)]
     pub input_offset: u64,
+    /// Where a streaming training input stood after the last batch trained on (absent for
+    /// inputs repositioned by `global_step + input_offset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_position: Option<InputPosition>,
     /// The progressive training stage of the model and optimizer (absent outside progressive
     /// training).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,12 +3,13 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Instant;
 
 use crate::instrumentation;
 use crate::strategy::{build_strategy, ShardOutputs, StepPosition, Strategy};
 use candle_core::{DType, Device, Tensor};
 use grove_core::config::ExperimentConfig;
-use grove_core::data::Dataset;
+use grove_core::data::{Dataset, InputPosition};
 use grove_core::init_checkpoint::MODEL_WEIGHTS_FILE;
 use grove_core::metrics::{collect_and_reset, Metric};
 use grove_core::optimization::{
@@ -25,6 +26,12 @@ use crate::checkpoint_files::{
     read_model, read_optimizer, read_state, write_state, write_state_views, write_tensors,
     TrainState, FORMAT_VERSION, OPTIMIZER_FILE,
 };
+
+/// Train log: the fraction of a train loop's wall time spent waiting for input batches.
+pub const INPUT_WAIT_FRACTION: &str = "input_wait_fraction";
+/// Train log: corrupt records skipped so far in the run (`skip_corrupt_records: true`; logged
+/// once there is one).
+pub const SKIPPED_RECORDS: &str = "skipped_corrupt_records";
 
 /// Which halves of the trainer a run needs (their inputs are opened at construction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +60,7 @@ pub struct DefaultTrainer {
     schedule: Box<dyn LearningRateSchedule>,
     device: Device,
     seed: u64,
+    input_threads: usize,
     global_step: u64,
     input_offset: u64,
     train_data: Option<Dataset>,
@@ -93,17 +101,17 @@ impl DefaultTrainer {
         roles: Roles,
     ) -> Result<Self> {
         let seed = config.runtime.seed;
+        let input_threads = config.runtime.input_threads;
         let context = InputContext {
-            seed,
-            start_batch: 0,
-            split: Split::Train,
+            input_threads,
+            ..InputContext::new(seed, Split::Train)
         };
         let train_data = roles
             .train
             .then(|| task.build_train_inputs(&context))
             .transpose()?;
         let validation_sets = if roles.evaluate {
-            open_validation_sets(task.as_ref(), seed, config.trainer.validation_steps)?
+            open_validation_sets(task.as_ref(), &context, config.trainer.validation_steps)?
         } else {
             Vec::new()
         };
@@ -118,6 +126,7 @@ impl DefaultTrainer {
             schedule: optimizer.schedule,
             device,
             seed,
+            input_threads,
             global_step: 0,
             input_offset: 0,
             train_data,
@@ -180,6 +189,10 @@ impl DefaultTrainer {
         let params = self.vars.named_vars();
         let mut loss_sum: Option<Tensor> = None;
         let mut steps_run = 0u64;
+        let started = Instant::now();
+        if let Some(data) = self.train_data.as_mut() {
+            data.take_input_wait();
+        }
         for _ in 0..num_steps {
             if self.preemption.requested() {
                 break;
@@ -221,7 +234,29 @@ impl DefaultTrainer {
             logs.insert("training_loss".to_string(), mean);
         }
         logs.insert("learning_rate".to_string(), self.learning_rate());
+        if let Some(data) = self.train_data.as_mut() {
+            let waited = data.take_input_wait().as_secs_f64();
+            let elapsed = started.elapsed().as_secs_f64();
+            if steps_run > 0 && elapsed > 0.0 {
+                logs.insert(INPUT_WAIT_FRACTION.to_string(), waited / elapsed);
+            }
+            let skipped = data.stats().skipped_records;
+            if skipped > 0 {
+                logs.insert(SKIPPED_RECORDS.to_string(), skipped as f64);
+            }
+        }
         Ok(logs)
+    }
+
+    /// Drops the next `batches` training batches (past a span that blew up): the stream then
+    /// stands where it would after training on them, whether it is repositioned by its
+    /// reported position or by `global_step + input_offset`.
+    fn skip_train_batches(&mut self, batches: u64) -> Result<()> {
+        self.input_offset += batches;
+        for _ in 0..batches {
+            self.next_train_batch()?;
+        }
+        Ok(())
     }
 
     fn next_train_batch(&mut self) -> Result<grove_core::data::Batch> {
@@ -272,13 +307,12 @@ impl DefaultTrainer {
                 set.split.name()
             )));
         }
-        let mut data = match set.fresh.take() {
+        let (fresh, split) = (set.fresh.take(), set.split.clone());
+        let mut data = match fresh {
             Some(data) => data,
-            None => self.task.build_validation_inputs(&InputContext {
-                seed: self.seed,
-                start_batch: 0,
-                split: set.split.clone(),
-            })?,
+            None => self
+                .task
+                .build_validation_inputs(&self.input_context(split))?,
         };
         let mut metrics = std::mem::take(&mut self.validation_sets[index].metrics);
         let mut loss_sum: Option<Tensor> = None;
@@ -348,6 +382,7 @@ impl DefaultTrainer {
                 global_step: self.global_step,
                 optimizer_iterations: self.optimizer.iterations(),
                 input_offset: self.input_offset,
+                input_position: self.train_input_position(),
                 stage,
             },
         )
@@ -365,20 +400,39 @@ impl DefaultTrainer {
         )?;
         self.global_step = state.global_step;
         self.input_offset = state.input_offset;
-        self.reposition_train_inputs()
+        self.reposition_train_inputs(state.input_position)
     }
 
-    /// Rebuilds the training inputs at batch `global_step + input_offset`, where the run's
-    /// input stream stands.
-    pub(crate) fn reposition_train_inputs(&mut self) -> Result<()> {
+    /// Where the training stream stands: the position its source reported after the last
+    /// batch trained on (`None` for sources repositioned by batch count, or before the first
+    /// batch).
+    pub(crate) fn train_input_position(&self) -> Option<InputPosition> {
+        self.train_data.as_ref()?.position().cloned()
+    }
+
+    /// Rebuilds the training inputs where the run's input stream stands: at `position` for a
+    /// streaming source, else at batch `global_step + input_offset`.
+    pub(crate) fn reposition_train_inputs(
+        &mut self,
+        position: Option<InputPosition>,
+    ) -> Result<()> {
         if self.train_data.is_some() {
-            self.train_data = Some(self.task.build_train_inputs(&InputContext {
-                seed: self.seed,
+            let context = InputContext {
                 start_batch: self.global_step + self.input_offset,
-                split: Split::Train,
-            })?);
+                position,
+                ..self.input_context(Split::Train)
+            };
+            self.train_data = Some(self.task.build_train_inputs(&context)?);
         }
         Ok(())
+    }
+
+    /// The context of `split`'s inputs from their start.
+    fn input_context(&self, split: Split) -> InputContext {
+        InputContext {
+            input_threads: self.input_threads,
+            ..InputContext::new(self.seed, split)
+        }
     }
 }
 
@@ -386,16 +440,15 @@ impl DefaultTrainer {
 /// anything); an endless set with `validation_steps` -1 is a config error.
 fn open_validation_sets(
     task: &dyn DynTask,
-    seed: u64,
+    train_context: &InputContext,
     validation_steps: i64,
 ) -> Result<Vec<ValidationSet>> {
     task.validation_splits()
         .into_iter()
         .map(|split| {
             let data = task.build_validation_inputs(&InputContext {
-                seed,
-                start_batch: 0,
                 split: split.clone(),
+                ..train_context.clone()
             })?;
             let endless = data.is_endless();
             if endless && validation_steps < 0 {
@@ -426,8 +479,7 @@ impl Trainer for DefaultTrainer {
     }
 
     fn skip_inputs(&mut self, batches: u64) -> std::result::Result<(), RunnerError> {
-        self.input_offset += batches;
-        self.reposition_train_inputs().map_err(RunnerError::from)
+        self.skip_train_batches(batches).map_err(RunnerError::from)
     }
 }
 

@@ -115,7 +115,8 @@ impl ProgressiveTrainer {
         let optimizer = self.policy.get_optimizer(stage)?;
         self.inner.replace_model(model, vars, optimizer);
         self.stage.store(stage, Ordering::Relaxed);
-        self.inner.reposition_train_inputs()
+        let position = self.inner.train_input_position();
+        self.inner.reposition_train_inputs(position)
     }
 
     /// Model Garden's `train_loop_end`: switches stage when the global step has crossed a

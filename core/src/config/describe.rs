@@ -36,7 +36,11 @@ fn describe_one(error: &figment::Error) -> String {
         Kind::UnknownVariant(value, expected) => {
             let mut message = format!(
                 "{layer}: `{key}` = {value:?} is not one of: {}",
-                expected.join(", ")
+                expected
+                    .iter()
+                    .map(|name| if name.is_empty() { "\"\"" } else { name })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             if let Some(suggestion) = closest(value, expected) {
                 message.push_str(&format!("; did you mean {suggestion:?}?"));

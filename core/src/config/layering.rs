@@ -200,7 +200,8 @@ fn layers(defaults: &ExperimentConfig, sources: &ConfigSources) -> Result<Figmen
 /// edits its items in place (Model Garden's strict list override); a list of another length
 /// replaces it, each item starting from its type's defaults.
 fn merge(figment: Figment, (metadata, mut mapping): (Metadata, Mapping)) -> Result<Figment> {
-    let ignored = strip_tensorflow_keys(&mut mapping);
+    let declared = |path: &str| figment.find_value(path).is_ok();
+    let ignored = strip_tensorflow_keys(&mut mapping, &declared);
     if !ignored.is_empty() {
         tracing::warn!(
             "{}: ignoring keys that only mean something to TensorFlow: {}",

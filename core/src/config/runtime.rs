@@ -16,6 +16,9 @@ defaulted_config! {
         pub device: String = "cpu".to_string(),
         /// Compute threads; 0 keeps candle's default (one per physical core).
         pub num_threads: usize = 0,
+        /// Threads that decode input (parse records, mask, stack batches) beside the thread
+        /// that reads files in order; 0 decodes on the reader thread.
+        pub input_threads: usize = 1,
         /// Root seed of every random stream of the run (initialisation, data order, masking, dropout).
         pub seed: u64 = 0,
         /// Floating point policy; only `float32` (or unset) is built.

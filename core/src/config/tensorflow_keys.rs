@@ -1,6 +1,7 @@
 //! Keys of Model Garden configs that only mean something to TensorFlow (XLA, TPUs, tf.data,
 //! tf.function). A Model Garden YAML loads unchanged: these keys are dropped from each layer
-//! and reported in one warning line; any other unknown key stays an error.
+//! and reported in one warning line; any other unknown key stays an error. A tf.data key that
+//! the experiment's own data config declares (a streamed input's `cycle_length`, say) is kept.
 
 use serde_yaml::{Mapping, Value};
 
@@ -65,8 +66,9 @@ const DATA_KEYS_AT_DEFAULT: &[(&str, bool)] = &[("use_position_id", false)];
 /// a TensorFlow SavedModel, which Grove cannot load, so a URL stays an error.
 const TASK_KEYS_WHEN_EMPTY: &[&str] = &["hub_module_url"];
 
-/// Removes TensorFlow-only keys from a layer and returns their dotted paths.
-pub fn strip_tensorflow_keys(layer: &mut Mapping) -> Vec<String> {
+/// Removes TensorFlow-only keys from a layer and returns their dotted paths; a data key for
+/// which `declared(dotted path)` is true is a key of the config and stays.
+pub fn strip_tensorflow_keys(layer: &mut Mapping, declared: &dyn Fn(&str) -> bool) -> Vec<String> {
     let mut removed = Vec::new();
     strip_section(layer, "trainer", TRAINER_KEYS, &mut removed);
     strip_section(layer, "runtime", RUNTIME_KEYS, &mut removed);
@@ -87,7 +89,12 @@ pub fn strip_tensorflow_keys(layer: &mut Mapping) -> Vec<String> {
             continue;
         }
         let prefix = format!("task.{split}");
-        remove_keys(data, &prefix, DATA_KEYS, &mut removed);
+        let undeclared: Vec<&str> = DATA_KEYS
+            .iter()
+            .copied()
+            .filter(|key| !declared(&format!("{prefix}.{key}")))
+            .collect();
+        remove_keys(data, &prefix, &undeclared, &mut removed);
         for (key, default) in DATA_KEYS_AT_DEFAULT {
             if data.get(*key) == Some(&Value::Bool(*default)) {
                 data.remove(*key);
@@ -117,6 +124,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn declared_data_keys_are_kept() {
+        let mut layer: Mapping =
+            serde_yaml::from_str("{task: {train_data: {cycle_length: 2, cache: true}}}").unwrap();
+        let removed = strip_tensorflow_keys(&mut layer, &|key| key.ends_with("cycle_length"));
+        assert_eq!(removed, vec!["task.train_data.cache"]);
+        let expected: Mapping =
+            serde_yaml::from_str("{task: {train_data: {cycle_length: 2}}}").unwrap();
+        assert_eq!(layer, expected);
+    }
+
+    #[test]
     fn tensorflow_keys_are_removed_and_listed() {
         let mut layer: Mapping = serde_yaml::from_str(
             "{trainer: {train_tf_function: true, train_steps: 5}, runtime: {enable_xla: true}, \
@@ -124,7 +142,7 @@ mod tests {
              validation_data: {use_position_id: true}}}",
         )
         .unwrap();
-        let removed = strip_tensorflow_keys(&mut layer);
+        let removed = strip_tensorflow_keys(&mut layer, &|key| key == "task.train_data.seq_length");
         assert_eq!(
             removed,
             vec![

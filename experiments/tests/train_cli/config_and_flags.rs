@@ -219,7 +219,8 @@ fn file_experiments_ask_for_their_input_paths() {
 /// `file_type` is a keyword: a misspelt one gets the closest valid name, and generated data is
 /// chosen by `file_type: synthetic` alone, so an `input_path` beside it (which would be
 /// ignored), or masked LM's former `input_path: synthetic`, is refused before anything is
-/// written.
+/// written; so are streaming keys on data that is not streamed, and streaming values Grove
+/// does not run.
 #[test]
 fn file_type_keywords_and_synthetic_data_are_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,6 +245,22 @@ fn file_type_keywords_and_synthetic_data_are_checked() {
         (
             "runtime.loggers=[tensorbord]",
             "did you mean \"tensorboard\"?",
+        ),
+        (
+            "task.train_data.cycle_length=4",
+            "task.train_data.cycle_length applies to streamed files (file_type: tfrecord)",
+        ),
+        (
+            "task.train_data={input_path: /data/x, file_type: tfrecord, deterministic: false}",
+            "task.train_data.deterministic = false is not supported",
+        ),
+        (
+            "task.train_data={input_path: /data/x, file_type: tfrecord, shuffle_buffer_size: 0}",
+            "task.train_data.shuffle_buffer_size = 0",
+        ),
+        (
+            "task.train_data.compression_type=GZP",
+            "is not one of: \"\", GZIP, gzip, ZLIB, zlib; did you mean \"GZIP\"?",
         ),
     ];
     for (setting, expected) in cases {

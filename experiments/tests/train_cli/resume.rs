@@ -52,6 +52,82 @@ fn a_killed_run_resumes_where_it_stood_and_ends_bit_identical() {
     }
 }
 
+/// Runs `command` and kills it (SIGKILL) once the checkpoint index of `model_dir` lists a
+/// checkpoint past `after`; the step of the newest checkpoint then, or `None` if the run
+/// ended first.
+fn kill_after_checkpoint(mut command: Command, model_dir: &Path, after: u64) -> Option<u64> {
+    let mut child = command.stderr(std::process::Stdio::null()).spawn().unwrap();
+    let newest = || -> Option<u64> {
+        let index = std::fs::read_to_string(model_dir.join("checkpoint")).ok()?;
+        index
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+            .filter_map(|word| word.strip_prefix("ckpt-")?.parse().ok())
+            .max()
+    };
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        if let Some(step) = newest().filter(|&step| step > after) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return Some(step);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_streaming_run_killed_several_times_ends_bit_identical_to_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 shards of 30 records: with batches of 8 an epoch is 15 steps, so 120 steps are 8
+    // epochs; the shuffle buffer, the interleave and two decoders are all in play.
+    for shard in 0..4 {
+        let path = dir.path().join(format!("train-{shard:05}.tfrecord"));
+        tasks::write_pretraining_tfrecord(&path, false, shard * 30, 30);
+    }
+    let data = format!(
+        "task.train_data={{input_path: {}, file_type: tfrecord, shuffle_buffer_size: 16, \
+         cycle_length: 2, block_length: 2}}",
+        dir.path().join("train-*").display()
+    );
+    let overrides = [
+        data.as_str(),
+        "trainer.train_steps=120",
+        "runtime.input_threads=2",
+    ];
+    let straight = dir.path().join("straight");
+    assert_ok(&run_small(&straight, "train", &overrides));
+
+    let resumed = dir.path().join("resumed");
+    let mut last = 0;
+    for _ in 0..3 {
+        match kill_after_checkpoint(
+            small_command(&resumed, "train", &[], &overrides),
+            &resumed,
+            last,
+        ) {
+            Some(step) => last = step,
+            None => break,
+        }
+    }
+    assert!(last < 120, "the runs ended before the kills");
+    let again = run_small(&resumed, "train", &overrides);
+    assert_ok(&again);
+    assert!(stderr(&again).contains("restored from checkpoint"));
+    for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+        let a = std::fs::read(straight.join("ckpt-120").join(file)).unwrap();
+        let b = std::fs::read(resumed.join("ckpt-120").join(file)).unwrap();
+        assert!(a == b, "{file} differs");
+    }
+    // The input stream's position is part of the checkpoint: the last of the 8 epochs drawn.
+    let state = std::fs::read_to_string(straight.join("ckpt-120/state.json")).unwrap();
+    assert!(
+        state.contains("\"input_position\"") && state.contains("\"epoch\": 7"),
+        "{state}"
+    );
+}
+
 #[test]
 fn init_checkpoint_is_loaded_only_when_model_dir_has_no_checkpoint() {
     let dir = tempfile::tempdir().unwrap();

@@ -128,7 +128,7 @@ fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
 
 /// Writes `count` examples of the synthetic corpus as a TFRecord file of Model Garden's BERT
 /// pretraining `tf.train.Example`s (v1 or v2 feature names), sized as [`SMALL`].
-fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, count: usize) {
+pub(super) fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, count: usize) {
     use grove_records::example::{encode_example, Example, FeatureValues};
     use grove_records::tfrecord::frame_record;
     use grove_tasks::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
@@ -228,13 +228,14 @@ fn model_garden_pretraining_tfrecords_train_bert_local() {
             && message.contains("feature `input_ids` has 32 values, expected 16"),
         "{message}"
     );
-    // A flipped byte fails the CRC check of its record.
+    // A flipped byte fails the CRC check of its record, found when the first evaluation
+    // streams that far (a mid-run data error exits with the user-input code).
     let mut bytes = std::fs::read(&eval_file).unwrap();
     let last = bytes.len() - 10;
     bytes[last] ^= 1;
     std::fs::write(&eval_file, bytes).unwrap();
     let output = run_small(
-        &fresh,
+        &dir.path().join("damaged"),
         "train_and_eval",
         &[steps, &train_pattern, &eval_path, v2],
     );

@@ -11,5 +11,6 @@ pub mod mlm_masking;
 pub mod order;
 pub mod rows;
 pub mod split_cache;
+pub mod stream;
 pub mod synthetic_corpus;
 pub mod synthetic_images;

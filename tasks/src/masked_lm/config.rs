@@ -10,6 +10,7 @@ use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::file_patterns::refuse_input_path_for_synthetic;
+use crate::data::stream::{CompressionType, StreamKeys};
 use crate::models::{BertPretrainerConfig, CheckpointFormat};
 
 /// `input_path` keyword: Model Garden's endless zero batches.
@@ -52,6 +53,23 @@ grove_core::defaulted_config! {
         pub is_training: Option<bool> = None,
         /// Drop a last evaluation batch smaller than `global_batch_size`.
         pub drop_remainder: bool = true,
+        /// Records a training stream's shuffle buffer mixes (`tfrecord` files).
+        pub shuffle_buffer_size: usize = 100,
+        /// Files read at once, interleaved (`tfrecord`; unset: up to 8).
+        pub cycle_length: Option<usize> = None,
+        /// Consecutive records taken from one file before the next (`tfrecord`).
+        pub block_length: usize = 1,
+        /// tf.data's switch for a non-deterministic interleave; only `true` (or unset) is
+        /// accepted: Grove's input order is always deterministic.
+        pub deterministic: Option<bool> = None,
+        /// `""`, `GZIP` or `ZLIB`: compression of the `tfrecord` files.
+        pub compression_type: CompressionType = CompressionType::None,
+        /// Keep the `tfrecord` records in memory once read, so later epochs do not read the
+        /// files again.
+        pub cache: bool = false,
+        /// Skip (and count, as `skipped_corrupt_records`) `tfrecord` records whose framing is
+        /// damaged instead of failing.
+        pub skip_corrupt_records: bool = false,
         /// Seed of the example order; unset uses `runtime.seed`.
         pub seed: Option<u64> = None,
         /// Tokens per sequence.
@@ -69,6 +87,19 @@ impl MaskedLmDataConfig {
     /// True for Model Garden's `input_path: dummy` (endless zero batches).
     pub fn is_dummy(&self) -> bool {
         self.input_path == DUMMY_INPUT
+    }
+
+    /// The keys that shape how `tfrecord` files are streamed.
+    pub fn stream_keys(&self) -> StreamKeys {
+        StreamKeys {
+            shuffle_buffer_size: self.shuffle_buffer_size,
+            cycle_length: self.cycle_length,
+            block_length: self.block_length,
+            deterministic: self.deterministic,
+            compression_type: self.compression_type,
+            cache: self.cache,
+            skip_corrupt_records: self.skip_corrupt_records,
+        }
     }
 }
 
@@ -207,6 +238,11 @@ fn validate_data(key: &str, data: &MaskedLmDataConfig, max_positions: usize) -> 
             ))
         }
         _ => {}
+    }
+    let keys = data.stream_keys();
+    keys.validate(key)?;
+    if data.file_type != MaskedLmFileType::Tfrecord && !data.is_dummy() {
+        keys.refuse_unless_streamed(key, &file_type)?;
     }
     if data.global_batch_size == 0 {
         return fail("global_batch_size = 0: it must be positive".to_string());

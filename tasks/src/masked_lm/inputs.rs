@@ -118,7 +118,7 @@ impl BatchSource for DummySource {
 }
 
 /// Stacks examples into the features of Model Garden's BERT pretraining input.
-fn to_batch(examples: &[MlmExample], with_nsp_labels: bool) -> Result<Batch> {
+pub(crate) fn to_batch(examples: &[MlmExample], with_nsp_labels: bool) -> Result<Batch> {
     let mut batch = Batch::new();
     batch.insert(
         "input_word_ids",

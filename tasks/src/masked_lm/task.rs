@@ -15,7 +15,7 @@ use grove_core::{Error, Result};
 use super::config::{MaskedLmConfig, MaskedLmDataConfig, MaskedLmFileType};
 use super::inputs::{DummySource, ExampleSource};
 use super::text_corpus::text_pretraining_examples;
-use super::tfrecord::read_pretraining_examples;
+use super::tfrecord::pretraining_dataset;
 use crate::data::order::Order;
 use crate::data::split_cache::SplitCache;
 use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus, SyntheticCorpusSpec};
@@ -28,7 +28,7 @@ const NEXT_SENTENCE_HEAD: &str = "next_sentence";
 /// Masked language modelling with a BERT pretrainer.
 pub struct MaskedLmTask {
     config: MaskedLmConfig,
-    /// Examples read from files per split, so an evaluation does not re-read them.
+    /// Examples made from text files per split, so an evaluation does not re-read them.
     file_examples: SplitCache<Vec<MlmExample>>,
 }
 
@@ -66,6 +66,9 @@ impl Task for MaskedLmTask {
             seed: data.seed.unwrap_or(context.seed),
             position: context.start_batch * data.global_batch_size as u64,
         };
+        if data.file_type == MaskedLmFileType::Tfrecord {
+            return pretraining_dataset(data, vocab_size, context);
+        }
         if data.file_type != MaskedLmFileType::Synthetic {
             let examples = self.file_examples(data, context, vocab_size)?;
             let order = match training {
@@ -168,8 +171,7 @@ impl Task for MaskedLmTask {
 }
 
 impl MaskedLmTask {
-    /// The examples of the pretraining files (TFRecord or text) of split `context.split`
-    /// (read once).
+    /// The examples made from the text files of split `context.split` (read once).
     fn file_examples(
         &self,
         data: &MaskedLmDataConfig,
@@ -178,12 +180,8 @@ impl MaskedLmTask {
     ) -> Result<Arc<Vec<MlmExample>>> {
         let key = context.split.config_key();
         self.file_examples.get_or_load(&context.split, || {
-            if data.file_type == MaskedLmFileType::Tfrecord {
-                read_pretraining_examples(data, vocab_size, &key)
-            } else {
-                let seed = data.seed.unwrap_or(context.seed);
-                text_pretraining_examples(data, vocab_size, &key, seed)
-            }
+            let seed = data.seed.unwrap_or(context.seed);
+            text_pretraining_examples(data, vocab_size, &key, seed)
         })
     }
 

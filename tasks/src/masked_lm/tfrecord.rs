@@ -1,19 +1,24 @@
 //! Model Garden's BERT pretraining data: TFRecord files of `tf.train.Example`s with the
 //! features `input_ids` (v2: `input_word_ids`), `input_mask`, `segment_ids` (v2:
 //! `input_type_ids`), `masked_lm_positions`, `masked_lm_ids`, `masked_lm_weights` and
-//! `next_sentence_labels`, as its `create_pretraining_data.py` writes them.
+//! `next_sentence_labels`, as its `create_pretraining_data.py` writes them. The files are
+//! streamed ([`crate::data::stream`]): records are read in order on the reader thread and
+//! parsed and stacked on `runtime.input_threads` decoders.
 
-use std::path::Path;
+use std::sync::Arc;
 
-use grove_core::Result;
+use grove_core::data::{Batch, Dataset, InputPosition, InputStats, StagedSource};
+use grove_core::task::InputContext;
+use grove_core::{Error, Result};
 use grove_records::example::{decode_example, Example, FeatureValues};
-use grove_records::tfrecord::for_each_record;
 
 use super::config::MaskedLmDataConfig;
+use super::inputs::to_batch;
 use crate::data::file_patterns::expand_input_path;
+use crate::data::stream::{FileSet, Record, RecordStream, StreamOptions};
 use crate::data::synthetic_corpus::MlmExample;
 
-/// A record's problem, as text (the record reader adds the file, index and offset).
+/// A record's problem, as text (the caller adds the file, index and offset).
 type Checked<T> = std::result::Result<T, String>;
 
 /// The feature names of one naming scheme.
@@ -31,54 +36,147 @@ const V2: FeatureNames = FeatureNames {
     type_ids: "input_type_ids",
 };
 
-/// What every example must satisfy.
-struct Shape {
+/// What every example must satisfy, and how to name a record in messages.
+struct Decoder {
+    names: &'static FeatureNames,
     seq_length: usize,
     max_predictions: usize,
     vocab_size: usize,
     next_sentence: bool,
+    files: Arc<FileSet>,
 }
 
-/// Reads every example of the files `data.input_path` names (`key`: the split's config key,
-/// for messages). Records are checked against `seq_length`, `max_predictions_per_seq` and
-/// `vocab_size`; a bad one is an error naming the file, the record index and the feature.
-pub fn read_pretraining_examples(
+impl Decoder {
+    /// The batch of `records`; a bad record is a data error naming its file, index and offset.
+    fn decode(&self, records: Vec<Record>) -> Result<Batch> {
+        let examples = records
+            .iter()
+            .map(|record| self.example(record))
+            .collect::<Result<Vec<_>>>()?;
+        to_batch(&examples, self.next_sentence)
+    }
+
+    fn example(&self, record: &Record) -> Result<MlmExample> {
+        decode_example(&record.data)
+            .map_err(|e| format!("not a tf.train.Example: {e}"))
+            .and_then(|example| to_mlm_example(&example, self))
+            .map_err(|why| {
+                let at = record.location;
+                Error::Data(format!(
+                    "{}: record {} (byte offset {}): {why}",
+                    self.files.path(at.file()).display(),
+                    at.index(),
+                    at.offset()
+                ))
+            })
+    }
+}
+
+/// Batches of records off a [`RecordStream`] (skipping `skip` batches first).
+struct RecordBatches {
+    stream: RecordStream,
+    batch_size: usize,
+    drop_remainder: bool,
+    skip: u64,
+}
+
+impl RecordBatches {
+    fn take_batch(&mut self) -> Result<Option<Vec<Record>>> {
+        let mut records = Vec::with_capacity(self.batch_size);
+        while records.len() < self.batch_size {
+            match self.stream.next_record()? {
+                Some(record) => records.push(record),
+                None => break,
+            }
+        }
+        let complete = records.len() == self.batch_size;
+        let keep = complete || (!records.is_empty() && !self.drop_remainder);
+        Ok(keep.then_some(records))
+    }
+}
+
+impl StagedSource for RecordBatches {
+    type Raw = Vec<Record>;
+
+    fn next_raw(&mut self) -> Option<Result<Vec<Record>>> {
+        while self.skip > 0 {
+            self.skip -= 1;
+            if let Err(e) = self.take_batch() {
+                return Some(Err(e));
+            }
+        }
+        self.take_batch().transpose()
+    }
+
+    fn is_endless(&self) -> bool {
+        self.stream.is_endless()
+    }
+
+    fn position(&self) -> Option<InputPosition> {
+        Some(self.stream.position())
+    }
+
+    fn stats(&self) -> InputStats {
+        InputStats {
+            skipped_records: self.stream.skipped(),
+        }
+    }
+}
+
+/// The streamed pretraining batches of the files `data.input_path` names, for the split of
+/// `context` (resumed at `context.position` when there is one). Records are checked against
+/// `seq_length`, `max_predictions_per_seq` and `vocab_size`; the first file's first record is
+/// checked before this returns, so a mismatched config fails before the run writes anything.
+pub fn pretraining_dataset(
     data: &MaskedLmDataConfig,
     vocab_size: usize,
-    key: &str,
-) -> Result<Vec<MlmExample>> {
-    let names = if data.use_v2_feature_names { &V2 } else { &V1 };
-    let shape = Shape {
+    context: &InputContext,
+) -> Result<Dataset> {
+    let key = context.split.config_key();
+    let files = Arc::new(FileSet::new(
+        expand_input_path(&data.input_path, &key)?,
+        &key,
+    )?);
+    let decoder = Decoder {
+        names: if data.use_v2_feature_names { &V2 } else { &V1 },
         seq_length: data.seq_length,
         max_predictions: data.max_predictions_per_seq,
         vocab_size,
         next_sentence: data.use_next_sentence_label,
+        files: files.clone(),
     };
-    let mut examples = Vec::new();
-    for file in expand_input_path(&data.input_path, key)? {
-        read_file(&file, names, &shape, &mut examples)?;
+    let options = StreamOptions {
+        training: data.is_training == Some(true),
+        seed: data.seed.unwrap_or(context.seed),
+        keys: data.stream_keys(),
+        shard: context.shard,
+        config_key: key,
+    };
+    let mut probe = RecordStream::start(
+        files.clone(),
+        StreamOptions {
+            training: false,
+            ..options.clone()
+        },
+    );
+    if let Some(first) = probe.next_record()? {
+        decoder.example(&first)?;
     }
-    if examples.is_empty() {
-        return Err(grove_core::Error::Data(format!(
-            "{key}.input_path = {:?}: the files hold no record",
-            data.input_path
-        )));
-    }
-    Ok(examples)
-}
-
-fn read_file(
-    file: &Path,
-    names: &FeatureNames,
-    shape: &Shape,
-    out: &mut Vec<MlmExample>,
-) -> Result<()> {
-    for_each_record(file, |_, record| {
-        let example = decode_example(record).map_err(|e| format!("not a tf.train.Example: {e}"))?;
-        out.push(to_mlm_example(&example, names, shape)?);
-        Ok(())
-    })?;
-    Ok(())
+    let (stream, skip) = match &context.position {
+        Some(position) => (RecordStream::resume(files, options, position)?, 0),
+        None => (RecordStream::start(files, options), context.start_batch),
+    };
+    let batches = RecordBatches {
+        stream,
+        batch_size: data.global_batch_size,
+        drop_remainder: data.drop_remainder,
+        skip,
+    };
+    Ok(Dataset::staged(
+        batches,
+        move |records| decoder.decode(records),
+        context.input_threads,
+    ))
 }
 
 /// The int64 feature `name` as ids, each below `bound`, exactly `len` of them.
@@ -119,8 +217,8 @@ fn missing(example: &Example, name: &str) -> String {
     )
 }
 
-fn to_mlm_example(example: &Example, names: &FeatureNames, shape: &Shape) -> Checked<MlmExample> {
-    let (seq, predictions) = (shape.seq_length, shape.max_predictions);
+fn to_mlm_example(example: &Example, shape: &Decoder) -> Checked<MlmExample> {
+    let (seq, predictions, names) = (shape.seq_length, shape.max_predictions, shape.names);
     let weights = match example.get("masked_lm_weights") {
         Some(FeatureValues::Float(values)) if values.len() == predictions => values.clone(),
         Some(FeatureValues::Float(values)) => {

@@ -1,8 +1,6 @@
-//! The input pipeline: named-tensor batches produced on a background thread.
+//! One batch of named feature tensors.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::thread::JoinHandle;
 
 use candle_core::{Device, Tensor};
 
@@ -95,126 +93,9 @@ impl Batch {
     }
 }
 
-/// Something that yields batches in order; it runs on the prefetch thread.
-pub trait BatchSource: Send + 'static {
-    /// The next batch, or `None` when a finite source is exhausted.
-    fn next_batch(&mut self) -> Option<Result<Batch>>;
-    /// True when the source never ends (e.g. Model Garden's `input_path: dummy`).
-    fn is_endless(&self) -> bool;
-}
-
-/// Batches prepared ahead on a background thread, so a step never waits for data it could have
-/// had. Dropping the dataset stops the thread.
-pub struct Dataset {
-    receiver: Option<Receiver<Result<Batch>>>,
-    worker: Option<JoinHandle<()>>,
-    endless: bool,
-}
-
-/// Batches the prefetch thread keeps ready.
-const PREFETCH_DEPTH: usize = 2;
-
-impl Dataset {
-    /// Starts the prefetch thread over `source`.
-    pub fn prefetch(mut source: impl BatchSource) -> Dataset {
-        let endless = source.is_endless();
-        let (sender, receiver) = sync_channel(PREFETCH_DEPTH);
-        let worker = std::thread::Builder::new()
-            .name("grove-input".to_string())
-            .spawn(move || {
-                while let Some(batch) = source.next_batch() {
-                    let failed = batch.is_err();
-                    if sender.send(batch).is_err() || failed {
-                        break;
-                    }
-                }
-            })
-            .expect("cannot spawn the input thread");
-        Dataset {
-            receiver: Some(receiver),
-            worker: Some(worker),
-            endless,
-        }
-    }
-
-    /// The next batch, or `None` at the end of a finite dataset.
-    pub fn next_batch(&mut self) -> Option<Result<Batch>> {
-        let received = self.receiver.as_ref()?.recv();
-        match received {
-            Ok(batch) => Some(batch),
-            Err(_) => self.join_worker(),
-        }
-    }
-
-    /// True when the dataset never ends.
-    pub fn is_endless(&self) -> bool {
-        self.endless
-    }
-
-    /// After the channel closed: `None` if the worker ended normally, an error if it panicked.
-    fn join_worker(&mut self) -> Option<Result<Batch>> {
-        self.receiver = None;
-        let worker = self.worker.take()?;
-        match worker.join() {
-            Ok(()) => None,
-            Err(_) => Some(Err(Error::Data("the input thread panicked".to_string()))),
-        }
-    }
-}
-
-impl Drop for Dataset {
-    fn drop(&mut self) {
-        self.receiver = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Counter {
-        next: u32,
-        end: u32,
-    }
-
-    impl BatchSource for Counter {
-        fn next_batch(&mut self) -> Option<Result<Batch>> {
-            if self.next == self.end {
-                return None;
-            }
-            let mut batch = Batch::new();
-            batch.insert("x", Tensor::new(&[self.next], &Device::Cpu).unwrap());
-            self.next += 1;
-            Some(Ok(batch))
-        }
-        fn is_endless(&self) -> bool {
-            false
-        }
-    }
-
-    #[test]
-    fn prefetched_batches_arrive_in_order_then_end() {
-        let mut data = Dataset::prefetch(Counter { next: 0, end: 5 });
-        let mut seen = Vec::new();
-        while let Some(batch) = data.next_batch() {
-            seen.push(batch.unwrap().get("x").unwrap().to_vec1::<u32>().unwrap()[0]);
-        }
-        assert_eq!(seen, vec![0, 1, 2, 3, 4]);
-        assert!(data.next_batch().is_none());
-    }
-
-    #[test]
-    fn dropping_an_unfinished_dataset_stops_its_thread() {
-        let mut data = Dataset::prefetch(Counter {
-            next: 0,
-            end: u32::MAX,
-        });
-        data.next_batch().unwrap().unwrap();
-        drop(data);
-    }
 
     fn batch_of(features: &[(&str, Vec<u32>, usize)]) -> Batch {
         let mut batch = Batch::new();
