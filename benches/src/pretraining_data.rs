@@ -8,9 +8,9 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use grove_records::example::{encode_example, Example, FeatureValues};
 use grove_records::tfrecord::frame_record;
 use grove_tasks::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
+use grove_tasks::masked_lm::tfrecord::encode_pretraining_example;
 use serde_json::json;
 
 /// Distinct examples encoded and cycled through.
@@ -36,26 +36,8 @@ pub fn write(
         use_next_sentence_label: true,
     })
     .map_err(anyhow::Error::msg)?;
-    let ints = |v: &[u32]| FeatureValues::Int64(v.iter().map(|&x| i64::from(x)).collect());
     let pool: Vec<Vec<u8>> = (0..POOL)
-        .map(|index| {
-            let e = corpus.example(index);
-            let mut example = Example::new();
-            example.insert("input_ids".into(), ints(&e.input_word_ids));
-            example.insert("input_mask".into(), ints(&e.input_mask));
-            example.insert("segment_ids".into(), ints(&e.input_type_ids));
-            example.insert("masked_lm_positions".into(), ints(&e.masked_lm_positions));
-            example.insert("masked_lm_ids".into(), ints(&e.masked_lm_ids));
-            example.insert(
-                "masked_lm_weights".into(),
-                FeatureValues::Float(e.masked_lm_weights.clone()),
-            );
-            example.insert(
-                "next_sentence_labels".into(),
-                ints(&[e.next_sentence_label]),
-            );
-            frame_record(&encode_example(&example))
-        })
+        .map(|index| frame_record(&encode_pretraining_example(&corpus.example(index), false)))
         .collect();
     let per_shard = megabytes * 1_000_000 / shards as u64;
     let mut records = 0u64;

@@ -129,9 +129,9 @@ fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
 /// Writes `count` examples of the synthetic corpus as a TFRecord file of Model Garden's BERT
 /// pretraining `tf.train.Example`s (v1 or v2 feature names), sized as [`SMALL`].
 pub(super) fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, count: usize) {
-    use grove_records::example::{encode_example, Example, FeatureValues};
     use grove_records::tfrecord::frame_record;
     use grove_tasks::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
+    use grove_tasks::masked_lm::tfrecord::encode_pretraining_example;
     let corpus = SyntheticCorpus::new(SyntheticCorpusSpec {
         seed: 11,
         num_examples: first + count,
@@ -141,31 +141,9 @@ pub(super) fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, co
         use_next_sentence_label: true,
     })
     .unwrap();
-    let ints = |v: &[u32]| FeatureValues::Int64(v.iter().map(|&x| i64::from(x)).collect());
-    let (word_ids, type_ids) = if v2 {
-        ("input_word_ids", "input_type_ids")
-    } else {
-        ("input_ids", "segment_ids")
-    };
-    let mut bytes = Vec::new();
-    for index in first..first + count {
-        let e = corpus.example(index);
-        let mut example = Example::new();
-        example.insert(word_ids.into(), ints(&e.input_word_ids));
-        example.insert("input_mask".into(), ints(&e.input_mask));
-        example.insert(type_ids.into(), ints(&e.input_type_ids));
-        example.insert("masked_lm_positions".into(), ints(&e.masked_lm_positions));
-        example.insert("masked_lm_ids".into(), ints(&e.masked_lm_ids));
-        example.insert(
-            "masked_lm_weights".into(),
-            FeatureValues::Float(e.masked_lm_weights.clone()),
-        );
-        example.insert(
-            "next_sentence_labels".into(),
-            ints(&[e.next_sentence_label]),
-        );
-        bytes.extend(frame_record(&encode_example(&example)));
-    }
+    let bytes: Vec<u8> = (first..first + count)
+        .flat_map(|index| frame_record(&encode_pretraining_example(&corpus.example(index), v2)))
+        .collect();
     std::fs::write(path, bytes).unwrap();
 }
 

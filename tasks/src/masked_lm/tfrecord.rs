@@ -10,7 +10,7 @@ use std::sync::Arc;
 use grove_core::data::{Batch, Dataset, InputPosition, InputStats, StagedSource};
 use grove_core::task::InputContext;
 use grove_core::{Error, Result};
-use grove_records::example::{decode_example, Example, FeatureValues};
+use grove_records::example::{decode_example, encode_example, Example, FeatureValues};
 
 use super::config::MaskedLmDataConfig;
 use super::inputs::to_batch;
@@ -177,6 +177,29 @@ pub fn pretraining_dataset(
         move |records| decoder.decode(records),
         context.input_threads,
     ))
+}
+
+/// `example` as Model Garden's pretraining `tf.train.Example` (v2 or v1 feature names): the
+/// inverse of what this module reads, for writing test and benchmark data.
+pub fn encode_pretraining_example(example: &MlmExample, v2_feature_names: bool) -> Vec<u8> {
+    let names = if v2_feature_names { &V2 } else { &V1 };
+    let ints = |v: &[u32]| FeatureValues::Int64(v.iter().map(|&x| i64::from(x)).collect());
+    let mut out = Example::new();
+    out.insert(names.word_ids.into(), ints(&example.input_word_ids));
+    out.insert("input_mask".into(), ints(&example.input_mask));
+    out.insert(names.type_ids.into(), ints(&example.input_type_ids));
+    out.insert(
+        "masked_lm_positions".into(),
+        ints(&example.masked_lm_positions),
+    );
+    out.insert("masked_lm_ids".into(), ints(&example.masked_lm_ids));
+    let weights = FeatureValues::Float(example.masked_lm_weights.clone());
+    out.insert("masked_lm_weights".into(), weights);
+    out.insert(
+        "next_sentence_labels".into(),
+        ints(&[example.next_sentence_label]),
+    );
+    encode_example(&out)
 }
 
 /// The int64 feature `name` as ids, each below `bound`, exactly `len` of them.
