@@ -23,6 +23,7 @@ const CADENCE_KEYS: &[&str] = &[
     "trainer.validation_interval",
     "trainer.continuous_eval_timeout",
     "runtime.num_threads",
+    "runtime.input_threads",
     "task.init_checkpoint",
 ];
 
