@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 /// Batches a dataset keeps ready beyond the one being consumed (more with more decoders: one
 /// per decoder thread plus one).
-pub const PREFETCH_DEPTH: usize = 2;
+const PREFETCH_DEPTH: usize = 2;
 
 /// One prepared batch, numbered in stream order, with the source's position and counters
 /// after it.
@@ -69,9 +69,6 @@ impl<S: BatchSource> StagedSource for Direct<S> {
     }
     fn position(&self) -> Option<InputPosition> {
         self.0.position()
-    }
-    fn stats(&self) -> InputStats {
-        self.0.stats()
     }
 }
 

@@ -9,6 +9,6 @@ mod shard;
 mod source;
 
 pub use batch::Batch;
-pub use dataset::{Dataset, PREFETCH_DEPTH};
+pub use dataset::Dataset;
 pub use shard::Shard;
 pub use source::{BatchSource, InputPosition, InputStats, StagedSource};

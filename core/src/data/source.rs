@@ -31,10 +31,6 @@ pub trait BatchSource: Send + 'static {
     fn position(&self) -> Option<InputPosition> {
         None
     }
-    /// The source's counters after the batches it returned.
-    fn stats(&self) -> InputStats {
-        InputStats::default()
-    }
 }
 
 /// A source whose batches are made in two stages: [`StagedSource::next_raw`] runs on the

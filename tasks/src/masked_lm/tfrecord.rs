@@ -240,8 +240,8 @@ fn missing(example: &Example, name: &str) -> String {
     )
 }
 
-fn to_mlm_example(example: &Example, shape: &Decoder) -> Checked<MlmExample> {
-    let (seq, predictions, names) = (shape.seq_length, shape.max_predictions, shape.names);
+fn to_mlm_example(example: &Example, decoder: &Decoder) -> Checked<MlmExample> {
+    let (seq, predictions, names) = (decoder.seq_length, decoder.max_predictions, decoder.names);
     let weights = match example.get("masked_lm_weights") {
         Some(FeatureValues::Float(values)) if values.len() == predictions => values.clone(),
         Some(FeatureValues::Float(values)) => {
@@ -258,17 +258,17 @@ fn to_mlm_example(example: &Example, shape: &Decoder) -> Checked<MlmExample> {
         }
         None => return Err(missing(example, "masked_lm_weights")),
     };
-    let next_sentence_label = if shape.next_sentence {
+    let next_sentence_label = if decoder.next_sentence {
         ids(example, "next_sentence_labels", 1, 2)?[0]
     } else {
         0
     };
     Ok(MlmExample {
-        input_word_ids: ids(example, names.word_ids, seq, shape.vocab_size)?,
+        input_word_ids: ids(example, names.word_ids, seq, decoder.vocab_size)?,
         input_mask: ids(example, "input_mask", seq, 2)?,
         input_type_ids: ids(example, names.type_ids, seq, 2)?,
         masked_lm_positions: ids(example, "masked_lm_positions", predictions, seq)?,
-        masked_lm_ids: ids(example, "masked_lm_ids", predictions, shape.vocab_size)?,
+        masked_lm_ids: ids(example, "masked_lm_ids", predictions, decoder.vocab_size)?,
         masked_lm_weights: weights,
         next_sentence_label,
     })

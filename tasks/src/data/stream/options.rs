@@ -2,7 +2,6 @@
 //! `cycle_length`, `block_length`, `deterministic`, `compression_type`, `cache`) with tf.data's
 //! meaning, and Grove's `skip_corrupt_records`.
 
-use grove_core::config::keyword;
 use grove_core::data::Shard;
 use grove_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -154,10 +153,5 @@ impl StreamOptions {
         } else {
             1
         }
-    }
-
-    /// `compression_type` as written, for messages.
-    pub fn compression_name(&self) -> String {
-        keyword(&self.keys.compression_type)
     }
 }

@@ -82,6 +82,13 @@ impl Source {
     }
 }
 
+/// A file's records held in memory (`cache: true`), and where its end is: the position a
+/// reader reports once it has replayed them all.
+pub struct CachedFile {
+    records: Vec<Record>,
+    end: (u64, u64),
+}
+
 /// Opens files of a set and reads their records, with the stream's compression, corruption
 /// policy and (with `cache`) the records of files read whole before.
 pub struct FileAccess {
@@ -89,7 +96,7 @@ pub struct FileAccess {
     compression: CompressionType,
     skip_corrupt: bool,
     skipped: u64,
-    cache: Option<HashMap<usize, Arc<Vec<Record>>>>,
+    cache: Option<HashMap<usize, Arc<CachedFile>>>,
 }
 
 impl FileAccess {
@@ -110,11 +117,6 @@ impl FileAccess {
         }
     }
 
-    /// The files.
-    pub fn files(&self) -> &Arc<FileSet> {
-        &self.files
-    }
-
     /// Corrupt records skipped so far.
     pub fn skipped(&self) -> u64 {
         self.skipped
@@ -123,10 +125,10 @@ impl FileAccess {
     /// A reader of `file` standing at record `index`, `offset` bytes in (from the cache when
     /// the file was read whole before and the reader starts at its beginning).
     pub fn open(&mut self, file: usize, index: u64, offset: u64) -> Result<FileReader> {
-        if let Some(records) = self.cache.as_ref().and_then(|c| c.get(&file)) {
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&file)) {
             if index == 0 {
                 return Ok(FileReader::Cached {
-                    records: records.clone(),
+                    file: cached.clone(),
                     next: 0,
                 });
             }
@@ -139,8 +141,8 @@ impl FileAccess {
     /// The next record of `reader`, `None` at the end of its file.
     pub fn next(&mut self, reader: &mut FileReader) -> Result<Option<Record>> {
         match reader {
-            FileReader::Cached { records, next } => {
-                let record = records.get(*next).cloned();
+            FileReader::Cached { file, next } => {
+                let record = file.records.get(*next).cloned();
                 *next += 1;
                 Ok(record)
             }
@@ -149,11 +151,13 @@ impl FileAccess {
                 match (&record, collected.as_mut()) {
                     (Some(record), Some(all)) => all.push(record.clone()),
                     (None, Some(all)) => {
-                        let file = reader.file;
-                        let whole = Arc::new(std::mem::take(all));
-                        self.cache
-                            .get_or_insert_with(HashMap::new)
-                            .insert(file, whole);
+                        let whole = CachedFile {
+                            records: std::mem::take(all),
+                            end: (reader.records.index(), reader.records.offset()),
+                        };
+                        if let Some(cache) = self.cache.as_mut() {
+                            cache.insert(reader.file, Arc::new(whole));
+                        }
                     }
                     _ => {}
                 }
@@ -243,7 +247,7 @@ pub enum FileReader {
     /// Replayed from the cache.
     Cached {
         /// The file's records.
-        records: Arc<Vec<Record>>,
+        file: Arc<CachedFile>,
         /// Index of the next one.
         next: usize,
     },
@@ -254,14 +258,9 @@ impl FileReader {
     pub fn position(&self) -> (u64, u64) {
         match self {
             FileReader::Disk { reader, .. } => (reader.records.index(), reader.records.offset()),
-            FileReader::Cached { records, next } => match records.get(*next) {
+            FileReader::Cached { file, next } => match file.records.get(*next) {
                 Some(record) => (record.location.index(), record.location.offset()),
-                None => records.last().map_or((0, 0), |r| {
-                    (
-                        r.location.index() + 1,
-                        r.location.offset() + 16 + r.data.len() as u64,
-                    )
-                }),
+                None => file.end,
             },
         }
     }

@@ -69,14 +69,7 @@ impl RecordStream {
     /// The stream of `files` from its start.
     pub fn start(files: Arc<FileSet>, options: StreamOptions) -> RecordStream {
         let (key, plan) = plan_of(&files, &options);
-        let k = &options.keys;
-        let access = FileAccess::new(
-            files,
-            k.compression_type,
-            k.skip_corrupt_records,
-            k.cache,
-            0,
-        );
+        let access = file_access(files, &options, 0);
         let interleave = Interleave::new(plan.epoch_order(0), key.cycle_length, key.block_length);
         RecordStream {
             buffer: ShuffleBuffer::new(key.shuffle_buffer_size, options.seed),
@@ -110,14 +103,7 @@ impl RecordStream {
             ))
         })?;
         check_same_plan(&saved.plan, &key, &options.config_key)?;
-        let k = &options.keys;
-        let mut access = FileAccess::new(
-            files,
-            k.compression_type,
-            k.skip_corrupt_records,
-            k.cache,
-            saved.skipped,
-        );
+        let mut access = file_access(files, &options, saved.skipped);
         let records = read_buffered(&mut access, &saved.buffer)?;
         let interleave = Interleave::resume(
             plan.epoch_order(saved.epoch),
@@ -185,11 +171,6 @@ impl RecordStream {
         self.options.training
     }
 
-    /// The files.
-    pub fn files(&self) -> &Arc<FileSet> {
-        self.access.files()
-    }
-
     /// Corrupt records skipped so far over the run.
     pub fn skipped(&self) -> u64 {
         self.access.skipped()
@@ -223,6 +204,19 @@ impl RecordStream {
         self.emitted = 0;
         self.buffer.reset_draws();
     }
+}
+
+/// Access to `files` with the options' compression, corruption policy and cache, `skipped`
+/// corrupt records counted already.
+fn file_access(files: Arc<FileSet>, options: &StreamOptions, skipped: u64) -> FileAccess {
+    let keys = &options.keys;
+    FileAccess::new(
+        files,
+        keys.compression_type,
+        keys.skip_corrupt_records,
+        keys.cache,
+        skipped,
+    )
 }
 
 fn plan_of(files: &FileSet, options: &StreamOptions) -> (PlanKey, FilePlan) {
