@@ -16,6 +16,12 @@ pub trait Metric: Send {
     fn result(&self) -> Result<f64>;
     /// Forgets all updates.
     fn reset(&mut self);
+    /// The running sums behind [`Metric::result`] (empty with no updates), which add
+    /// element-wise across workers: a multi-worker run adds every worker's state and loads the
+    /// sum back with [`Metric::set_state`] before reading the result.
+    fn state(&self) -> Result<Vec<f64>>;
+    /// Replaces the running sums by `state` (empty: no updates), as [`Metric::state`] gives it.
+    fn set_state(&mut self, state: &[f64]) -> Result<()>;
 }
 
 /// Weighted mean of the elements of output `value_key`, weighted by output `weight_key`, or
@@ -105,6 +111,34 @@ impl Metric for WeightedMean {
         self.total = None;
         self.weight = None;
     }
+
+    fn state(&self) -> Result<Vec<f64>> {
+        match (&self.total, &self.weight) {
+            (Some(total), Some(weight)) => Ok(vec![
+                f64::from(total.to_scalar::<f32>()?),
+                f64::from(weight.to_scalar::<f32>()?),
+            ]),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn set_state(&mut self, state: &[f64]) -> Result<()> {
+        match *state {
+            [] => self.reset(),
+            [total, weight] => {
+                self.total = Some(Tensor::new(total as f32, &candle_core::Device::Cpu)?);
+                self.weight = Some(Tensor::new(weight as f32, &candle_core::Device::Cpu)?);
+            }
+            _ => {
+                return Err(crate::Error::Run(format!(
+                    "metric {}: a weighted mean's state is [total, weight], not {} numbers",
+                    self.name,
+                    state.len()
+                )))
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads every metric's result into `(name, value)` pairs and resets them.
@@ -129,6 +163,27 @@ mod tests {
         out.insert("v", Tensor::new(values, &Device::Cpu).unwrap());
         out.insert("w", Tensor::new(weights, &Device::Cpu).unwrap());
         out
+    }
+
+    #[test]
+    fn a_weighted_mean_state_round_trips_and_the_sum_of_two_states_is_the_mean_of_both() {
+        let mut first = WeightedMean::weighted("acc", "v", "w");
+        first.update(&outputs(&[1.0, 0.0], &[1.0, 1.0])).unwrap();
+        let mut second = WeightedMean::weighted("acc", "v", "w");
+        assert!(second.state().unwrap().is_empty());
+        second.update(&outputs(&[1.0, 1.0], &[1.0, 0.0])).unwrap();
+        let summed: Vec<f64> = first
+            .state()
+            .unwrap()
+            .iter()
+            .zip(second.state().unwrap())
+            .map(|(a, b)| a + b)
+            .collect();
+        first.set_state(&summed).unwrap();
+        assert_eq!(first.result().unwrap(), 2.0 / 3.0);
+        first.set_state(&[]).unwrap();
+        assert!(first.result().unwrap().is_nan());
+        assert!(first.set_state(&[1.0]).is_err());
     }
 
     #[test]

@@ -112,13 +112,15 @@ where
         }
     };
     crate::logging::init();
-    if let Err(e) = crate::register() {
-        return report(&Error::from(e));
-    }
-    match execute(&cli) {
-        Ok(()) => ExitCode::from(EXIT_OK),
-        Err(e) => report(&e),
-    }
+    let outcome = crate::register()
+        .map_err(Error::from)
+        .and_then(|()| execute(&cli));
+    let code = match &outcome {
+        Ok(()) => EXIT_OK,
+        Err(e) => report(e),
+    };
+    crate::workers::leave(code, matches!(code, EXIT_OK | EXIT_PREEMPTED));
+    ExitCode::from(code)
 }
 
 fn execute(cli: &Cli) -> Result<(), Error> {
@@ -147,6 +149,7 @@ fn execute(cli: &Cli) -> Result<(), Error> {
         unreachable!("clap requires --mode and --model_dir unless --print_config is given");
     };
     let config = resolved.config;
+    crate::workers::join_if_asked(&config.runtime)?;
     set_compute_threads(config.runtime.num_threads);
     tracing::info!(
         "experiment {name} | mode {:?} | model_dir {}",
@@ -179,8 +182,8 @@ fn eval_checkpoint(flag: Option<&str>, mode: ModeArg) -> Result<EvalCheckpoint, 
 }
 
 /// Prints the error (first line of each cause) and returns the exit code its kind gives.
-fn report(error: &Error) -> ExitCode {
-    let mut message = String::from("error:");
+fn report(error: &Error) -> u8 {
+    let mut message = format!("{}error:", crate::workers::error_prefix());
     let causes = std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source());
     for (depth, cause) in causes.enumerate() {
         let text = cause.to_string();
@@ -193,9 +196,9 @@ fn report(error: &Error) -> ExitCode {
         message.push_str(text);
     }
     eprintln!("{message}");
-    ExitCode::from(match error.kind() {
+    match error.kind() {
         ErrorKind::Preempted => EXIT_PREEMPTED,
         ErrorKind::UserInput => EXIT_USER_ERROR,
         ErrorKind::Run => EXIT_RUN_FAILED,
-    })
+    }
 }

@@ -75,6 +75,8 @@ impl Problem {
         let position = StepPosition {
             seed: 1,
             global_step: 0,
+            stop_requested: false,
+            replicas: Default::default(),
         };
         Mirrored::new(replicas)
             .unwrap()

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{OrbitError, Result, RunnerError};
 use crate::fault::fault_point;
 use crate::fs_atomic::{remove_dir_if_present, save_checkpoint_dir, write_atomically};
-use crate::manifest::verify_manifest;
+use crate::manifest::{verify_manifest, MANIFEST_FILE};
 use crate::runner::Checkpointable;
 
 /// Name of the index file inside the checkpoint directory.
@@ -112,6 +112,42 @@ impl CheckpointManager {
     /// The directory of the checkpoint of `step` (whether or not it exists).
     pub fn checkpoint_path(&self, step: u64) -> PathBuf {
         self.directory.join(self.name_of(step))
+    }
+
+    /// The files of the latest checkpoint (`None` without one).
+    pub fn latest_files(&self) -> Result<Option<CheckpointFiles>> {
+        match self.index.checkpoints.last() {
+            Some(entry) => {
+                let dir = self.directory.join(&entry.name);
+                CheckpointFiles::read(&dir, entry.step).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Saves `files` as the checkpoint of their step, as if a trainer had written them, so
+    /// that [`CheckpointManager::restore_or_initialize`] restores them.
+    pub fn install(&mut self, files: &CheckpointFiles) -> Result<PathBuf> {
+        let name = self.name_of(files.step);
+        let dir = save_checkpoint_dir(&self.directory, &name, |dir| {
+            for (file, contents) in &files.files {
+                let path = dir.join(file);
+                std::fs::write(&path, contents).map_err(|e| {
+                    let message = format!("cannot write {}: {e}", path.display());
+                    RunnerError::from(std::io::Error::new(e.kind(), message))
+                })?;
+            }
+            Ok(())
+        })?;
+        self.index.checkpoints.retain(|e| e.step != files.step);
+        self.index.checkpoints.push(IndexEntry {
+            name: name.clone(),
+            step: files.step,
+        });
+        self.index.checkpoints.sort_by_key(|e| e.step);
+        self.index.latest = self.index.checkpoints.last().map(|e| e.name.clone());
+        self.write_index()?;
+        Ok(dir)
     }
 
     /// Steps of the retained checkpoints, oldest first.
@@ -248,6 +284,91 @@ fn read_index(directory: &Path) -> Result<Index> {
              from the newest ckpt-<step> directory by hand"
         ),
     })
+}
+
+/// A checkpoint's files in memory (its manifest aside, which is written afresh where they
+/// are installed): how a worker that writes nothing under model_dir gets the checkpoint the
+/// chief restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFiles {
+    /// The global step of the checkpoint.
+    pub step: u64,
+    /// Each file's name and contents, in name order.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// First bytes of [`CheckpointFiles::to_bytes`].
+const FILES_MAGIC: &[u8; 8] = b"grvckpt1";
+
+impl CheckpointFiles {
+    /// Reads the files of the checkpoint directory `dir` of `step`.
+    pub fn read(dir: &Path, step: u64) -> Result<Self> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| OrbitError::io("cannot list", dir, e))? {
+            let path = entry
+                .map_err(|e| OrbitError::io("cannot list", dir, e))?
+                .path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string);
+            match name {
+                Some(name) if path.is_file() && name != MANIFEST_FILE => {
+                    let bytes = std::fs::read(&path)
+                        .map_err(|e| OrbitError::io("cannot read", &path, e))?;
+                    files.push((name, bytes));
+                }
+                _ => {}
+            }
+        }
+        files.sort();
+        Ok(CheckpointFiles { step, files })
+    }
+
+    /// The files as one byte string ([`CheckpointFiles::from_bytes`] reads it back).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = FILES_MAGIC.to_vec();
+        bytes.extend(self.step.to_le_bytes());
+        bytes.extend((self.files.len() as u64).to_le_bytes());
+        for (name, contents) in &self.files {
+            bytes.extend((name.len() as u64).to_le_bytes());
+            bytes.extend(name.as_bytes());
+            bytes.extend((contents.len() as u64).to_le_bytes());
+            bytes.extend(contents);
+        }
+        bytes
+    }
+
+    /// Reads what [`CheckpointFiles::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let damaged = |what: &str| OrbitError::BadCheckpoint {
+            path: PathBuf::from("<checkpoint received from the chief>"),
+            reason: format!("{what}; the workers must run the same Grove build"),
+        };
+        let mut rest = bytes
+            .strip_prefix(FILES_MAGIC.as_slice())
+            .ok_or_else(|| damaged("it does not start with Grove's checkpoint marker"))?;
+        let mut take = |n: usize| -> Result<&[u8]> {
+            if rest.len() < n {
+                return Err(damaged("it ends early"));
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let read_u64 = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        let step = read_u64(take(8)?);
+        let count = read_u64(take(8)?);
+        let mut files = Vec::new();
+        for _ in 0..count {
+            let length = read_u64(take(8)?) as usize;
+            let name = String::from_utf8(take(length)?.to_vec())
+                .map_err(|_| damaged("a file name is not UTF-8"))?;
+            let length = read_u64(take(8)?) as usize;
+            files.push((name, take(length)?.to_vec()));
+        }
+        Ok(CheckpointFiles { step, files })
+    }
 }
 
 /// Whether `dir` is a complete checkpoint matching its manifest; the error says why not.
@@ -402,5 +523,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoint_read_into_memory_and_installed_elsewhere_restores_the_same_state() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut saved = CheckpointManager::new(from.path(), 3, 1).unwrap();
+        saved
+            .save(
+                7,
+                &Counter {
+                    value: 41,
+                    inits: 0,
+                },
+                false,
+            )
+            .unwrap();
+        let files = saved.latest_files().unwrap().unwrap();
+        assert_eq!(files.step, 7);
+        assert!(files.files.iter().all(|(name, _)| name != MANIFEST_FILE));
+        let received = CheckpointFiles::from_bytes(&files.to_bytes()).unwrap();
+        assert_eq!(received, files);
+        let mut installed = CheckpointManager::new(to.path(), 3, 1).unwrap();
+        installed.install(&received).unwrap();
+        let mut state = Counter::default();
+        let restored = installed
+            .restore_or_initialize(&mut state, |_| unreachable!())
+            .unwrap();
+        assert_eq!(restored, Some(to.path().join("ckpt-7")));
+        assert_eq!(state.value, 41);
+        let truncated = &files.to_bytes()[..20];
+        let error = CheckpointFiles::from_bytes(truncated)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ends early"), "{error}");
     }
 }

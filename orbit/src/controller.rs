@@ -126,6 +126,11 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         self.options.checkpoint_manager.as_ref()
     }
 
+    /// The checkpoint manager, to install a checkpoint received from another worker.
+    pub fn checkpoint_manager_mut(&mut self) -> Option<&mut CheckpointManager> {
+        self.options.checkpoint_manager.as_mut()
+    }
+
     /// Restores the latest checkpoint, or runs `init_fn` when there is none (never both).
     /// Returns the restored path.
     pub fn restore_or_initialize(

@@ -4,7 +4,9 @@
 //! n-th time it reaches the named point (`train_step`, `checkpoint_files_written`,
 //! `checkpoint_manifest_written`, `checkpoint_renamed`, `checkpoint_indexed`), as a kill -9 or a
 //! power cut would; `<point>:<n>:enospc` makes that point fail with "no space left on device"
-//! instead, as a full disk would. Unset, every point is a no-op.
+//! instead, as a full disk would, `<point>:<n>:hang` stops the thread there for ever, as a
+//! stuck worker would, and `<point>:<n>:sigterm` sends the process SIGTERM there, as a
+//! scheduler preempting one worker of a job would. Unset, every point is a no-op.
 
 /// The environment variable naming the fault.
 pub const FAULT_VARIABLE: &str = "GROVE_FAULT_INJECT";
@@ -30,6 +32,8 @@ mod injected {
         point: String,
         occurrence: u64,
         disk_full: bool,
+        hang: bool,
+        sigterm: bool,
         seen: AtomicU64,
     }
 
@@ -38,6 +42,10 @@ mod injected {
         FAULT
             .get_or_init(|| {
                 let text = std::env::var(FAULT_VARIABLE).ok()?;
+                let hang = text.ends_with(":hang");
+                let text = text.strip_suffix(":hang").unwrap_or(&text).to_string();
+                let sigterm = text.ends_with(":sigterm");
+                let text = text.strip_suffix(":sigterm").unwrap_or(&text).to_string();
                 let (text, disk_full) = match text.strip_suffix(":enospc") {
                     Some(rest) => (rest.to_string(), true),
                     None => (text, false),
@@ -47,6 +55,8 @@ mod injected {
                     point: point.to_string(),
                     occurrence: occurrence.parse().ok()?,
                     disk_full,
+                    hang,
+                    sigterm,
                     seen: AtomicU64::new(0),
                 })
             })
@@ -66,6 +76,16 @@ mod injected {
         if fault.disk_full {
             const ENOSPC: i32 = 28;
             return Err(std::io::Error::from_raw_os_error(ENOSPC));
+        }
+        if fault.sigterm {
+            eprintln!("{FAULT_VARIABLE}: SIGTERM at {point} #{}", fault.occurrence);
+            return signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
+        }
+        if fault.hang {
+            eprintln!("{FAULT_VARIABLE}: hanging at {point} #{}", fault.occurrence);
+            loop {
+                std::thread::park();
+            }
         }
         eprintln!(
             "{FAULT_VARIABLE}: aborting at {point} #{}",

@@ -34,7 +34,9 @@ mod training_time;
 
 pub use action::{Action, ActionContext, Directive};
 pub use best_checkpoint::{BestCheckpointExporter, Comparison};
-pub use checkpoint::{checkpoint_name, latest_checkpoint_in, CheckpointManager, INDEX_FILE};
+pub use checkpoint::{
+    checkpoint_name, latest_checkpoint_in, CheckpointFiles, CheckpointManager, INDEX_FILE,
+};
 pub use controller::{Controller, ControllerOptions};
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use ema_checkpointing::EmaCheckpointing;

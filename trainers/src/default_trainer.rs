@@ -6,7 +6,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::instrumentation;
-use crate::strategy::{build_strategy, ShardOutputs, StepPosition, Strategy};
+use crate::strategy::{
+    build_strategy, collective_error, gather_aggregate, reduce_metrics, reduce_sums,
+    weights_checksum, ShardOutputs, StepPosition, Strategy,
+};
 use candle_core::{DType, Device, Tensor};
 use grove_core::config::ExperimentConfig;
 use grove_core::data::{Dataset, InputPosition};
@@ -68,6 +71,7 @@ pub struct DefaultTrainer {
     strategy: Box<dyn Strategy>,
     validation_sets: Vec<ValidationSet>,
     preemption: Preemption,
+    agreed_stop: Preemption,
 }
 
 impl DefaultTrainer {
@@ -132,6 +136,7 @@ impl DefaultTrainer {
             train_data,
             validation_sets,
             preemption: Preemption::new(),
+            agreed_stop: Preemption::new(),
         })
     }
 
@@ -166,8 +171,22 @@ impl DefaultTrainer {
 
     /// Stops training loops after the current step once `preemption` is requested.
     pub fn with_preemption(mut self, preemption: Preemption) -> Self {
+        self.agreed_stop = preemption.clone();
         self.preemption = preemption;
         self
+    }
+
+    /// With workers: requests `agreed` once the workers agree to stop (one of them had its
+    /// `preemption` requested), after the same step on every worker; the controller's
+    /// preemption action then watches `agreed` instead of this process's own signal.
+    pub fn with_agreed_stop(mut self, agreed: Preemption) -> Self {
+        self.agreed_stop = agreed;
+        self
+    }
+
+    /// The workers of the job this trainer is part of (`None`: this process alone).
+    pub fn workers(&self) -> Option<&dyn grove_collective::Collective> {
+        self.strategy.workers()
     }
 
     /// The model's variables.
@@ -193,8 +212,9 @@ impl DefaultTrainer {
         if let Some(data) = self.train_data.as_mut() {
             data.take_input_wait();
         }
+        let alone = self.strategy.workers().is_none();
         for _ in 0..num_steps {
-            if self.preemption.requested() {
+            if alone && self.preemption.requested() {
                 break;
             }
             fault_point("train_step").map_err(|e| Error::io("cannot train", "step", e))?;
@@ -202,6 +222,8 @@ impl DefaultTrainer {
             let position = StepPosition {
                 seed: self.seed,
                 global_step: self.global_step,
+                stop_requested: !alone && self.preemption.requested(),
+                replicas: Default::default(),
             };
             let step = self.strategy.train_step(
                 self.task.as_ref(),
@@ -217,7 +239,7 @@ impl DefaultTrainer {
                     metric.update(outputs)?;
                 }
             }
-            let loss = step.loss;
+            let loss = step.loss.clone();
             loss_sum = Some(match loss_sum {
                 Some(sum) => (sum + loss)?,
                 None => loss,
@@ -225,7 +247,12 @@ impl DefaultTrainer {
             self.global_step += 1;
             steps_run += 1;
             instrumentation::first_step_done();
+            if step.stop_agreed {
+                self.agreed_stop.request();
+                break;
+            }
         }
+        reduce_metrics(self.strategy.workers(), &mut self.train_metrics)?;
         let mut logs: Logs = collect_and_reset(&mut self.train_metrics)?
             .into_iter()
             .collect();
@@ -348,13 +375,24 @@ impl DefaultTrainer {
             }
             batches += 1;
         }
+        let workers = self.strategy.workers();
+        reduce_metrics(workers, &mut metrics)?;
         let mut logs: Logs = collect_and_reset(&mut metrics)?.into_iter().collect();
         self.validation_sets[index].metrics = metrics;
-        if let (Some(sum), true) = (loss_sum, batches > 0) {
-            let mean = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?) / batches as f64;
-            logs.insert("validation_loss".to_string(), mean);
+        // [sum of the batches' losses, whether there is a loss]; with workers, each holds
+        // its shards' part of every batch's loss.
+        let mut loss = match loss_sum {
+            Some(sum) => [
+                f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?),
+                1.0,
+            ],
+            None => [0.0, 0.0],
+        };
+        reduce_sums(workers, &mut loss)?;
+        if loss[1] > 0.0 && batches > 0 {
+            logs.insert("validation_loss".to_string(), loss[0] / batches as f64);
         }
-        if let Some(state) = aggregate {
+        if let Some(state) = gather_aggregate(workers, aggregate)? {
             logs.extend(self.task.reduce_aggregated_logs(state, self.global_step)?);
         }
         Ok(logs)
@@ -362,7 +400,10 @@ impl DefaultTrainer {
 
     /// Writes the checkpoint files into `dir`: `stage` is recorded in `state.json` when given;
     /// `averaged` writes the moving averages (where there are any) as the model weights.
+    /// With workers, every worker writes (the others into scratch), after checking that all
+    /// hold the same weights.
     pub(crate) fn save_to(&self, dir: &Path, stage: Option<usize>, averaged: bool) -> Result<()> {
+        self.check_workers_agree()?;
         let mut weights = self.vars.tensors();
         if averaged {
             let averages: HashMap<String, Tensor> =
@@ -386,6 +427,21 @@ impl DefaultTrainer {
                 stage,
             },
         )
+    }
+
+    /// With workers: fails unless every worker holds the same weights at the same step (every
+    /// worker saves each checkpoint, the chief into model_dir, the others into scratch).
+    fn check_workers_agree(&self) -> Result<()> {
+        let Some(workers) = self.strategy.workers() else {
+            return Ok(());
+        };
+        let checksum = weights_checksum(&self.vars, self.global_step)?;
+        workers
+            .check_agreement(
+                &format!("the weights at step {}", self.global_step),
+                checksum,
+            )
+            .map_err(collective_error)
     }
 
     /// Loads the checkpoint in `dir` into the current model and optimizer.

@@ -21,6 +21,7 @@ pub mod progressive_trainer;
 mod stage_task;
 pub mod strategy;
 pub mod train_lib;
+mod worker_placement;
 
 pub use actions::{register_action, ActionFactory, ActionSetup};
 pub use default_trainer::{DefaultTrainer, Roles};

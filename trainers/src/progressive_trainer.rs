@@ -81,6 +81,12 @@ impl ProgressiveTrainer {
         })
     }
 
+    /// See [`DefaultTrainer::with_agreed_stop`].
+    pub fn with_agreed_stop(mut self, agreed: Preemption) -> Self {
+        self.inner = self.inner.with_agreed_stop(agreed);
+        self
+    }
+
     /// Stops training loops after the current step once `preemption` is requested.
     pub fn with_preemption(mut self, preemption: Preemption) -> Self {
         self.inner = self.inner.with_preemption(preemption);

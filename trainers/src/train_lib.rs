@@ -23,6 +23,7 @@ use crate::default_trainer::{DefaultTrainer, Roles};
 use crate::error::Result;
 use crate::model_dir_lock::{lock_model_dir, ModelDirLock};
 use crate::progressive_trainer::ProgressiveTrainer;
+use crate::worker_placement::{restore_or_initialize_everywhere, WorkerPlacement};
 
 /// File of the resolved config inside model_dir.
 pub const PARAMS_FILE: &str = "params.yaml";
@@ -49,7 +50,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn roles(self) -> Roles {
+    pub(crate) fn roles(self) -> Roles {
         Roles {
             train: matches!(
                 self,
@@ -118,6 +119,8 @@ fn run_on_this_thread(
     options: RunOptions,
 ) -> Result<Logs> {
     config.validate()?;
+    let workers = WorkerPlacement::of(config, mode, model_dir)?;
+    let model_dir = workers.write_dir();
     let accepted_changes = if mode.roles().train {
         check_drift(
             config,
@@ -129,7 +132,13 @@ fn run_on_this_thread(
     };
     let device = device(&config.runtime)?;
     let preemption = options.preemption.clone();
-    let controller_options = controller_options(config, model_dir, preemption.clone())?;
+    // With workers, the controller stops once they agree to (after the same step on all).
+    let agreed_stop = if workers.alone() {
+        preemption.clone()
+    } else {
+        Preemption::new()
+    };
+    let controller_options = controller_options(config, model_dir, agreed_stop.clone())?;
     let roles = mode.roles();
     let task_config = config.task.as_ref();
     let run = Run {
@@ -142,12 +151,14 @@ fn run_on_this_thread(
     if config.trainer.progressive.is_some() {
         let policy = get_progressive_policy(task_config, &config.trainer)?;
         let trainer = ProgressiveTrainer::new(policy, config, device.clone(), roles, model_dir)?
-            .with_preemption(preemption);
+            .with_preemption(preemption)
+            .with_agreed_stop(agreed_stop);
         log_start(config, &device, trainer.current());
         run.drive(Controller::new(trainer, controller_options)?)
     } else {
         let trainer = DefaultTrainer::new(get_task(task_config)?, config, device.clone(), roles)?
-            .with_preemption(preemption);
+            .with_preemption(preemption)
+            .with_agreed_stop(agreed_stop);
         log_start(config, &device, &trainer);
         if roles.train {
             warn_of_idle_schedule_tail(&config.trainer);
@@ -188,20 +199,30 @@ fn warn_of_idle_schedule_tail(trainer: &TrainerConfig) {
 }
 
 /// What either trainer needs from run_experiment beyond Orbit's traits.
-trait Runner: Trainer + Evaluator + Checkpointable {
+pub(crate) trait Runner: Trainer + Evaluator + Checkpointable {
     /// Initializes a model that no checkpoint restored (e.g. from `task.init_checkpoint`).
     fn initialize(&mut self) -> grove_core::Result<()>;
+    /// The trainer that runs the current model.
+    fn current(&self) -> &DefaultTrainer;
 }
 
 impl Runner for DefaultTrainer {
     fn initialize(&mut self) -> grove_core::Result<()> {
         DefaultTrainer::initialize(self)
     }
+
+    fn current(&self) -> &DefaultTrainer {
+        self
+    }
 }
 
 impl Runner for ProgressiveTrainer {
     fn initialize(&mut self) -> grove_core::Result<()> {
         ProgressiveTrainer::initialize(self)
+    }
+
+    fn current(&self) -> &DefaultTrainer {
+        ProgressiveTrainer::current(self)
     }
 }
 
@@ -222,7 +243,7 @@ impl Run<'_> {
         if !mode.roles().train {
             return evaluate_checkpoints(&mut controller, config, mode, model_dir, self.options);
         }
-        controller.restore_or_initialize(|t| t.initialize().map_err(Into::into))?;
+        restore_or_initialize_everywhere(&mut controller)?;
         let step = controller.runner().global_step();
         let _lock = write_params(config, model_dir, step, self.accepted_changes)?;
         match mode {

@@ -1,9 +1,12 @@
 //! `runtime:` — where and how a run executes: device, threads, seed, precision, distribution.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use grove_orbit::summary::{SummarySink, DEFAULT_SINKS};
 
+use super::duration::ConfigDuration;
 use super::keyword;
 use super::trainer::not_supported;
 use crate::error::{Error, Result};
@@ -28,6 +31,13 @@ defaulted_config! {
         /// Where summaries go, several at once: `tensorboard` (event files per split),
         /// `jsonl` (`metrics.jsonl`), `csv` (`<split>.csv`); empty writes none.
         pub loggers: Vec<SummarySink> = DEFAULT_SINKS.to_vec(),
+        /// `multi_worker_mirrored`: how long one collective operation (an all-reduce, a
+        /// broadcast) may wait for the other workers before the job is aborted; `0s` waits
+        /// for ever.
+        pub collective_timeout: ConfigDuration = ConfigDuration(Duration::from_secs(300)),
+        /// `multi_worker_mirrored`: the size of the gradient buckets all-reduced one after
+        /// another, in MiB (PyTorch DDP's `bucket_cap_mb`); 0 sends all gradients at once.
+        pub all_reduce_bucket_mb: f64 = 25.0,
     }
 }
 
@@ -46,7 +56,9 @@ pub enum DistributionStrategy {
     OneDevice,
     /// Model Garden's "no strategy": the same as `one_device` here.
     Off,
-    /// Model Garden's multi-worker data parallelism (not built yet).
+    /// Model Garden's multi-worker data parallelism: one process per worker (an MPI job;
+    /// the `mpi` cargo feature), each splitting its part of the batch over `mirrored`
+    /// replicas, the workers' gradients all-reduced before every update.
     MultiWorkerMirrored,
     /// Model Garden's parameter servers (not built).
     ParameterServer,
@@ -59,7 +71,8 @@ impl DistributionStrategy {
     pub fn not_built(self) -> Error {
         not_supported(
             &format!("runtime.distribution_strategy = {:?}", keyword(&self)),
-            "use mirrored (replicas on the compute threads) or one_device",
+            "use mirrored (replicas on the compute threads), one_device, or \
+             multi_worker_mirrored (MPI workers)",
         )
     }
 }
@@ -119,10 +132,17 @@ impl RuntimeConfig {
                 )));
             }
         }
+        if !(self.all_reduce_bucket_mb.is_finite() && self.all_reduce_bucket_mb >= 0.0) {
+            return Err(Error::Config(format!(
+                "runtime.all_reduce_bucket_mb = {}: give a size in MiB, 0 or more (0 sends \
+                 all gradients at once)",
+                self.all_reduce_bucket_mb
+            )));
+        }
         use DistributionStrategy::*;
         match self.distribution_strategy {
-            Mirrored | OneDevice | Off => Ok(()),
-            unbuilt @ (MultiWorkerMirrored | ParameterServer | Tpu) => Err(unbuilt.not_built()),
+            Mirrored | OneDevice | Off | MultiWorkerMirrored => Ok(()),
+            unbuilt @ (ParameterServer | Tpu) => Err(unbuilt.not_built()),
         }
     }
 }

@@ -134,6 +134,7 @@ impl Strategy for Mirrored {
             grads,
             outputs,
             loss,
+            stop_agreed: position.stop_requested,
         })
     }
 

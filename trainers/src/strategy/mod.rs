@@ -7,6 +7,9 @@
 //!   compute thread.
 //! - [`Mirrored`] (`mirrored`, the default): the batch split over replicas on the compute
 //!   threads, their gradients summed.
+//! - [`MultiWorkerMirrored`] (`multi_worker_mirrored`): the batch split over the processes of
+//!   a job ([`grove_collective`]), then over each one's replicas, the workers' gradients
+//!   all-reduced.
 //!
 //! As in Model Garden, a replica's loss is its shard's own loss (the task's mean over the
 //! shard), scaled before the backward pass so that the combined gradient is the gradient of
@@ -14,28 +17,40 @@
 //! for the even split Model Garden requires), so a batch that does not split evenly still
 //! weighs every example alike.
 
+mod cross_worker;
 mod mirrored;
+mod multi_worker;
 mod one_device;
 
 use std::any::Any;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
+use grove_collective::Collective;
 use grove_core::config::{DistributionStrategy, RuntimeConfig};
 use grove_core::data::Batch;
-use grove_core::error::Result;
+use grove_core::error::{Error, Result};
 use grove_core::optimization::NamedVar;
 use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{DynTask, StepContext, StepOutputs};
 use grove_kernels::DirectGradients;
 
+pub(crate) use cross_worker::{gather_aggregate, reduce_metrics, reduce_sums, weights_checksum};
 pub use mirrored::Mirrored;
+pub(crate) use multi_worker::collective_error;
+pub use multi_worker::MultiWorkerMirrored;
 pub use one_device::OneDevice;
 
 /// How a step's batch is split over replicas and their gradients combined.
 pub trait Strategy: Send + Sync {
     /// The number of replicas a batch is split over in this process.
     fn replica_count(&self) -> usize;
+
+    /// The workers the batch is split over beside this process's replicas (`None`: this
+    /// process alone); their metrics and logs are reduced through it.
+    fn workers(&self) -> Option<&dyn Collective> {
+        None
+    }
 
     /// One training step of `task` on `batch` at `position`: forward (`train_step`) and
     /// backward passes, and the gradient of the replicas' mean loss for every one of
@@ -62,17 +77,37 @@ pub trait Strategy: Send + Sync {
 
 /// The strategy `runtime.distribution_strategy` names, for a model on `device`; called on
 /// the compute threads (`mirrored` makes one replica per compute thread on the CPU, one on
-/// a GPU). A strategy Grove does not run is an error.
+/// a GPU). `multi_worker_mirrored` runs on the worker group this process joined
+/// ([`grove_collective::joined`]). A strategy Grove does not run is an error.
 pub fn build_strategy(runtime: &RuntimeConfig, device: &Device) -> Result<Box<dyn Strategy>> {
     use DistributionStrategy as S;
-    match runtime.distribution_strategy {
-        S::Mirrored if device.is_cpu() => {
+    let local = || -> Result<Box<dyn Strategy>> {
+        if device.is_cpu() {
             Ok(Box::new(Mirrored::new(rayon::current_num_threads())?))
+        } else {
+            Ok(Box::new(OneDevice))
         }
-        S::Mirrored | S::OneDevice | S::Off => Ok(Box::new(OneDevice)),
-        unbuilt @ (S::MultiWorkerMirrored | S::ParameterServer | S::Tpu) => {
-            Err(unbuilt.not_built())
+    };
+    match runtime.distribution_strategy {
+        S::Mirrored => local(),
+        S::OneDevice | S::Off => Ok(Box::new(OneDevice)),
+        S::MultiWorkerMirrored => {
+            let workers = grove_collective::joined().ok_or_else(|| {
+                Error::Config(
+                    "runtime.distribution_strategy = multi_worker_mirrored needs the process \
+                     to be a worker of a job: launch `train` (built with `--features mpi`) \
+                     under mpirun or srun; a library caller joins with \
+                     grove_collective::join first"
+                        .to_string(),
+                )
+            })?;
+            Ok(Box::new(MultiWorkerMirrored::new(
+                workers,
+                local()?,
+                runtime.all_reduce_bucket_mb,
+            )?))
         }
+        unbuilt @ (S::ParameterServer | S::Tpu) => Err(unbuilt.not_built()),
     }
 }
 
@@ -84,6 +119,22 @@ pub struct StepPosition {
     pub seed: u64,
     /// The global step being computed.
     pub global_step: u64,
+    /// Whether this process was asked to stop (SIGTERM): the workers agree on it within the
+    /// step, so that every one stops after the same step.
+    pub stop_requested: bool,
+    /// This process's replicas among the job's (the default: they are all of them).
+    pub replicas: ReplicaSpan,
+}
+
+/// Where a process's replicas stand among a multi-worker job's, so that every replica of the
+/// job draws its own dropout stream, the same one a single process with as many replicas
+/// would give it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaSpan {
+    /// The job-wide index of this process's first replica.
+    pub first: usize,
+    /// The job's replicas (0: this process's replicas are the job's).
+    pub job_total: usize,
 }
 
 /// What one training step produced.
@@ -94,6 +145,8 @@ pub struct ReplicatedStep {
     pub outputs: Vec<StepOutputs>,
     /// The replicas' losses averaged with the shards' shares of the batch (detached).
     pub loss: Tensor,
+    /// Whether any worker was asked to stop during the step (every worker stops after it).
+    pub stop_agreed: bool,
 }
 
 /// What one replica's evaluation of its shard produced.
@@ -111,10 +164,16 @@ struct ReplicaResult {
     loss: Tensor,
 }
 
-/// The step context of `replica` of `count`: its own dropout stream (a single replica's is
-/// the global step's).
+/// The step context of `replica` of this process's `count`: its own dropout stream, keyed by
+/// its index among the job's replicas (a single replica's is the global step's).
 fn dropout_context(position: StepPosition, replica: usize, count: usize) -> StepContext {
-    let index = position.global_step * count as u64 + replica as u64;
+    let span = position.replicas;
+    let (first, total) = if span.job_total == 0 {
+        (0, count)
+    } else {
+        (span.first, span.job_total)
+    };
+    let index = position.global_step * total as u64 + (first + replica) as u64;
     StepContext {
         global_step: position.global_step,
         dropout: Some(stream_rng(position.seed, Stream::Dropout, index)),

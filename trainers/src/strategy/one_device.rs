@@ -35,6 +35,7 @@ impl Strategy for OneDevice {
             grads: result.grads,
             loss: result.loss,
             outputs: vec![result.outputs],
+            stop_agreed: position.stop_requested,
         })
     }
 
