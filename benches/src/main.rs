@@ -10,6 +10,7 @@
 //! grove-bench input --input-path '/tmp/pretrain/*.tfrecord' --batches 500 --input-threads 1
 //! ```
 
+mod all_reduce;
 mod bare_candle;
 mod checkpoint;
 mod grove_step;
@@ -62,6 +63,23 @@ enum Command {
         /// Training steps of bert/local.
         #[arg(long, default_value_t = 400)]
         steps: u64,
+    },
+    /// The gradient all-reduce of multi_worker_mirrored alone, as the workers of an MPI job
+    /// (run under mpirun; needs the `mpi` feature); the chief prints.
+    AllReduce {
+        /// f32 values all-reduced per round (a model's parameter count: `grove-bench bert`
+        /// reports BERT-mini's as `parameters`).
+        #[arg(long)]
+        elements: usize,
+        /// Bucket size in MiB (0: the whole buffer in one call).
+        #[arg(long, default_value_t = 25.0)]
+        bucket_mb: f64,
+        /// Untimed rounds first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed rounds.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
     },
     /// Writes a Model Garden-format BERT pretraining TFRecord set (not committed data).
     PretrainingData {
@@ -154,10 +172,21 @@ fn main() -> anyhow::Result<()> {
             input_threads,
             overrides,
         } => input_throughput::measure(&input_path, warmup, batches, input_threads, &overrides)?,
+        Command::AllReduce {
+            elements,
+            bucket_mb,
+            warmup,
+            rounds,
+        } => all_reduce::measure(elements, bucket_mb, warmup, rounds)?,
     };
     let mut report = report;
     report["peak_rss_mb"] = json!(peak_rss_mb());
-    println!("{report}");
+    // In a multi-worker job the chief reports (every worker measured the same steps).
+    let chief = grove_collective::joined().is_none_or(|workers| workers.is_chief());
+    if chief {
+        println!("{report}");
+    }
+    grove_experiments::workers::leave(0, true);
     Ok(())
 }
 
@@ -174,10 +203,11 @@ fn step(workload: Workload, args: &StepArgs) -> anyhow::Result<serde_json::Value
     );
     let (warmup, steps) = (args.warmup, args.steps);
     let config = || workload.config(&args.overrides);
+    grove_experiments::workers::join_if_asked(&config()?.runtime)?;
     let (name, mut report) = match args.runner {
         Runner::Grove => (
             "grove",
-            json!({ "ms_per_step": on_compute_threads(|| grove_step::step_ms(&config()?, warmup, steps))? }),
+            on_compute_threads(|| grove_step::step_report(&config()?, warmup, steps))?,
         ),
         Runner::Task => (
             "grove_task",

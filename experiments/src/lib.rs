@@ -12,7 +12,7 @@ pub mod image_classification;
 mod logging;
 pub mod sentence_prediction;
 pub mod vae;
-mod workers;
+pub mod workers;
 
 use std::sync::OnceLock;
 

@@ -18,21 +18,39 @@ const SMALL: &str = "task.model.encoder.bert.dropout_rate=0.1,trainer.steps_per_
     task.train_data.max_predictions_per_seq=5,task.validation_data.max_predictions_per_seq=5,\
     task.train_data.num_examples=256,task.validation_data.num_examples=24";
 
-/// `train`'s arguments for a run of [`SMALL`] on `model_dir` with `overrides`.
+/// `train`'s arguments for a `train_and_eval` run of [`SMALL`] on `model_dir` with
+/// `overrides`.
 fn train_args(model_dir: &Path, overrides: &str) -> Vec<String> {
+    mode_args("train_and_eval", model_dir, overrides)
+}
+
+/// `train`'s arguments for a run of [`SMALL`] in `mode` on `model_dir` with `overrides`.
+fn mode_args(mode: &str, model_dir: &Path, overrides: &str) -> Vec<String> {
     vec![
         env!("CARGO_BIN_EXE_train").to_string(),
         "--experiment=bert/local".to_string(),
-        "--mode=train_and_eval".to_string(),
+        format!("--mode={mode}"),
         format!("--model_dir={}", model_dir.display()),
         format!("--params_override={SMALL}"),
         format!("--params_override={overrides}"),
     ]
 }
 
-/// A job of one worker per entry of `faults` (the fault injected into that worker, if any),
-/// each with one compute thread; their scratch directories go under `scratch`.
+/// A `train_and_eval` job of one worker per entry of `faults` (the fault injected into that
+/// worker, if any), each with one compute thread; their scratch directories go under
+/// `scratch`.
 fn job(model_dir: &Path, scratch: &Path, faults: &[Option<&str>], overrides: &str) -> Command {
+    job_in_mode("train_and_eval", model_dir, scratch, faults, overrides)
+}
+
+/// [`job`] in `mode`.
+fn job_in_mode(
+    mode: &str,
+    model_dir: &Path,
+    scratch: &Path,
+    faults: &[Option<&str>],
+    overrides: &str,
+) -> Command {
     std::fs::create_dir_all(scratch).unwrap();
     let mut command = Command::new("mpirun");
     command.args(["--allow-run-as-root", "--oversubscribe"]);
@@ -45,7 +63,7 @@ fn job(model_dir: &Path, scratch: &Path, faults: &[Option<&str>], overrides: &st
         }
         command.args(["-np", "1", "env"]);
         command.arg(format!("GROVE_FAULT_INJECT={}", fault.unwrap_or("")));
-        command.args(train_args(model_dir, &overrides));
+        command.args(mode_args(mode, model_dir, &overrides));
     }
     command
         .env("TMPDIR", scratch)
@@ -151,7 +169,7 @@ fn assert_losses_close(a: &Path, b: &Path, loss: &str, tolerance: f64) {
     let (a, b) = (metrics(a), metrics(b));
     let keys = |m: &BTreeMap<(u64, String, String), f64>| -> Vec<(u64, String, String)> {
         m.keys()
-            .filter(|(_, _, name)| name != "steps_per_second" && name != "input_wait_fraction")
+            .filter(|(_, _, name)| !name.ends_with("_fraction") && name != "steps_per_second")
             .cloned()
             .collect()
     };
@@ -198,6 +216,45 @@ fn two_workers_of_one_thread_train_what_one_process_of_two_threads_trains_and_on
     };
     assert_eq!(filtered(&job_dir), filtered(&alone_dir));
     assert_eq!(entries(&scratch), Vec::<String>::new());
+}
+
+#[test]
+fn evaluation_only_modes_are_refused_under_workers_and_a_resume_with_another_count_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model_dir, scratch) = (dir.path().join("job"), dir.path().join("tmp"));
+    let output = job(
+        &model_dir,
+        &scratch,
+        &[None, None],
+        "trainer.train_steps=10",
+    )
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let output = job_in_mode("eval", &model_dir, &scratch, &[None, None], "")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("runs in one process"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = job(
+        &model_dir,
+        &scratch,
+        &[None, None, None],
+        "trainer.train_steps=20",
+    )
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    assert!(
+        stderr(&output).contains("written by 2 worker(s) and this run has 3"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

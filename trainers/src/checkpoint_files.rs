@@ -41,6 +41,9 @@ pub struct TrainState {
     /// training).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<usize>,
+    /// The workers of the multi-worker job that wrote it (absent for one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
 }
 
 /// Writes named tensors as a safetensors file (moved to the CPU first). Contiguous f32

@@ -32,6 +32,9 @@ use crate::checkpoint_files::{
 
 /// Train log: the fraction of a train loop's wall time spent waiting for input batches.
 pub const INPUT_WAIT_FRACTION: &str = "input_wait_fraction";
+/// Train log (with workers): the fraction of a train loop's wall time spent all-reducing
+/// gradients.
+pub const ALL_REDUCE_FRACTION: &str = "all_reduce_fraction";
 /// Train log: corrupt records skipped so far in the run (`skip_corrupt_records: true`; logged
 /// once there is one).
 pub const SKIPPED_RECORDS: &str = "skipped_corrupt_records";
@@ -212,6 +215,7 @@ impl DefaultTrainer {
         if let Some(data) = self.train_data.as_mut() {
             data.take_input_wait();
         }
+        self.strategy.take_all_reduce_time();
         let alone = self.strategy.workers().is_none();
         for _ in 0..num_steps {
             if alone && self.preemption.requested() {
@@ -261,9 +265,17 @@ impl DefaultTrainer {
             logs.insert("training_loss".to_string(), mean);
         }
         logs.insert("learning_rate".to_string(), self.learning_rate());
+        let elapsed = started.elapsed().as_secs_f64();
+        if let Some(time) = self.strategy.take_all_reduce_time() {
+            if steps_run > 0 && elapsed > 0.0 {
+                logs.insert(
+                    ALL_REDUCE_FRACTION.to_string(),
+                    time.as_secs_f64() / elapsed,
+                );
+            }
+        }
         if let Some(data) = self.train_data.as_mut() {
             let waited = data.take_input_wait().as_secs_f64();
-            let elapsed = started.elapsed().as_secs_f64();
             if steps_run > 0 && elapsed > 0.0 {
                 logs.insert(INPUT_WAIT_FRACTION.to_string(), waited / elapsed);
             }
@@ -425,6 +437,7 @@ impl DefaultTrainer {
                 input_offset: self.input_offset,
                 input_position: self.train_input_position(),
                 stage,
+                workers: self.strategy.workers().map(|w| w.size()),
             },
         )
     }
@@ -454,6 +467,18 @@ impl DefaultTrainer {
             read_optimizer(dir)?,
             state.optimizer_iterations,
         )?;
+        let workers = self.strategy.workers().map(|w| w.size());
+        if state.workers != workers {
+            let count = |n: Option<usize>| n.unwrap_or(1);
+            tracing::warn!(
+                "{} was written by {} worker(s) and this run has {}: training continues on the \
+                 same global batches, split over the workers anew (shards and dropout streams \
+                 follow the new count)",
+                dir.display(),
+                count(state.workers),
+                count(workers)
+            );
+        }
         self.global_step = state.global_step;
         self.input_offset = state.input_offset;
         self.reposition_train_inputs(state.input_position)

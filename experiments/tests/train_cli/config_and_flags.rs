@@ -44,6 +44,34 @@ fn config_errors_exit_2_and_leave_model_dir_untouched() {
     assert!(!fresh.exists());
 }
 
+/// Without the `mpi` feature, `multi_worker_mirrored` is refused with the build command, and
+/// the bucket size is checked like any value.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn multi_worker_mirrored_without_the_mpi_feature_exits_2_naming_the_build_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let output = run_small(
+        &model_dir,
+        "train",
+        &["runtime.distribution_strategy=multi_worker_mirrored"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--features mpi"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run_small(&model_dir, "train", &["runtime.all_reduce_bucket_mb=-1"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("runtime.all_reduce_bucket_mb = -1"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!model_dir.exists());
+}
+
 #[test]
 fn flag_and_name_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -52,6 +52,11 @@ pub trait Strategy: Send + Sync {
         None
     }
 
+    /// The time spent in gradient all-reduces since the last call (`None` without workers).
+    fn take_all_reduce_time(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// One training step of `task` on `batch` at `position`: forward (`train_step`) and
     /// backward passes, and the gradient of the replicas' mean loss for every one of
     /// `params` that has one.

@@ -15,7 +15,8 @@
 //! same step).
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
@@ -33,6 +34,8 @@ pub struct MultiWorkerMirrored {
     local: Box<dyn Strategy>,
     replicas: ReplicaSpan,
     bucket_elements: usize,
+    /// Time spent in gradient all-reduces since it was last taken.
+    all_reduce_time: Mutex<Duration>,
 }
 
 impl MultiWorkerMirrored {
@@ -61,6 +64,7 @@ impl MultiWorkerMirrored {
             local,
             replicas,
             bucket_elements,
+            all_reduce_time: Mutex::default(),
         })
     }
 
@@ -85,11 +89,16 @@ impl MultiWorkerMirrored {
         } else {
             self.bucket_elements
         };
+        let started = Instant::now();
         for chunk in values.chunks_mut(bucket) {
             self.workers
                 .all_reduce_sum(chunk)
                 .map_err(collective_error)?;
         }
+        *self
+            .all_reduce_time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) += started.elapsed();
         Ok(())
     }
 }
@@ -106,6 +115,14 @@ impl Strategy for MultiWorkerMirrored {
 
     fn workers(&self) -> Option<&dyn Collective> {
         Some(self.workers.as_ref())
+    }
+
+    fn take_all_reduce_time(&self) -> Option<Duration> {
+        let mut time = self
+            .all_reduce_time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Some(std::mem::take(&mut *time))
     }
 
     fn train_step(
