@@ -3,10 +3,13 @@
 //! global batch. Faults are injected into one worker at a time (`GROVE_FAULT_INJECT`).
 #![cfg(feature = "mpi")]
 
+use process_output::{assert_ok, stderr};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+mod process_output;
 
 /// A small bert/local: 8 sequences of 32 tokens per batch (3 workers split it 3 + 3 + 2),
 /// with dropout, a checkpoint every 10 steps.
@@ -83,19 +86,6 @@ fn alone(model_dir: &Path, threads: usize, overrides: &str) -> Output {
         .env("RAYON_NUM_THREADS", threads.to_string())
         .output()
         .unwrap()
-}
-
-fn assert_ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "exit {:?}\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// `(step, split, metric) -> value` of a model_dir's metrics.jsonl, failing on a step logged

@@ -5,6 +5,7 @@
 //! (the README's `bert/local` run, the injected crashes, sentence fine-tuning) starts late and
 //! runs on after the others have finished (about 1.5 s of wall time on 2 cores).
 
+use process_output::{assert_ok, stderr};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,6 +14,8 @@ use std::time::Duration;
 use grove_orbit::summary::{event_files, read_scalars};
 
 mod config_and_flags;
+#[path = "../process_output/mod.rs"]
+mod process_output;
 mod resume;
 mod tasks;
 mod train_modes;
@@ -74,19 +77,6 @@ fn experiment_command(
     args.extend(overrides.iter().map(|a| format!("--params_override={a}")));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     train(&refs)
-}
-
-fn assert_ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "exit {:?}\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Every tensor of a safetensors file, as raw bytes by name.
