@@ -3,13 +3,13 @@
 //! global batch. Faults are injected into one worker at a time (`GROVE_FAULT_INJECT`).
 #![cfg(feature = "mpi")]
 
-use process_output::{assert_ok, stderr};
+use cli_support::{assert_ok, stderr, write_pretraining_tfrecord};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-mod process_output;
+mod cli_support;
 
 /// A small bert/local: 8 sequences of 32 tokens per batch (3 workers split it 3 + 3 + 2),
 /// with dropout, a checkpoint every 10 steps.
@@ -353,4 +353,58 @@ fn sigterm_to_one_worker_stops_every_worker_after_the_same_step_with_a_checkpoin
         std::fs::read(stopped.join("ckpt-40/model.safetensors")).unwrap()
     );
     assert_eq!(entries(&scratch), Vec::<String>::new());
+}
+
+#[test]
+fn workers_streaming_tfrecords_read_a_shard_each_and_resume_each_where_it_stood() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("tmp");
+    // 4 files of 30 records: each of 2 workers reads 2 of them, 4 examples a step.
+    for file in 0..4 {
+        let path = dir.path().join(format!("train-{file:05}.tfrecord"));
+        write_pretraining_tfrecord(&path, false, file * 30, 30);
+    }
+    let data = format!(
+        "task.train_data={{input_path: {}, file_type: tfrecord, shuffle_buffer_size: 16, \
+         cycle_length: 2, block_length: 2}}",
+        dir.path().join("train-*").display()
+    );
+    let (straight, killed) = (dir.path().join("straight"), dir.path().join("killed"));
+    assert_ok(
+        &job(&straight, &scratch, &[None, None], &data)
+            .output()
+            .unwrap(),
+    );
+    let state = std::fs::read_to_string(straight.join("ckpt-40/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let positions = state["worker_input_positions"].as_array().unwrap();
+    assert_eq!(positions.len(), 2, "{state}");
+    assert_ne!(positions[0], positions[1]);
+    assert!(state.get("input_position").is_none(), "{state}");
+
+    let output = job(&killed, &scratch, &[None, Some("train_step:25")], &data)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let output = job(&killed, &scratch, &[None, None], &data)
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+        let a = std::fs::read(straight.join("ckpt-40").join(file)).unwrap();
+        let b = std::fs::read(killed.join("ckpt-40").join(file)).unwrap();
+        assert!(a == b, "{file} differs");
+    }
+
+    // Another worker count cannot split the shards' positions anew.
+    let more = format!("{data},trainer.train_steps=50");
+    let output = job(&killed, &scratch, &[None, None, None], &more)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("holds the input positions of 2 workers"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -77,6 +77,7 @@ impl Problem {
             global_step: 0,
             stop_requested: false,
             replicas: Default::default(),
+            worker_batch_of: None,
         };
         Mirrored::new(replicas)
             .unwrap()

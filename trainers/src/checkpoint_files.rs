@@ -19,6 +19,9 @@ pub const STATE_FILE: &str = "state.json";
 /// Version of the checkpoint layout written by this build.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Every worker's training stream position, in rank order.
+pub type WorkerInputPositions = Vec<Option<InputPosition>>;
+
 /// The contents of `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +47,10 @@ pub struct TrainState {
     /// The workers of the multi-worker job that wrote it (absent for one process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    /// Where each worker's training stream stood, in rank order, when every worker read its
+    /// own shard of the data (then `input_position` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_input_positions: Option<WorkerInputPositions>,
 }
 
 /// Writes named tensors as a safetensors file (moved to the CPU first). Contiguous f32

@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use crate::instrumentation;
 use crate::strategy::{
-    build_strategy, collective_error, gather_aggregate, reduce_metrics, reduce_sums,
+    build_strategy, collective_error, gather_aggregate, gather_all, reduce_metrics, reduce_sums,
     weights_checksum, ShardOutputs, StepPosition, Strategy,
 };
 use candle_core::{DType, Device, Tensor};
 use grove_core::config::ExperimentConfig;
-use grove_core::data::{Dataset, InputPosition};
+use grove_core::data::{Dataset, InputPosition, Shard};
 use grove_core::init_checkpoint::MODEL_WEIGHTS_FILE;
 use grove_core::metrics::{collect_and_reset, Metric};
 use grove_core::optimization::{
@@ -27,7 +27,7 @@ use grove_orbit::{Checkpointable, Evaluator, Logs, Preemption, RunnerError, Trai
 
 use crate::checkpoint_files::{
     read_model, read_optimizer, read_state, write_state, write_state_views, write_tensors,
-    TrainState, FORMAT_VERSION, OPTIMIZER_FILE,
+    TrainState, WorkerInputPositions, FORMAT_VERSION, OPTIMIZER_FILE,
 };
 
 /// Train log: the fraction of a train loop's wall time spent waiting for input batches.
@@ -67,6 +67,8 @@ pub struct DefaultTrainer {
     device: Device,
     seed: u64,
     input_threads: usize,
+    /// The part of the training data this process reads (a worker's, with workers).
+    train_shard: Shard,
     global_step: u64,
     input_offset: u64,
     train_data: Option<Dataset>,
@@ -109,20 +111,26 @@ impl DefaultTrainer {
     ) -> Result<Self> {
         let seed = config.runtime.seed;
         let input_threads = config.runtime.input_threads;
+        let strategy = build_strategy(&config.runtime, &device)?;
+        let train_shard = train_shard(strategy.as_ref(), task.train_batch_size())?;
         let context = InputContext {
             input_threads,
             ..InputContext::new(seed, Split::Train)
         };
         let train_data = roles
             .train
-            .then(|| task.build_train_inputs(&context))
+            .then(|| {
+                task.build_train_inputs(&InputContext {
+                    shard: train_shard,
+                    ..context.clone()
+                })
+            })
             .transpose()?;
         let validation_sets = if roles.evaluate {
             open_validation_sets(task.as_ref(), &context, config.trainer.validation_steps)?
         } else {
             Vec::new()
         };
-        let strategy = build_strategy(&config.runtime, &device)?;
         Ok(DefaultTrainer {
             train_metrics: task.build_metrics(true),
             strategy,
@@ -134,6 +142,7 @@ impl DefaultTrainer {
             device,
             seed,
             input_threads,
+            train_shard,
             global_step: 0,
             input_offset: 0,
             train_data,
@@ -228,6 +237,7 @@ impl DefaultTrainer {
                 global_step: self.global_step,
                 stop_requested: !alone && self.preemption.requested(),
                 replicas: Default::default(),
+                worker_batch_of: self.worker_batch_of(),
             };
             let step = self.strategy.train_step(
                 self.task.as_ref(),
@@ -426,6 +436,7 @@ impl DefaultTrainer {
                 }
             }
         }
+        let (input_position, worker_input_positions) = self.train_input_positions()?;
         write_tensors(&dir.join(MODEL_WEIGHTS_FILE), weights)?;
         write_state_views(&dir.join(OPTIMIZER_FILE), &self.optimizer.state_views())?;
         write_state(
@@ -435,9 +446,10 @@ impl DefaultTrainer {
                 global_step: self.global_step,
                 optimizer_iterations: self.optimizer.iterations(),
                 input_offset: self.input_offset,
-                input_position: self.train_input_position(),
+                input_position,
                 stage,
                 workers: self.strategy.workers().map(|w| w.size()),
+                worker_input_positions,
             },
         )
     }
@@ -479,9 +491,29 @@ impl DefaultTrainer {
                 count(workers)
             );
         }
+        let position = match state.worker_input_positions {
+            Some(positions) => {
+                let (rank, count) = self
+                    .strategy
+                    .workers()
+                    .map_or((0, 1), |w| (w.rank(), w.size()));
+                if positions.len() != count {
+                    return Err(Error::Checkpoint(format!(
+                        "{} holds the input positions of {} workers, each reading its own \
+                         shard of the training data, and this run has {count}: resume it with \
+                         {} workers (a shard's position cannot be split anew)",
+                        dir.display(),
+                        positions.len(),
+                        positions.len()
+                    )));
+                }
+                positions[rank].clone()
+            }
+            None => state.input_position,
+        };
         self.global_step = state.global_step;
         self.input_offset = state.input_offset;
-        self.reposition_train_inputs(state.input_position)
+        self.reposition_train_inputs(position)
     }
 
     /// Where the training stream stands: the position its source reported after the last
@@ -489,6 +521,18 @@ impl DefaultTrainer {
     /// batch).
     pub(crate) fn train_input_position(&self) -> Option<InputPosition> {
         self.train_data.as_ref()?.position().cloned()
+    }
+
+    /// What `state.json` records of the training stream: this process's position, or, when
+    /// every worker reads its own shard, every worker's (gathered from all of them).
+    fn train_input_positions(
+        &self,
+    ) -> Result<(Option<InputPosition>, Option<WorkerInputPositions>)> {
+        let own = self.train_input_position();
+        match (self.strategy.workers(), self.worker_batch_of()) {
+            (Some(workers), Some(_)) => Ok((None, Some(gather_all(workers, &own)?))),
+            _ => Ok((own, None)),
+        }
     }
 
     /// Rebuilds the training inputs where the run's input stream stands: at `position` for a
@@ -508,13 +552,45 @@ impl DefaultTrainer {
         Ok(())
     }
 
-    /// The context of `split`'s inputs from their start.
+    /// The context of `split`'s inputs from their start (the training data's with this
+    /// process's shard of it).
     fn input_context(&self, split: Split) -> InputContext {
+        let shard = match split {
+            Split::Train => self.train_shard,
+            _ => Shard::WHOLE,
+        };
         InputContext {
             input_threads: self.input_threads,
+            shard,
             ..InputContext::new(self.seed, split)
         }
     }
+
+    /// The global batch size when the training batches are only this worker's part of it
+    /// (the task read its shard of the data), else `None`.
+    fn worker_batch_of(&self) -> Option<usize> {
+        let data = self.train_data.as_ref()?;
+        (data.part().count > 1).then(|| self.task.train_batch_size())
+    }
+}
+
+/// The shard of the training data a worker of `strategy`'s job reads (the whole data without
+/// workers); a global batch smaller than the job's workers is a config error.
+fn train_shard(strategy: &dyn Strategy, global_batch_size: usize) -> Result<Shard> {
+    let Some(workers) = strategy.workers() else {
+        return Ok(Shard::WHOLE);
+    };
+    if global_batch_size < workers.size() {
+        return Err(Error::Config(format!(
+            "task.train_data.global_batch_size = {global_batch_size} is smaller than the job's \
+             {} workers: give every worker at least one example",
+            workers.size()
+        )));
+    }
+    Ok(Shard {
+        index: workers.rank(),
+        count: workers.size(),
+    })
 }
 
 /// Opens every validation set of `task` (so bad data is reported before a run writes

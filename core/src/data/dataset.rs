@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
+use super::shard::Shard;
 use super::source::{BatchSource, InputPosition, InputStats, StagedSource};
 use crate::error::{Error, Result};
 
@@ -54,6 +55,7 @@ pub struct Dataset {
     position: Option<InputPosition>,
     stats: InputStats,
     waited: Duration,
+    part: Shard,
 }
 
 /// Adapts a one-stage source to the staged pipeline: its batches are the raw items.
@@ -123,6 +125,7 @@ impl Dataset {
             position: None,
             stats: InputStats::default(),
             waited: Duration::ZERO,
+            part: Shard::WHOLE,
         }
     }
 
@@ -153,6 +156,20 @@ impl Dataset {
                 }
             }
         }
+    }
+
+    /// Declares that each batch is only pipeline `part`'s share of the global batch (its
+    /// [`Shard::part_of`] the global batch size), read from `part`'s shard of the data: a
+    /// worker of a multi-worker job then trains on it as it is, instead of cutting its part
+    /// out of a global batch.
+    pub fn holding_part(mut self, part: Shard) -> Self {
+        self.part = part;
+        self
+    }
+
+    /// Which part of each global batch this dataset's batches are ([`Shard::WHOLE`]: all).
+    pub fn part(&self) -> Shard {
+        self.part
     }
 
     /// True when the dataset never ends.

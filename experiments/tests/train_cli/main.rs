@@ -5,7 +5,7 @@
 //! (the README's `bert/local` run, the injected crashes, sentence fine-tuning) starts late and
 //! runs on after the others have finished (about 1.5 s of wall time on 2 cores).
 
-use process_output::{assert_ok, stderr};
+use cli_support::{assert_ok, stderr, write_pretraining_tfrecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use grove_orbit::summary::{event_files, read_scalars};
 
+#[path = "../cli_support/mod.rs"]
+mod cli_support;
 mod config_and_flags;
-#[path = "../process_output/mod.rs"]
-mod process_output;
 mod resume;
 mod tasks;
 mod train_modes;

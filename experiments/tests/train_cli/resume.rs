@@ -84,7 +84,7 @@ fn a_streaming_run_killed_several_times_ends_bit_identical_to_an_uninterrupted_o
     // epochs; the shuffle buffer, the interleave and two decoders are all in play.
     for shard in 0..4 {
         let path = dir.path().join(format!("train-{shard:05}.tfrecord"));
-        tasks::write_pretraining_tfrecord(&path, false, shard * 30, 30);
+        write_pretraining_tfrecord(&path, false, shard * 30, 30);
     }
     let data = format!(
         "task.train_data={{input_path: {}, file_type: tfrecord, shuffle_buffer_size: 16, \

@@ -126,27 +126,6 @@ fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
     }
 }
 
-/// Writes `count` examples of the synthetic corpus as a TFRecord file of Model Garden's BERT
-/// pretraining `tf.train.Example`s (v1 or v2 feature names), sized as [`SMALL`].
-pub(super) fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, count: usize) {
-    use grove_records::tfrecord::frame_record;
-    use grove_tasks::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
-    use grove_tasks::masked_lm::tfrecord::encode_pretraining_example;
-    let corpus = SyntheticCorpus::new(SyntheticCorpusSpec {
-        seed: 11,
-        num_examples: first + count,
-        seq_length: 32,
-        max_predictions_per_seq: 5,
-        vocab_size: 512,
-        use_next_sentence_label: true,
-    })
-    .unwrap();
-    let bytes: Vec<u8> = (first..first + count)
-        .flat_map(|index| frame_record(&encode_pretraining_example(&corpus.example(index), v2)))
-        .collect();
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[test]
 fn model_garden_pretraining_tfrecords_train_bert_local() {
     let dir = tempfile::tempdir().unwrap();

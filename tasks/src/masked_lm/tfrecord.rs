@@ -166,9 +166,11 @@ pub fn pretraining_dataset(
         Some(position) => (RecordStream::resume(files, options, position)?, 0),
         None => (RecordStream::start(files, options), context.start_batch),
     };
+    // With workers, each reads its shard of the files and batches its part of the global
+    // batch.
     let batches = RecordBatches {
         stream,
-        batch_size: data.global_batch_size,
+        batch_size: context.shard.part_of(data.global_batch_size),
         drop_remainder: data.drop_remainder,
         skip,
     };
@@ -176,7 +178,8 @@ pub fn pretraining_dataset(
         batches,
         move |records| decoder.decode(records),
         context.input_threads,
-    ))
+    )
+    .holding_part(context.shard))
 }
 
 /// `example` as Model Garden's pretraining `tf.train.Example` (v2 or v1 feature names): the

@@ -63,6 +63,14 @@ pub(crate) fn reduce_metrics(
     Ok(())
 }
 
+/// Every worker's `value`, in rank order (for what each worker must find again on resume).
+pub(crate) fn gather_all<T: serde::Serialize + serde::de::DeserializeOwned>(
+    workers: &dyn Collective,
+    value: &T,
+) -> Result<Vec<T>> {
+    gather_json(workers, value)
+}
+
 /// Replaces each of `values` by its sum over the workers.
 pub(crate) fn reduce_sums(workers: Option<&dyn Collective>, values: &mut [f64]) -> Result<()> {
     let Some(workers) = workers else {

@@ -35,7 +35,9 @@ use grove_core::rng::{stream_rng, Stream};
 use grove_core::task::{DynTask, StepContext, StepOutputs};
 use grove_kernels::DirectGradients;
 
-pub(crate) use cross_worker::{gather_aggregate, reduce_metrics, reduce_sums, weights_checksum};
+pub(crate) use cross_worker::{
+    gather_aggregate, gather_all, reduce_metrics, reduce_sums, weights_checksum,
+};
 pub use mirrored::Mirrored;
 pub(crate) use multi_worker::collective_error;
 pub use multi_worker::MultiWorkerMirrored;
@@ -129,6 +131,9 @@ pub struct StepPosition {
     pub stop_requested: bool,
     /// This process's replicas among the job's (the default: they are all of them).
     pub replicas: ReplicaSpan,
+    /// `Some(n)`: the batch is already this worker's part of a global batch of `n` examples
+    /// (its input read the worker's shard of the data); `None`: the batch is the global one.
+    pub worker_batch_of: Option<usize>,
 }
 
 /// Where a process's replicas stand among a multi-worker job's, so that every replica of the

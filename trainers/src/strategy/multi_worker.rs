@@ -133,7 +133,11 @@ impl Strategy for MultiWorkerMirrored {
         params: &[NamedVar],
         position: StepPosition,
     ) -> Result<ReplicatedStep> {
-        let (local, share) = match self.worker_shard(batch)? {
+        let part = match position.worker_batch_of {
+            Some(global) => Some((batch.clone(), batch.size()? as f64 / global as f64)),
+            None => self.worker_shard(batch)?,
+        };
+        let (local, share) = match part {
             Some((shard, share)) => {
                 let position = StepPosition {
                     replicas: self.replicas,
