@@ -15,7 +15,9 @@ use grove_core::registry::get_task;
 use grove_core::task::{DynTask, InputContext, Split};
 use grove_core::vars::ModelVars;
 use grove_orbit::{Evaluator, Logs, Trainer};
-use grove_trainers::strategy::{Mirrored, ReplicatedStep, StepPosition, Strategy};
+use grove_trainers::strategy::{
+    Mirrored, MultiWorkerMirrored, ReplicatedStep, StepPosition, Strategy,
+};
 use grove_trainers::{DefaultTrainer, Roles};
 
 /// A small bert/local: 1 layer, sequences of 16 tokens, 4 masked positions, no dropout in the
@@ -71,6 +73,11 @@ impl Problem {
 
     /// One step of `batch` over `replicas` replicas.
     fn step(&self, replicas: usize, batch: &Batch) -> ReplicatedStep {
+        self.step_with(&Mirrored::new(replicas).unwrap(), batch)
+    }
+
+    /// One step of `batch` with `strategy`.
+    fn step_with(&self, strategy: &dyn Strategy, batch: &Batch) -> ReplicatedStep {
         let params = self.vars.named_vars();
         let position = StepPosition {
             seed: 1,
@@ -79,8 +86,7 @@ impl Problem {
             replicas: Default::default(),
             worker_batch_of: None,
         };
-        Mirrored::new(replicas)
-            .unwrap()
+        strategy
             .train_step(
                 self.task.as_ref(),
                 self.model.as_ref(),
@@ -168,6 +174,32 @@ fn mirrored_gradients_are_those_of_the_replicas_mean_loss() {
         );
         let mean = 0.5 * (scalar(&first.loss) + scalar(&second.loss));
         assert!((scalar(&mirrored.loss) - mean).abs() <= 1e-5 * mean.abs());
+    });
+}
+
+/// `multi_worker_mirrored`'s own work (the flat buffer of gradients, the bucketed all-reduce,
+/// the gradients rebuilt from it) in a job of one worker, with buckets far smaller than a
+/// variable: the gradients and loss are the local replicas' own, bit for bit.
+#[test]
+fn a_job_of_one_worker_all_reducing_in_tiny_buckets_gives_its_replicas_gradients() {
+    let problem = Problem::new(&config("bert/local", &SMALL_BERT));
+    on_two_threads(|| {
+        let alone = problem.step(2, &problem.batch);
+        let workers = std::sync::Arc::new(grove_collective::SingleProcess);
+        let bucket_mb = 1e-3; // 262 values a bucket
+        let job = MultiWorkerMirrored::new(workers, Box::new(Mirrored::new(2).unwrap()), bucket_mb)
+            .unwrap();
+        let step = problem.step_with(&job, &problem.batch);
+        assert_eq!(scalar(&step.loss), scalar(&alone.loss));
+        assert!(!step.stop_agreed);
+        for param in problem.vars.named_vars() {
+            let var = param.var.as_tensor();
+            let (got, want) = (step.grads.get(var), alone.grads.get(var));
+            assert_eq!(got.is_some(), want.is_some(), "{}", param.name);
+            if let (Some(got), Some(want)) = (got, want) {
+                assert_eq!(values(got), values(want), "{}", param.name);
+            }
+        }
     });
 }
 
