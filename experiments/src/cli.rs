@@ -26,13 +26,20 @@ pub const EXIT_PREEMPTED: u8 = 75;
 #[derive(Debug, Parser)]
 #[command(name = "train", rename_all = "snake_case", version)]
 pub struct Cli {
-    /// Registered experiment name, e.g. bert/local (see --list_experiments).
-    #[arg(long, required_unless_present = "list_experiments")]
+    /// Registered experiment name, e.g. bert/local (see --list_experiments); with --sweep it
+    /// may come from the sweep file instead.
+    #[arg(long, required_unless_present_any = ["list_experiments", "sweep", "sweep_status"])]
     pub experiment: Option<String>,
     /// What to run.
-    #[arg(long, value_enum, required_unless_present_any = ["list_experiments", "print_config"])]
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present_any = ["list_experiments", "print_config", "sweep", "sweep_status"],
+        conflicts_with_all = ["sweep", "sweep_status"]
+    )]
     pub mode: Option<ModeArg>,
-    /// Directory of checkpoints, summaries and params.yaml.
+    /// Directory of checkpoints, summaries and params.yaml (with --sweep: the sweep's
+    /// directory, holding a model_dir per trial).
     #[arg(long, required_unless_present_any = ["list_experiments", "print_config"])]
     pub model_dir: Option<PathBuf>,
     /// YAML file overriding the experiment's defaults; repeatable, applied in order.
@@ -55,6 +62,14 @@ pub struct Cli {
     /// Continue a model_dir whose params.yaml differs from this config in more than cadences.
     #[arg(long)]
     pub allow_config_change: bool,
+    /// Run the hyperparameter sweep this YAML file describes: trials in
+    /// `<model_dir>/trial-<n>/`, the ledger in `<model_dir>/trials.jsonl`; the same command
+    /// continues an interrupted sweep.
+    #[arg(long, conflicts_with_all = ["print_config", "eval_checkpoint", "allow_config_change"])]
+    pub sweep: Option<PathBuf>,
+    /// Print the standing of the sweep in --model_dir (safe while it runs) and exit.
+    #[arg(long, conflicts_with = "sweep")]
+    pub sweep_status: bool,
     /// Trailing `key=value` overrides, applied after every --params_override.
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -112,12 +127,16 @@ where
         }
     };
     crate::logging::init();
-    let outcome = crate::register()
-        .map_err(Error::from)
-        .and_then(|()| execute(&cli));
-    let code = match &outcome {
-        Ok(()) => EXIT_OK,
-        Err(e) => report(e),
+    let code = match crate::register().map_err(Error::from) {
+        Err(e) => report(&e, e.kind()),
+        Ok(()) => match (&cli.sweep, cli.sweep_status) {
+            (Some(file), _) => outcome(crate::sweeps::run(&cli, file)),
+            (None, true) => outcome(crate::sweeps::status(&cli)),
+            (None, false) => match execute(&cli) {
+                Ok(()) => EXIT_OK,
+                Err(e) => report(&e, e.kind()),
+            },
+        },
     };
     crate::workers::leave(code, matches!(code, EXIT_OK | EXIT_PREEMPTED));
     ExitCode::from(code)
@@ -181,10 +200,18 @@ fn eval_checkpoint(flag: Option<&str>, mode: ModeArg) -> Result<EvalCheckpoint, 
     }
 }
 
-/// Prints the error (first line of each cause) and returns the exit code its kind gives.
-fn report(error: &Error) -> u8 {
+/// The exit code of a sweep command's outcome, its error reported.
+fn outcome(result: Result<(), grove_sweep::SweepError>) -> u8 {
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => report(&e, e.kind()),
+    }
+}
+
+/// Prints the error (first line of each cause) and returns the exit code of its kind.
+fn report(error: &(dyn std::error::Error + 'static), kind: ErrorKind) -> u8 {
     let mut message = format!("{}error:", crate::workers::error_prefix());
-    let causes = std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source());
+    let causes = std::iter::successors(Some(error), |e| e.source());
     for (depth, cause) in causes.enumerate() {
         let text = cause.to_string();
         // candle appends a backtrace to its messages when RUST_BACKTRACE is set.
@@ -196,7 +223,7 @@ fn report(error: &Error) -> u8 {
         message.push_str(text);
     }
     eprintln!("{message}");
-    match error.kind() {
+    match kind {
         ErrorKind::Preempted => EXIT_PREEMPTED,
         ErrorKind::UserInput => EXIT_USER_ERROR,
         ErrorKind::Run => EXIT_RUN_FAILED,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod image_classification;
 mod logging;
 pub mod sentence_prediction;
+mod sweeps;
 pub mod vae;
 pub mod workers;
 
@@ -26,6 +27,7 @@ pub fn register() -> grove_core::Result<()> {
 
 fn register_all() -> grove_core::Result<()> {
     grove_tasks::register()?;
+    grove_sweep::register()?;
     register_experiment("bert/local", bert::bert_local)?;
     register_experiment("bert/pretraining", bert::bert_pretraining)?;
     register_experiment("bert/progressive", bert::bert_progressive)?;
