@@ -21,6 +21,7 @@ pub fn stderr(output: &Output) -> String {
 
 /// Writes `count` examples of the synthetic corpus as a TFRecord file of Model Garden's BERT
 /// pretraining `tf.train.Example`s (v1 or v2 feature names), sized as the tests' small bert/local (seq 32, 5 predictions, vocab 512).
+#[allow(dead_code)] // not every test binary trains on TFRecords
 pub fn write_pretraining_tfrecord(path: &Path, v2: bool, first: usize, count: usize) {
     use grove_records::tfrecord::frame_record;
     use grove_tasks::data::synthetic_corpus::{SyntheticCorpus, SyntheticCorpusSpec};
