@@ -275,3 +275,105 @@ fn sweep_status_prints_the_ranked_trials() {
         std::fs::read_to_string(dir.path().join("sweep/summary.md")).unwrap()
     );
 }
+
+/// Lists the HParams sessions under `logdir` with TensorBoard's own backend.
+fn tensorboard_sessions(logdir: &Path) -> Value {
+    let python = std::env::var("TENSORBOARD_PYTHON")
+        .expect("set TENSORBOARD_PYTHON to a Python that has the tensorboard package");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sweep/tests/tensorboard_hparams.py"
+    );
+    let output = Command::new(python)
+        .arg(script)
+        .arg(logdir)
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A single run is a session too: TensorBoard lists its config values and metrics.
+#[test]
+#[ignore = "needs Python with the tensorboard package: .ci/run makes a venv and runs it"]
+fn tensorboard_lists_a_single_run_with_its_config_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_train"))
+        .args([
+            "--experiment=image_classification/mnist_local",
+            "--mode=train_and_eval",
+        ])
+        .arg(format!("--model_dir={}", dir.path().join("run").display()))
+        .arg(format!("--params_override={BASE}"))
+        .arg("task.model.dropout_rate=0.25")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let listed = tensorboard_sessions(dir.path());
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let session = &sessions[0];
+    assert_eq!(session["name"], "run");
+    assert_eq!(session["status"], "STATUS_SUCCESS");
+    assert_eq!(session["hparams"]["task.model.dropout_rate"], 0.25);
+    assert_eq!(session["hparams"]["trainer.train_steps"], 40.0);
+    assert!(
+        session["metrics"]["validation/accuracy"].is_f64(),
+        "{session}"
+    );
+}
+
+/// TensorBoard's own HParams backend (its event multiplexer, data provider and the hparams
+/// plugin's ListSessionGroups handler, through `sweep/tests/tensorboard_hparams.py`) lists
+/// every trial with its swept values, its status and its final metric.
+#[test]
+#[ignore = "needs Python with the tensorboard package: .ci/run makes a venv and runs it"]
+fn tensorboard_lists_the_trials_with_their_hparams_status_and_metric() {
+    let spec = format!(
+        "experiment: image_classification/mnist_local\n\
+         params_override: [\"{BASE}\"]\n\
+         method: grid\nmetric: {{name: validation/accuracy, goal: maximize}}\n\
+         parameters:\n\
+         \x20 trainer.optimizer_config.learning_rate.cosine.initial_learning_rate:\n\
+         \x20   {{values: [1.0e+30, 0.003]}}\n\
+         \x20 task.model.backbone.mlp.hidden_sizes: {{values: [[16], [32]]}}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&sweep(dir.path(), &spec, &[], None));
+    let listed = tensorboard_sessions(&dir.path().join("sweep"));
+    let lr = "trainer.optimizer_config.learning_rate.cosine.initial_learning_rate";
+    let width = "task.model.backbone.mlp.hidden_sizes";
+    assert_eq!(listed["hparams"], serde_json::json!([width, lr]));
+    assert_eq!(
+        listed["metrics"],
+        serde_json::json!(["validation/accuracy"])
+    );
+    let sessions = listed["sessions"].as_array().unwrap();
+    let trials = finished(dir.path());
+    assert_eq!(sessions.len(), trials.len());
+    let params: BTreeMap<u64, Value> = events(dir.path())
+        .into_iter()
+        .filter(|e| e["event"] == "suggested")
+        .map(|e| (e["trial"].as_u64().unwrap(), e["params"].clone()))
+        .collect();
+    for session in sessions {
+        let name = session["name"].as_str().unwrap();
+        let trial: u64 = name.strip_prefix("trial-").unwrap().parse().unwrap();
+        let hparams = &session["hparams"];
+        assert_eq!(hparams[lr], params[&trial][lr], "{name}");
+        assert_eq!(hparams[width], params[&trial][width].to_string(), "{name}");
+        match trials[&trial]["state"].as_str().unwrap() {
+            "complete" => {
+                assert_eq!(session["status"], "STATUS_SUCCESS", "{name}");
+                let expected = trials[&trial]["value"].as_f64().unwrap() as f32;
+                let shown = session["metrics"]["validation/accuracy"].as_f64().unwrap();
+                assert_eq!(shown as f32, expected, "{name}");
+            }
+            state => {
+                assert_eq!(state, "failed");
+                assert_eq!(session["status"], "STATUS_FAILURE", "{name}");
+            }
+        }
+    }
+}

@@ -5,9 +5,11 @@
 //! trial is a normal `train` run in `SWEEP_DIR/trial-<n>/` ([`launcher`], [`plan`]), so
 //! every guarantee of a run holds per trial; the [`orchestrator`] keeps the crash-safe
 //! [`ledger`] and continues an interrupted sweep; inside each trial the `sweep_trial` eval
-//! action ([`trial_action`]) checks the metric and prunes; [`summary`] ranks the trials.
+//! action ([`trial_action`]) checks the metric and prunes; [`summary`] ranks the trials;
+//! [`hparams_experiment`] shows the sweep in TensorBoard's HParams dashboard.
 
 pub mod error;
+pub mod hparams_experiment;
 pub mod launcher;
 pub mod ledger;
 pub mod orchestrator;

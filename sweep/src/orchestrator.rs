@@ -18,6 +18,7 @@ use grove_orbit::{write_atomically, Preemption};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SweepError};
+use crate::hparams_experiment::{mark_failed, write_experiment_record};
 use crate::launcher::{last_error, Exit, TrialProcess};
 use crate::ledger::{now, Event, Ledger, TrialState};
 use crate::plan::{BaseLayers, TrialCommand};
@@ -100,6 +101,9 @@ pub fn run_sweep(run: SweepRun<'_>) -> Result<SweepSummary> {
         .map_err(|e| SweepError::io("cannot create", &sweep_dir, e))?;
     let _lock = lock_sweep_dir(&sweep_dir)?;
     check_record(run.sweep, run.command, &sweep_dir)?;
+    if run.command.tensorboard {
+        write_experiment_record(run.sweep, &sweep_dir)?;
+    }
     let ledger = Ledger::open(&sweep_dir)?;
     let mut sweep = Orchestrator {
         run: &run,
@@ -300,6 +304,9 @@ impl Orchestrator<'_> {
 
     fn record_failed(&mut self, trial: u64, reason: String) -> Result<()> {
         tracing::warn!("trial {trial} failed: {reason}");
+        if self.run.command.tensorboard {
+            mark_failed(&self.sweep_dir.join(trial_dir_name(trial)))?;
+        }
         self.record(
             trial,
             TrialState::Failed,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use grove_core::config::ExperimentConfig;
 use grove_core::config::{flatten, parse_override, resolve, unflatten, ConfigSources, Override};
+use grove_orbit::summary::SummarySink;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SweepError};
@@ -52,6 +53,9 @@ pub struct TrialCommand {
     pub threads_per_trial: usize,
     /// The base config's `trainer.eval_actions`, to which `sweep_trial` is added.
     pub eval_actions: Vec<String>,
+    /// Whether trials write TensorBoard summaries (`runtime.loggers`), and so the sweep its
+    /// HParams experiment record.
+    pub tensorboard: bool,
 }
 
 impl TrialCommand {
@@ -126,6 +130,7 @@ impl TrialCommand {
             layers,
             threads_per_trial: (total_threads / sweep.spec.parallel).max(1),
             eval_actions: base.trainer.eval_actions.clone(),
+            tensorboard: base.runtime.loggers.contains(&SummarySink::Tensorboard),
         })
     }
 

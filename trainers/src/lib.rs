@@ -15,6 +15,7 @@ pub mod checkpoint_files;
 pub mod config_drift;
 pub mod default_trainer;
 pub mod error;
+pub mod hparams_session;
 pub mod instrumentation;
 pub mod model_dir_lock;
 pub mod progressive_trainer;

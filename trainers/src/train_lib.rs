@@ -21,6 +21,7 @@ use crate::actions::{build_actions, ActionSetup};
 use crate::config_drift::{check_drift, record_changes, Change};
 use crate::default_trainer::{DefaultTrainer, Roles};
 use crate::error::Result;
+use crate::hparams_session::{end_session, start_session};
 use crate::model_dir_lock::{lock_model_dir, ModelDirLock};
 use crate::progressive_trainer::ProgressiveTrainer;
 use crate::worker_placement::{restore_or_initialize_everywhere, WorkerPlacement};
@@ -246,24 +247,27 @@ impl Run<'_> {
         restore_or_initialize_everywhere(&mut controller)?;
         let step = controller.runner().global_step();
         let _lock = write_params(config, model_dir, step, self.accepted_changes)?;
-        match mode {
+        start_session(config, model_dir)?;
+        let logs = match mode {
             Mode::TrainAndEval => {
                 let logs = controller.train_and_evaluate(
                     t.train_steps,
                     t.validation_steps,
                     t.validation_interval.steps(),
                 )?;
-                Ok(logs.unwrap_or_default())
+                logs.unwrap_or_default()
             }
             Mode::TrainAndPostEval => {
                 controller.train(t.train_steps)?;
-                Ok(controller.evaluate(t.validation_steps)?)
+                controller.evaluate(t.validation_steps)?
             }
             _ => {
                 controller.train(t.train_steps)?;
-                Ok(Logs::new())
+                Logs::new()
             }
-        }
+        };
+        end_session(config, model_dir)?;
+        Ok(logs)
     }
 }
 

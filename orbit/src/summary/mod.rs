@@ -6,9 +6,12 @@
 //! * one line per write in `<model_dir>/metrics.jsonl` ([`JsonlWriter`]), shared by all splits,
 //! * one row per write in `<model_dir>/<split>.csv` ([`CsvWriter`]).
 //!
-//! [`read_scalars`] and [`event_files`] read event files back, e.g. in tests.
+//! [`hparams`] writes TensorBoard's HParams records (a run's hyperparameters and status, a
+//! sweep's experiment). [`read_scalars`] and [`event_files`] read event files back, e.g. in
+//! tests.
 
 mod csv;
+pub mod hparams;
 mod jsonl;
 mod tensorboard;
 

@@ -89,6 +89,15 @@ impl SummaryWriter for TensorBoardWriter {
     }
 }
 
+/// Writes one serialized event as a new event file in `dir` (after its `file_version`
+/// event), flushed; returns the file's path.
+pub(super) fn write_single_event(dir: &Path, event: &[u8]) -> Result<PathBuf> {
+    let mut writer = TensorBoardWriter::new(dir)?;
+    writer.write_event(event)?;
+    writer.flush()?;
+    Ok(writer.path)
+}
+
 /// Reads every scalar of an event file as `(step, tag, value)`, in file order.
 ///
 /// Both CRCs of every record are verified; a corrupt or truncated file is an
@@ -196,6 +205,31 @@ fn scalars_event(wall_time: f64, step: u64, logs: &Logs) -> Vec<u8> {
         put_bytes(&mut summary, 1, &scalar_value(tag, value as f32));
     }
     let mut event = event_header(wall_time, step);
+    put_bytes(&mut event, 5, &summary);
+    event
+}
+
+/// The `hparams` plugin's summary: `Event { wall_time, step: 0, summary: Summary { value:
+/// [Value { tag, metadata: SummaryMetadata { plugin_data: { plugin_name: "hparams", content },
+/// data_class: TENSOR }, tensor: <empty float vector> }] } }`.
+pub(super) fn hparams_event(tag: &str, content: &[u8]) -> Vec<u8> {
+    /// `TensorProto { dtype: DT_FLOAT, tensor_shape: { dim: [{ size: 0 }] } }`.
+    const EMPTY_FLOAT_TENSOR: [u8; 6] = [0x08, 0x01, 0x12, 0x02, 0x12, 0x00];
+    const DATA_CLASS_TENSOR: u64 = 2;
+    let mut plugin_data = Vec::new();
+    put_bytes(&mut plugin_data, 1, b"hparams");
+    put_bytes(&mut plugin_data, 2, content);
+    let mut metadata = Vec::new();
+    put_bytes(&mut metadata, 1, &plugin_data);
+    put_key(&mut metadata, 4, WIRE_VARINT);
+    put_varint(&mut metadata, DATA_CLASS_TENSOR);
+    let mut value = Vec::new();
+    put_bytes(&mut value, 1, tag.as_bytes());
+    put_bytes(&mut value, 8, &EMPTY_FLOAT_TENSOR);
+    put_bytes(&mut value, 9, &metadata);
+    let mut summary = Vec::new();
+    put_bytes(&mut summary, 1, &value);
+    let mut event = event_header(wall_time(), 0);
     put_bytes(&mut event, 5, &summary);
     event
 }
