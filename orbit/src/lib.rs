@@ -26,6 +26,7 @@ mod loop_means;
 pub mod loss_guard;
 pub mod manifest;
 pub mod preemption;
+pub mod process_lock;
 pub mod progress;
 pub mod runner;
 pub mod summary;

@@ -5,7 +5,6 @@
 //! records as failed gets a failed session end.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use grove_orbit::summary::hparams::{
     experiment_written, session_ended, write_experiment, write_session_end, HParamDomain,
@@ -44,7 +43,7 @@ pub fn write_experiment_record(sweep: &Sweep, sweep_dir: &Path) -> Result<()> {
         group: "validation".to_string(),
         tag: sweep.spec.metric.log_key(),
     };
-    write_experiment(sweep_dir, &hparams, &[metric], now())
+    write_experiment(sweep_dir, &hparams, &[metric])
         .map_err(|e| SweepError::Ledger(format!("cannot write the HParams experiment: {e}")))?;
     Ok(())
 }
@@ -54,7 +53,7 @@ pub fn mark_failed(model_dir: &Path) -> Result<()> {
     if session_ended(model_dir) {
         return Ok(());
     }
-    write_session_end(model_dir, SessionStatus::Failure, now())
+    write_session_end(model_dir, SessionStatus::Failure)
         .map_err(|e| SweepError::Ledger(format!("cannot end the trial's HParams session: {e}")))?;
     Ok(())
 }
@@ -62,10 +61,4 @@ pub fn mark_failed(model_dir: &Path) -> Result<()> {
 /// A swept value as the trial's session records it (lists as JSON text).
 fn as_hparam(value: &serde_json::Value) -> Option<HParamValue> {
     hparam_value(&serde_yaml::to_value(value).ok()?)
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -8,12 +8,13 @@
 //! `n_trials`, `parallel` and `max_failures` may change).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use grove_orbit::fault::fault_point;
+use grove_orbit::process_lock::{
+    lock_for_this_process, wait_until_unlocked, ProcessLock, ProcessLockError,
+};
 use grove_orbit::{write_atomically, Preemption};
 use serde::{Deserialize, Serialize};
 
@@ -367,32 +368,16 @@ fn fault(point: &str) -> Result<()> {
 }
 
 /// Takes the sweep directory's lock, refusing a second sweep process.
-fn lock_sweep_dir(sweep_dir: &Path) -> Result<File> {
+fn lock_sweep_dir(sweep_dir: &Path) -> Result<ProcessLock> {
     let path = sweep_dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| SweepError::io("cannot open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(SweepError::Spec(format!(
-                "{} is being swept by another process ({}); wait for it to finish, or use \
-                 another --model_dir",
-                sweep_dir.display(),
-                holder.trim()
-            )));
-        }
-        Err(TryLockError::Error(e)) => return Err(SweepError::io("cannot lock", &path, e)),
-    }
-    file.set_len(0)
-        .and_then(|()| write!(file, "pid {}", std::process::id()))
-        .map_err(|e| SweepError::io("cannot write", &path, e))?;
-    Ok(file)
+    lock_for_this_process(&path).map_err(|e| match e {
+        ProcessLockError::Held { holder } => SweepError::Spec(format!(
+            "{} is being swept by another process ({holder}); wait for it to finish, or use \
+             another --model_dir",
+            sweep_dir.display()
+        )),
+        ProcessLockError::Io { action, source } => SweepError::io(action, &path, source),
+    })
 }
 
 /// Writes `sweep.json` on the first run; on later runs refuses another search.
@@ -446,16 +431,11 @@ fn to_json(record: &SweepRecord) -> serde_json::Map<String, serde_json::Value> {
 /// still be saving its checkpoint).
 fn wait_for_previous_process(model_dir: &Path) -> Result<()> {
     let path = model_dir.join(grove_trainers::model_dir_lock::LOCK_FILE);
-    let Ok(file) = File::open(&path) else {
-        return Ok(());
-    };
-    if let Err(TryLockError::WouldBlock) = file.try_lock() {
+    if wait_until_unlocked(&path).map_err(|e| SweepError::io("cannot lock", &path, e))? {
         tracing::info!(
-            "waiting for the previous process of {} to stop",
+            "waited for the previous process of {} to stop",
             model_dir.display()
         );
-        file.lock()
-            .map_err(|e| SweepError::io("cannot lock", &path, e))?;
     }
     Ok(())
 }

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use grove_core::config::{flatten, ExperimentConfig};
 use grove_orbit::summary::hparams::{
@@ -23,7 +22,7 @@ pub(crate) fn start_session(config: &ExperimentConfig, model_dir: &Path) -> Resu
     if !writes_tensorboard(config) || session_started(model_dir) {
         return Ok(());
     }
-    write_session_start(model_dir, &hparams_of(config), now())?;
+    write_session_start(model_dir, &hparams_of(config))?;
     Ok(())
 }
 
@@ -32,7 +31,7 @@ pub(crate) fn end_session(config: &ExperimentConfig, model_dir: &Path) -> Result
     if !writes_tensorboard(config) || session_ended(model_dir) {
         return Ok(());
     }
-    write_session_end(model_dir, SessionStatus::Success, now())?;
+    write_session_end(model_dir, SessionStatus::Success)?;
     Ok(())
 }
 
@@ -64,10 +63,4 @@ pub fn hparam_value(value: &serde_yaml::Value) -> Option<HParamValue> {
         }
         Value::Null | Value::Mapping(_) | Value::Tagged(_) => None,
     }
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -1,49 +1,29 @@
 //! One training process per model_dir: an exclusive lock on `model_dir/.lock`, held for the
 //! whole run. Evaluation processes take no lock and may read the same model_dir.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
 use std::path::Path;
 
 use grove_core::{Error, Result};
+use grove_orbit::process_lock::{lock_for_this_process, ProcessLock, ProcessLockError};
 
 /// File in model_dir whose lock marks the training process that owns it.
 pub const LOCK_FILE: &str = ".lock";
 
 /// Held while a training process owns a model_dir; dropping it releases the lock.
-#[derive(Debug)]
-pub struct ModelDirLock {
-    _file: File,
-}
+pub type ModelDirLock = ProcessLock;
 
 /// Takes the training lock of `model_dir` (which must exist); fails with an input error naming
 /// the process that holds it.
 pub fn lock_model_dir(model_dir: &Path) -> Result<ModelDirLock> {
     let path = model_dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io("cannot open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(Error::Config(format!(
-                "{} is being trained by another process ({}); wait for it to finish, or use \
-                 another --model_dir",
-                model_dir.display(),
-                holder.trim()
-            )));
-        }
-        Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
-    }
-    file.set_len(0)
-        .and_then(|()| write!(file, "pid {}", std::process::id()))
-        .map_err(|e| Error::io("cannot write", &path, e))?;
-    Ok(ModelDirLock { _file: file })
+    lock_for_this_process(&path).map_err(|e| match e {
+        ProcessLockError::Held { holder } => Error::Config(format!(
+            "{} is being trained by another process ({holder}); wait for it to finish, or use \
+             another --model_dir",
+            model_dir.display()
+        )),
+        ProcessLockError::Io { action, source } => Error::io(action, &path, source),
+    })
 }
 
 #[cfg(test)]

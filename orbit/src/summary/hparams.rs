@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use grove_records::wire::{put_bytes, put_key, put_varint, WIRE_FIXED64, WIRE_VARINT};
 
-use super::tensorboard::{event_files, hparams_event, write_single_event};
+use super::tensorboard::{event_files, hparams_event, wall_time, write_single_event};
 use crate::error::Result;
 
 /// A hyperparameter's value.
@@ -90,11 +90,7 @@ const DATA_TYPE_FLOAT64: u64 = 3;
 const DATASET_VALIDATION: u64 = 2;
 
 /// Writes a run's `session_start_info` (its hyperparameters) as a new event file in `dir`.
-pub fn write_session_start(
-    dir: &Path,
-    hparams: &BTreeMap<String, HParamValue>,
-    start_time_secs: f64,
-) -> Result<PathBuf> {
+pub fn write_session_start(dir: &Path, hparams: &BTreeMap<String, HParamValue>) -> Result<PathBuf> {
     let mut start = Vec::new();
     for (name, value) in hparams {
         let mut entry = Vec::new();
@@ -102,16 +98,16 @@ pub fn write_session_start(
         put_bytes(&mut entry, 2, &protobuf_value(value));
         put_bytes(&mut start, 1, &entry);
     }
-    put_double(&mut start, 5, start_time_secs);
+    put_double(&mut start, 5, wall_time());
     write_record(dir, SESSION_START_TAG, 3, &start)
 }
 
 /// Writes a run's `session_end_info` as a new event file in `dir`.
-pub fn write_session_end(dir: &Path, status: SessionStatus, end_time_secs: f64) -> Result<PathBuf> {
+pub fn write_session_end(dir: &Path, status: SessionStatus) -> Result<PathBuf> {
     let mut end = Vec::new();
     put_key(&mut end, 1, WIRE_VARINT);
     put_varint(&mut end, status as u64);
-    put_double(&mut end, 2, end_time_secs);
+    put_double(&mut end, 2, wall_time());
     write_record(dir, SESSION_END_TAG, 4, &end)
 }
 
@@ -121,10 +117,9 @@ pub fn write_experiment(
     dir: &Path,
     hparams: &[HParamInfo],
     metrics: &[MetricInfo],
-    time_created_secs: f64,
 ) -> Result<PathBuf> {
     let mut experiment = Vec::new();
-    put_double(&mut experiment, 3, time_created_secs);
+    put_double(&mut experiment, 3, wall_time());
     for info in hparams {
         put_bytes(&mut experiment, 4, &hparam_info(info));
     }
@@ -248,8 +243,8 @@ mod tests {
     fn each_record_is_one_event_file_with_the_hparams_tag() {
         let dir = tempfile::tempdir().unwrap();
         let hparams = BTreeMap::from([("lr".to_string(), HParamValue::Number(0.1))]);
-        let start = write_session_start(dir.path(), &hparams, 1.0).unwrap();
-        let end = write_session_end(dir.path(), SessionStatus::Success, 2.0).unwrap();
+        let start = write_session_start(dir.path(), &hparams).unwrap();
+        let end = write_session_end(dir.path(), SessionStatus::Success).unwrap();
         assert_ne!(start, end);
         let bytes = std::fs::read(&start).unwrap();
         let tag = SESSION_START_TAG.as_bytes();

@@ -163,7 +163,7 @@ fn hostname() -> String {
 }
 
 /// Seconds since the Unix epoch, as the event's `wall_time`.
-fn wall_time() -> f64 {
+pub(super) fn wall_time() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
