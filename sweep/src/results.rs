@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use grove_orbit::summary::METRICS_FILE;
+use grove_orbit::summary::{read_metric_value, METRICS_FILE};
 
 /// Every `(step, value)` of `key` in the validation lines of `model_dir/metrics.jsonl`, in
 /// step order. A step logged twice (a resumed run re-evaluating it) keeps its last line;
@@ -20,7 +20,8 @@ pub fn evaluation_curve(model_dir: &Path, key: &str) -> Vec<(u64, f64)> {
         if record["split"] != "validation" {
             continue;
         }
-        let (Some(step), Some(value)) = (record["step"].as_u64(), number(&record[key])) else {
+        let (Some(step), Some(value)) = (record["step"].as_u64(), read_metric_value(&record[key]))
+        else {
             continue;
         };
         curve.retain(|&(s, _)| s != step);
@@ -28,18 +29,6 @@ pub fn evaluation_curve(model_dir: &Path, key: &str) -> Vec<(u64, f64)> {
     }
     curve.sort_by_key(|&(s, _)| s);
     curve
-}
-
-fn number(value: &serde_json::Value) -> Option<f64> {
-    match value {
-        serde_json::Value::String(text) => match text.as_str() {
-            "NaN" => Some(f64::NAN),
-            "inf" => Some(f64::INFINITY),
-            "-inf" => Some(f64::NEG_INFINITY),
-            _ => None,
-        },
-        other => other.as_f64(),
-    }
 }
 
 #[cfg(test)]

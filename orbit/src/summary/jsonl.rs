@@ -93,6 +93,18 @@ fn json_number(value: f64) -> String {
     }
 }
 
+/// A value of a `metrics.jsonl` line read back: a JSON number, or one of the strings
+/// [`JsonlWriter`] writes for NaN and infinities; `None` for anything else.
+pub fn read_metric_value(value: &serde_json::Value) -> Option<f64> {
+    match value.as_str() {
+        Some("NaN") => Some(f64::NAN),
+        Some("inf") => Some(f64::INFINITY),
+        Some("-inf") => Some(f64::NEG_INFINITY),
+        Some(_) => None,
+        None => value.as_f64(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +163,12 @@ mod tests {
             read_lines(&path),
             vec![json!({"step": 1, "split": "validation", "a": "NaN", "b": "inf", "c": "-inf"})]
         );
+        let line = &read_lines(&path)[0];
+        assert!(read_metric_value(&line["a"]).unwrap().is_nan());
+        assert_eq!(read_metric_value(&line["b"]), Some(f64::INFINITY));
+        assert_eq!(read_metric_value(&line["c"]), Some(f64::NEG_INFINITY));
+        assert_eq!(read_metric_value(&json!(0.5)), Some(0.5));
+        assert_eq!(read_metric_value(&line["split"]), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod tensorboard;
 use std::path::{Path, PathBuf};
 
 pub use self::csv::CsvWriter;
-pub use jsonl::JsonlWriter;
+pub use jsonl::{read_metric_value, JsonlWriter};
 pub use tensorboard::{event_files, read_scalars, TensorBoardWriter};
 
 use serde::{Deserialize, Serialize};
