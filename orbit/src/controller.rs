@@ -126,6 +126,15 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         self.options.checkpoint_manager.as_ref()
     }
 
+    /// The train and evaluation summary managers, e.g. to attach a tracker's writers once the
+    /// run has started.
+    pub fn summary_managers_mut(&mut self) -> (&mut SummaryManager, &mut SummaryManager) {
+        (
+            &mut self.options.train_summaries,
+            &mut self.options.eval_summaries,
+        )
+    }
+
     /// The checkpoint manager, to install a checkpoint received from another worker.
     pub fn checkpoint_manager_mut(&mut self) -> Option<&mut CheckpointManager> {
         self.options.checkpoint_manager.as_mut()

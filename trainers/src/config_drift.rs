@@ -10,8 +10,9 @@ use grove_core::config::{flatten, ExperimentConfig};
 use grove_core::{Error, Result};
 use serde_yaml::Value;
 
-/// Keys a resumed run may change freely: how long and how often, not what is trained.
-/// `task.init_checkpoint` is here too: it is never read once model_dir has a checkpoint.
+/// Keys a resumed run may change freely: how long, how often and where summaries go, not
+/// what is trained. `task.init_checkpoint` is here too: it is never read once model_dir has
+/// a checkpoint.
 const CADENCE_KEYS: &[&str] = &[
     "trainer.train_steps",
     "trainer.max_duration",
@@ -24,6 +25,11 @@ const CADENCE_KEYS: &[&str] = &[
     "trainer.continuous_eval_timeout",
     "runtime.num_threads",
     "runtime.input_threads",
+    "runtime.loggers",
+    "runtime.mlflow.tracking_uri",
+    "runtime.mlflow.experiment_name",
+    "runtime.mlflow.run_name",
+    "runtime.mlflow.api_token",
     "task.init_checkpoint",
 ];
 

@@ -11,6 +11,16 @@ pub enum Error {
     /// From grove-orbit: controller settings, checkpoints on disk, divergence, runner failures.
     #[error(transparent)]
     Orbit(#[from] OrbitError),
+    /// From grove-trackers: a tracking server that cannot be reached or refuses the run
+    /// (boxed: it carries the server's answer).
+    #[error(transparent)]
+    Tracker(Box<grove_trackers::TrackerError>),
+}
+
+impl From<grove_trackers::TrackerError> for Error {
+    fn from(error: grove_trackers::TrackerError) -> Self {
+        Error::Tracker(Box::new(error))
+    }
 }
 
 impl Error {
@@ -19,6 +29,7 @@ impl Error {
         match self {
             Error::Core(core) => core.kind(),
             Error::Orbit(orbit) => orbit.kind(),
+            Error::Tracker(tracker) => tracker.kind(),
         }
     }
 }

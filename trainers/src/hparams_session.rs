@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use grove_core::config::{flatten, ExperimentConfig};
+use grove_core::config::ExperimentConfig;
 use grove_orbit::summary::hparams::{
     session_ended, session_started, write_session_end, write_session_start, HParamValue,
     SessionStatus,
@@ -16,6 +16,7 @@ use grove_orbit::summary::hparams::{
 use grove_orbit::summary::SummarySink;
 
 use crate::error::Result;
+use crate::run_params::config_leaves;
 
 /// Writes the session start, unless model_dir has one or TensorBoard summaries are off.
 pub(crate) fn start_session(config: &ExperimentConfig, model_dir: &Path) -> Result<()> {
@@ -40,11 +41,9 @@ fn writes_tensorboard(config: &ExperimentConfig) -> bool {
 }
 
 /// The config's leaves as hyperparameters: numbers, text and flags as themselves, lists as
-/// their JSON text; nulls and empty sections are left out.
+/// their JSON text.
 fn hparams_of(config: &ExperimentConfig) -> BTreeMap<String, HParamValue> {
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(&config.to_yaml_string()).unwrap_or(serde_yaml::Value::Null);
-    flatten(&yaml)
+    config_leaves(config)
         .into_iter()
         .filter_map(|(key, value)| Some((key, hparam_value(&value)?)))
         .collect()

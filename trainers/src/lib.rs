@@ -5,7 +5,9 @@
 //! state), data parallelism behind the [`strategy::Strategy`] seam (`one_device`, `mirrored`),
 //! the registry of user [`actions`] switched on from the config, the checkpoint directory
 //! contents ([`checkpoint_files`]), config drift on resume ([`config_drift`]), the model_dir
-//! lock ([`model_dir_lock`]) and [`train_lib::run_experiment`], which wires a resolved config,
+//! lock ([`model_dir_lock`]), the run's params for dashboards ([`run_params`]: TensorBoard's
+//! HParams session in [`hparams_session`], the MLflow run in `tracking`) and
+//! [`train_lib::run_experiment`], which wires a resolved config,
 //! the task registry and Orbit's Controller together for one mode. It knows no concrete task
 //! and nothing of the command line (signal handling included: the binary hands in a
 //! [`grove_orbit::Preemption`]).
@@ -19,8 +21,10 @@ pub mod hparams_session;
 pub mod instrumentation;
 pub mod model_dir_lock;
 pub mod progressive_trainer;
+pub mod run_params;
 mod stage_task;
 pub mod strategy;
+mod tracking;
 pub mod train_lib;
 mod worker_placement;
 

@@ -24,6 +24,7 @@ use crate::error::Result;
 use crate::hparams_session::{end_session, start_session};
 use crate::model_dir_lock::{lock_model_dir, ModelDirLock};
 use crate::progressive_trainer::ProgressiveTrainer;
+use crate::tracking::{self, Tracker};
 use crate::worker_placement::{restore_or_initialize_everywhere, WorkerPlacement};
 
 /// File of the resolved config inside model_dir.
@@ -98,7 +99,9 @@ pub struct RunOptions {
 /// `params.yaml` (see [`check_drift`]); the task, model, optimizer and inputs are built
 /// (opening data files), the latest checkpoint is restored or, without one, the task
 /// initializes the model (e.g. from `task.init_checkpoint`); only then does a training mode
-/// create model_dir and write `params.yaml`, so bad input leaves no model_dir behind.
+/// create model_dir and write `params.yaml`, so bad input leaves no model_dir behind. A run
+/// with `mlflow` among `runtime.loggers` reaches its tracking server before all of this, and
+/// starts (or continues) its MLflow run after `params.yaml` is written.
 ///
 /// With `trainer.progressive` set, the task config's registered progressive policy builds the
 /// stages and a [`ProgressiveTrainer`] replaces the [`DefaultTrainer`]
@@ -131,6 +134,11 @@ fn run_on_this_thread(
     } else {
         Vec::new()
     };
+    let mlflow = if mode.roles().train {
+        tracking::connect(config, workers.writes_model_dir())?
+    } else {
+        None
+    };
     let device = device(&config.runtime)?;
     let preemption = options.preemption.clone();
     // With workers, the controller stops once they agree to (after the same step on all).
@@ -148,6 +156,7 @@ fn run_on_this_thread(
         model_dir,
         options: &options,
         accepted_changes: &accepted_changes,
+        mlflow,
     };
     if config.trainer.progressive.is_some() {
         let policy = get_progressive_policy(task_config, &config.trainer)?;
@@ -234,11 +243,13 @@ struct Run<'a> {
     model_dir: &'a Path,
     options: &'a RunOptions,
     accepted_changes: &'a [Change],
+    /// The tracking server reached for this run, if it reports to one.
+    mlflow: Option<grove_trackers::MlflowExperiment>,
 }
 
 impl Run<'_> {
-    /// Restores or initializes, writes params.yaml and runs the mode.
-    fn drive<R: Runner>(&self, mut controller: Controller<R>) -> Result<Logs> {
+    /// Restores or initializes, writes params.yaml, starts the tracker run and runs the mode.
+    fn drive<R: Runner>(self, mut controller: Controller<R>) -> Result<Logs> {
         let (config, mode, model_dir) = (self.config, self.mode, self.model_dir);
         let t = &config.trainer;
         if !mode.roles().train {
@@ -248,27 +259,45 @@ impl Run<'_> {
         let step = controller.runner().global_step();
         let _lock = write_params(config, model_dir, step, self.accepted_changes)?;
         start_session(config, model_dir)?;
-        let logs = match mode {
-            Mode::TrainAndEval => {
-                let logs = controller.train_and_evaluate(
-                    t.train_steps,
-                    t.validation_steps,
-                    t.validation_interval.steps(),
-                )?;
-                logs.unwrap_or_default()
-            }
-            Mode::TrainAndPostEval => {
-                controller.train(t.train_steps)?;
-                controller.evaluate(t.validation_steps)?
-            }
-            _ => {
-                controller.train(t.train_steps)?;
-                Logs::new()
-            }
+        let tracker = match self.mlflow {
+            Some(experiment) => Some(Tracker::start(experiment, config, model_dir)?),
+            None => None,
         };
-        end_session(config, model_dir)?;
-        Ok(logs)
+        if let Some(tracker) = &tracker {
+            tracker.attach(&mut controller, &t.validation_summary_subdir);
+        }
+        let outcome = train_in_mode(&mut controller, mode, t)
+            .and_then(|logs| end_session(config, model_dir).map(|()| logs));
+        if let Some(tracker) = tracker {
+            tracker.finish(&outcome, config, model_dir);
+        }
+        outcome
     }
+}
+
+/// Trains (and evaluates) as the training `mode` says; returns the last evaluation's logs.
+fn train_in_mode<R: Runner>(
+    controller: &mut Controller<R>,
+    mode: Mode,
+    t: &TrainerConfig,
+) -> Result<Logs> {
+    Ok(match mode {
+        Mode::TrainAndEval => controller
+            .train_and_evaluate(
+                t.train_steps,
+                t.validation_steps,
+                t.validation_interval.steps(),
+            )?
+            .unwrap_or_default(),
+        Mode::TrainAndPostEval => {
+            controller.train(t.train_steps)?;
+            controller.evaluate(t.validation_steps)?
+        }
+        _ => {
+            controller.train(t.train_steps)?;
+            Logs::new()
+        }
+    })
 }
 
 /// The evaluation-only modes: `eval` (latest, all, or one checkpoint) and `continuous_eval`.

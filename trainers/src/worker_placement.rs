@@ -24,7 +24,7 @@ pub(crate) struct WorkerPlacement {
     workers: Option<Arc<dyn Collective>>,
     write_dir: PathBuf,
     /// A non-chief worker's scratch model_dir, removed on drop.
-    _scratch: Option<TempDir>,
+    scratch: Option<TempDir>,
 }
 
 impl WorkerPlacement {
@@ -34,7 +34,7 @@ impl WorkerPlacement {
         let alone = WorkerPlacement {
             workers: None,
             write_dir: model_dir.to_path_buf(),
-            _scratch: None,
+            scratch: None,
         };
         if config.runtime.distribution_strategy != DistributionStrategy::MultiWorkerMirrored {
             return Ok(alone);
@@ -71,13 +71,18 @@ impl WorkerPlacement {
         Ok(WorkerPlacement {
             workers: Some(workers),
             write_dir: scratch.path().to_path_buf(),
-            _scratch: Some(scratch),
+            scratch: Some(scratch),
         })
     }
 
     /// Where this process writes: model_dir, or a non-chief worker's scratch directory.
     pub(crate) fn write_dir(&self) -> &Path {
         &self.write_dir
+    }
+
+    /// Whether this process writes model_dir: it runs alone or is the chief.
+    pub(crate) fn writes_model_dir(&self) -> bool {
+        self.scratch.is_none()
     }
 
     /// Whether this process runs without other workers.

@@ -59,6 +59,6 @@ pub use one_of::{ConfigFamily, OneOf, SubConfig};
 pub use optimization::{Branch, OptimizationConfig};
 pub use overrides::{parse_override, Override};
 pub use progressive::{ProgressiveConfig, StackingStageConfig};
-pub use runtime::{DeviceSpec, DistributionStrategy, RuntimeConfig};
+pub use runtime::{DeviceSpec, DistributionStrategy, MlflowConfig, RuntimeConfig};
 pub use task_config::{AnyTaskConfig, TaskConfig};
 pub use trainer::{EarlyStoppingConfig, MetricComparison, TrainerConfig};

@@ -29,8 +29,11 @@ defaulted_config! {
         /// How a step is split over replicas (Model Garden's names; see [`DistributionStrategy`]).
         pub distribution_strategy: DistributionStrategy = DistributionStrategy::Mirrored,
         /// Where summaries go, several at once: `tensorboard` (event files per split),
-        /// `jsonl` (`metrics.jsonl`), `csv` (`<split>.csv`); empty writes none.
+        /// `jsonl` (`metrics.jsonl`), `csv` (`<split>.csv`), `mlflow` (the tracking server
+        /// of `runtime.mlflow`); empty writes none.
         pub loggers: Vec<SummarySink> = DEFAULT_SINKS.to_vec(),
+        /// The MLflow tracking server a run with `mlflow` in `loggers` reports to.
+        pub mlflow: MlflowConfig = MlflowConfig::default(),
         /// `multi_worker_mirrored`: how long one collective operation (an all-reduce, a
         /// broadcast) may wait for the other workers before the job is aborted; `0s` waits
         /// for ever.
@@ -38,6 +41,26 @@ defaulted_config! {
         /// `multi_worker_mirrored`: the size of the gradient buckets all-reduced one after
         /// another, in MiB (PyTorch DDP's `bucket_cap_mb`); 0 sends all gradients at once.
         pub all_reduce_bucket_mb: f64 = 25.0,
+    }
+}
+
+defaulted_config! {
+    /// `runtime.mlflow`: where a run with `mlflow` in `runtime.loggers` sends its params and
+    /// metrics. Each empty value falls back to MLflow's own environment variable, as MLflow's
+    /// clients do.
+    pub struct MlflowConfig {
+        /// The tracking server's address (`http://127.0.0.1:5000`); empty reads
+        /// `MLFLOW_TRACKING_URI`.
+        pub tracking_uri: String = String::new(),
+        /// The experiment the run goes to, created when missing; empty reads
+        /// `MLFLOW_EXPERIMENT_NAME`, else MLflow's `Default`.
+        pub experiment_name: String = String::new(),
+        /// The MLflow run's name; empty names it after model_dir's last component.
+        pub run_name: String = String::new(),
+        /// A bearer token for servers that ask for one; empty reads `MLFLOW_TRACKING_TOKEN`
+        /// (servers with basic auth: `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`).
+        /// Given as `${env:...}`, it is masked in params.yaml and the tracker's params.
+        pub api_token: String = String::new(),
     }
 }
 

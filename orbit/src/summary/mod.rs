@@ -4,7 +4,9 @@
 //! [`SummarySink`]s it is given (by default TensorBoard and JSON lines):
 //! * a TensorBoard event file in `<model_dir>/<split>/` ([`TensorBoardWriter`]),
 //! * one line per write in `<model_dir>/metrics.jsonl` ([`JsonlWriter`]), shared by all splits,
-//! * one row per write in `<model_dir>/<split>.csv` ([`CsvWriter`]).
+//! * one row per write in `<model_dir>/<split>.csv` ([`CsvWriter`]),
+//! * and any writer the run attaches ([`SummaryManager::attach`]), such as an experiment
+//!   tracker's (grove-trackers' MLflow writer for [`SummarySink::Mlflow`]).
 //!
 //! [`hparams`] writes TensorBoard's HParams records (a run's hyperparameters and status, a
 //! sweep's experiment). [`read_scalars`] and [`event_files`] read event files back, e.g. in
@@ -39,6 +41,9 @@ pub enum SummarySink {
     Jsonl,
     /// `<model_dir>/<split>.csv`.
     Csv,
+    /// An MLflow tracking server (`runtime.mlflow`). The manager opens nothing for it: the
+    /// run attaches grove-trackers' writer with [`SummaryManager::attach`].
+    Mlflow,
 }
 
 /// The sinks of a run that names none: TensorBoard and JSON lines.
@@ -60,6 +65,8 @@ pub trait SummaryWriter: Send + std::fmt::Debug {
 pub struct SummaryManager {
     destination: Option<Destination>,
     writers: Option<Writers>,
+    /// Writers the run attached, written after the files.
+    attached: Vec<Box<dyn SummaryWriter>>,
 }
 
 /// Where an enabled [`SummaryManager`] writes.
@@ -102,6 +109,7 @@ impl SummaryManager {
                 sinks: sinks.to_vec(),
             }),
             writers: None,
+            attached: Vec::new(),
         })
     }
 
@@ -110,6 +118,15 @@ impl SummaryManager {
         SummaryManager {
             destination: None,
             writers: None,
+            attached: Vec::new(),
+        }
+    }
+
+    /// Adds `writer` to the sinks of an enabled manager: it is written and flushed after the
+    /// files at every [`SummaryManager::write`]. A disabled manager drops it.
+    pub fn attach(&mut self, writer: Box<dyn SummaryWriter>) {
+        if self.is_enabled() {
+            self.attached.push(writer);
         }
     }
 
@@ -140,13 +157,17 @@ impl SummaryManager {
         if let Some(writers) = self.writers.as_mut() {
             writers.write(step, logs)?;
         }
+        for writer in &mut self.attached {
+            writer.write_scalars(step, logs)?;
+            writer.flush()?;
+        }
         Ok(())
     }
 }
 
 impl Writers {
-    /// Opens a writer per sink: creates the event file, opens `metrics.jsonl` for appending,
-    /// reads the header of an existing `<split>.csv`.
+    /// Opens a writer per file sink: creates the event file, opens `metrics.jsonl` for
+    /// appending, reads the header of an existing `<split>.csv`.
     fn open(destination: &Destination) -> Result<Self> {
         let Destination {
             model_dir, split, ..
@@ -154,8 +175,8 @@ impl Writers {
         let writers = destination
             .sinks
             .iter()
-            .map(|sink| -> Result<Box<dyn SummaryWriter>> {
-                Ok(match sink {
+            .map(|sink| -> Result<Option<Box<dyn SummaryWriter>>> {
+                Ok(Some(match sink {
                     SummarySink::Tensorboard => {
                         Box::new(TensorBoardWriter::new(&model_dir.join(split))?)
                     }
@@ -165,8 +186,10 @@ impl Writers {
                     SummarySink::Csv => {
                         Box::new(CsvWriter::new(&model_dir.join(format!("{split}.csv")))?)
                     }
-                })
+                    SummarySink::Mlflow => return Ok(None),
+                }))
             })
+            .filter_map(Result::transpose)
             .collect::<Result<_>>()?;
         Ok(Writers(writers))
     }
@@ -238,6 +261,43 @@ mod tests {
             .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["split"].clone())
             .collect();
         assert_eq!(splits, ["train", "validation", "train"]);
+    }
+
+    /// A writer that keeps what it is given.
+    #[derive(Debug, Default)]
+    struct Recording(std::sync::Arc<std::sync::Mutex<Vec<(u64, Logs)>>>);
+
+    impl SummaryWriter for Recording {
+        fn write_scalars(&mut self, step: u64, logs: &Logs) -> Result<()> {
+            self.0.lock().unwrap().push((step, logs.clone()));
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_attached_writer_gets_every_write_and_a_tracker_sink_opens_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let model_dir = dir.path().join("model");
+        let mut manager =
+            SummaryManager::with_sinks(&model_dir, "train", &[SummarySink::Mlflow]).unwrap();
+        let recording = Recording::default();
+        let written = std::sync::Arc::clone(&recording.0);
+        manager.attach(Box::new(recording));
+        manager.write(10, &logs(&[("loss", 2.0)])).unwrap();
+        manager.write(20, &logs(&[("loss", 1.0)])).unwrap();
+        assert_eq!(
+            *written.lock().unwrap(),
+            [(10, logs(&[("loss", 2.0)])), (20, logs(&[("loss", 1.0)]))]
+        );
+        assert!(!model_dir.exists());
+
+        let mut disabled = SummaryManager::disabled();
+        disabled.attach(Box::new(Recording::default()));
+        disabled.write(1, &logs(&[("loss", 1.0)])).unwrap();
     }
 
     #[test]
