@@ -25,7 +25,11 @@ const RUN: &str = "trainer.train_steps=120,trainer.steps_per_loop=10,trainer.sum
     task.train_data.max_predictions_per_seq=5,task.validation_data.max_predictions_per_seq=5,\
     task.train_data.num_examples=256,task.validation_data.num_examples=24,\
     runtime.loggers=[tensorboard,jsonl,mlflow],runtime.mlflow.experiment_name=grove-test,\
-    runtime.mlflow.run_name=resumed";
+    runtime.mlflow.run_name=resumed,runtime.mlflow.api_token=${env:TEST_MLFLOW_TOKEN}";
+
+/// The token the runs read from the environment (the test server does not check it); it must
+/// not reach params.yaml or the run's params.
+const TOKEN: &str = "s3cr3t-t0ken";
 
 /// The step the first run is killed at, and the checkpoint it resumes from.
 const KILLED_AT: u64 = 95;
@@ -44,6 +48,7 @@ fn train(model_dir: &Path, uri: &str) -> Command {
             "--params_override={RUN},runtime.mlflow.tracking_uri={uri}"
         ))
         .env("RAYON_NUM_THREADS", "1")
+        .env("TEST_MLFLOW_TOKEN", TOKEN)
         .env_remove("MLFLOW_TRACKING_URI")
         .env_remove("MLFLOW_TRACKING_TOKEN");
     command
@@ -233,6 +238,10 @@ fn a_killed_and_resumed_run_is_one_mlflow_run_with_every_metric_once() {
         "[\"tensorboard\",\"jsonl\",\"mlflow\"]"
     );
     assert!(params.len() > 50, "{} params", params.len());
+    assert_eq!(params["runtime.mlflow.api_token"], "***");
+    assert!(!params.values().any(|v| v.as_str().unwrap().contains(TOKEN)));
+    let saved = std::fs::read_to_string(model_dir.join("params.yaml")).unwrap();
+    assert!(!saved.contains(TOKEN));
     let artifacts: Vec<&str> = run["artifacts"]
         .as_array()
         .unwrap()

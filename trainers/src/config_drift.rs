@@ -15,6 +15,7 @@ use serde_yaml::Value;
 /// a checkpoint.
 const CADENCE_KEYS: &[&str] = &[
     "trainer.train_steps",
+    "trainer.train_epochs",
     "trainer.max_duration",
     "trainer.steps_per_loop",
     "trainer.summary_interval",

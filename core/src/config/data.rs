@@ -10,23 +10,49 @@ pub trait DataSpec {
     fn global_batch_size(&self) -> usize;
     /// Whether this is a training split (shuffled, repeated) or an evaluation split.
     fn is_training(&self) -> Option<bool>;
+    /// The examples of one pass over this split when the config alone says (a generated
+    /// split's `num_examples`); `None` for files, whose size only reading them tells.
+    fn epoch_examples(&self) -> Option<usize> {
+        None
+    }
+    /// Whether a last batch smaller than `global_batch_size` is dropped (for counting an
+    /// epoch's steps).
+    fn drop_remainder(&self) -> bool {
+        false
+    }
 }
 
 /// Implements [`DataSpec`] for a data config struct with the fields `input_path: String`,
-/// `global_batch_size: usize` and `is_training: Option<bool>`.
+/// `global_batch_size: usize` and `is_training: Option<bool>`. With
+/// `epoch_examples = <method>`, the struct also has `drop_remainder: bool` and an inherent
+/// `<method>(&self) -> Option<usize>` giving [`DataSpec::epoch_examples`].
 #[macro_export]
 macro_rules! impl_data_spec {
     ($config:ty) => {
         impl $crate::config::DataSpec for $config {
-            fn input_path(&self) -> &str {
-                &self.input_path
+            $crate::impl_data_spec!(@common);
+        }
+    };
+    ($config:ty, epoch_examples = $method:ident) => {
+        impl $crate::config::DataSpec for $config {
+            $crate::impl_data_spec!(@common);
+            fn epoch_examples(&self) -> Option<usize> {
+                self.$method()
             }
-            fn global_batch_size(&self) -> usize {
-                self.global_batch_size
+            fn drop_remainder(&self) -> bool {
+                self.drop_remainder
             }
-            fn is_training(&self) -> Option<bool> {
-                self.is_training
-            }
+        }
+    };
+    (@common) => {
+        fn input_path(&self) -> &str {
+            &self.input_path
+        }
+        fn global_batch_size(&self) -> usize {
+            self.global_batch_size
+        }
+        fn is_training(&self) -> Option<bool> {
+            self.is_training
         }
     };
 }

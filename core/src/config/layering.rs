@@ -15,6 +15,7 @@ use serde_yaml::Mapping;
 
 use super::describe::{describe_figment_error, layer_name, layer_name_at};
 use super::environment::{device_profile, environment_overrides};
+use super::epochs::{epoch_mapping, epoch_values};
 use super::experiment::ExperimentConfig;
 use super::flat::{flatten, unflatten};
 use super::interpolation::{interpolate, Interpolated};
@@ -68,6 +69,9 @@ pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -
     } else {
         merge(figment, interpolation_layer(&merged, &interpolated)?)?
     };
+    let mut values = merged.clone();
+    values.extend(interpolated.values.clone());
+    let figment = with_epochs_in_steps(figment, defaults, &values)?;
     let mut config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
     config.references = interpolated.references;
     let resolved = config.to_flat();
@@ -104,6 +108,40 @@ fn interpolation_layer(
         insert_dotted(&mut mapping, container, value).map_err(Error::Config)?;
     }
     Ok((Metadata::named(INTERPOLATION_LAYER), mapping))
+}
+
+/// `figment` with a layer per key given in epochs (see [`super::epochs`]), set in steps.
+/// The training split's size comes from the task section, extracted only when needed.
+fn with_epochs_in_steps(
+    figment: Figment,
+    defaults: &ExperimentConfig,
+    values: &BTreeMap<String, serde_yaml::Value>,
+) -> Result<Figment> {
+    let mut files = HashMap::new();
+    let mut epoch = None;
+    let converted = epoch_values(
+        values,
+        &mut || {
+            if epoch.is_none() {
+                let task = defaults
+                    .task
+                    .extract_same_type(&figment.focus("task"))
+                    .map_err(|e| describe_figment_error(*prefix_paths(e, "task")))?;
+                epoch = Some(task.train_epoch());
+            }
+            Ok(epoch.expect("set above"))
+        },
+        &mut |key| layer_of(&figment, key, &mut files),
+        DEFAULTS_LAYER,
+    )?;
+    converted
+        .iter()
+        .try_fold(figment.clone(), |figment, value| {
+            merge(
+                figment,
+                (Metadata::named(value.layer.clone()), epoch_mapping(value)?),
+            )
+        })
 }
 
 /// The name of the layer that set the leaf `key` (`files` caches file texts for line numbers).

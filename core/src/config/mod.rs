@@ -3,6 +3,8 @@
 //! An [`ExperimentConfig`] is `task` (a task's own [`TaskConfig`]), `trainer` and `runtime`.
 //! [`resolve`] layers config files and `--params_override` strings over an experiment factory's
 //! defaults; every layer is strictly typed and errors name the dotted key and the layer.
+//! Step-valued trainer keys may be given in epochs (`trainer.train_epochs`, `"3 epochs"`),
+//! converted to steps from the training split's size as a layer of their own (`epochs`).
 //!
 //! # Declaring config sections
 //!
@@ -27,6 +29,7 @@ mod data;
 mod describe;
 mod duration;
 mod environment;
+mod epochs;
 mod experiment;
 mod explain;
 mod flat;
@@ -50,6 +53,7 @@ pub use data::{DataConfig, DataSpec};
 pub(crate) use describe::closest;
 pub use duration::ConfigDuration;
 pub use environment::{CONFIG_DIR_VARIABLE, DEVICE_VARIABLE, LOG_VARIABLE};
+pub use epochs::EpochSize;
 pub use experiment::ExperimentConfig;
 pub use explain::explain;
 pub use flat::{flatten, unflatten};

@@ -1,6 +1,7 @@
 //! Secrets kept out of saved configs: a value that came from `${env:...}` under a key naming a
-//! token, password, secret or key (`api_key`, `tracking_token`) is written as [`MASK`] in
-//! `params.yaml` and `--print_config`, so a credential given through the environment never
+//! token, password, secret or key (`api_key`, `tracking_token`), or that copies such a value
+//! through a reference, is written as [`MASK`] in `params.yaml`, `--print_config` and the
+//! params sent to trackers, so a credential given through the environment never
 //! lands in a model_dir or a terminal log. The references themselves (`${env:API_KEY}`) are
 //! not secret: `params.unresolved.yaml` shows them.
 
@@ -31,13 +32,31 @@ pub fn is_secret_key(key: &str) -> bool {
 }
 
 /// The keys among `references` (dotted key → the text as given) whose values are masked: a
-/// secret key whose text reads the environment.
+/// secret key whose text reads the environment, and any key whose text refers to a masked
+/// key (`url: "https://${runtime.mlflow.api_token}@host"`), however many references away.
 pub fn masked_keys(references: &BTreeMap<String, String>) -> Vec<&str> {
-    references
+    let mut masked: Vec<&str> = references
         .iter()
         .filter(|(key, text)| text.contains("${env:") && is_secret_key(key))
         .map(|(key, _)| key.as_str())
-        .collect()
+        .collect();
+    loop {
+        let copies: Vec<&str> = references
+            .iter()
+            .filter(|(key, text)| {
+                !masked.contains(&key.as_str())
+                    && masked
+                        .iter()
+                        .any(|secret| text.contains(&format!("${{{secret}}}")))
+            })
+            .map(|(key, _)| key.as_str())
+            .collect();
+        if copies.is_empty() {
+            masked.sort_unstable();
+            return masked;
+        }
+        masked.extend(copies);
+    }
 }
 
 /// Replaces the leaf at dotted `key` (segments `name` or `name[i]`) of `value` with [`MASK`];
@@ -97,6 +116,26 @@ mod tests {
             ("task.other_key".to_string(), "${task.name}".to_string()),
         ]);
         assert_eq!(masked_keys(&references), ["task.api_key"]);
+    }
+
+    #[test]
+    fn values_that_copy_a_masked_secret_are_masked_too() {
+        let references = BTreeMap::from([
+            (
+                "runtime.mlflow.api_token".to_string(),
+                "${env:TOKEN}".to_string(),
+            ),
+            (
+                "task.url".to_string(),
+                "https://${runtime.mlflow.api_token}@host".to_string(),
+            ),
+            ("task.copy_of_url".to_string(), "${task.url}".to_string()),
+            ("task.name".to_string(), "${env:USER}".to_string()),
+        ]);
+        assert_eq!(
+            masked_keys(&references),
+            ["runtime.mlflow.api_token", "task.copy_of_url", "task.url"]
+        );
     }
 
     #[test]

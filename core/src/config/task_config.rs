@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::data::DataSpec;
+use super::epochs::EpochSize;
 use crate::error::Result;
 use crate::init_checkpoint::InitCheckpointRule;
 
@@ -61,6 +62,8 @@ pub trait AnyTaskConfig: Debug + Send + Sync {
     fn validate(&self) -> Result<()>;
     /// Equality with another erased config (false when the types differ).
     fn eq_dyn(&self, other: &dyn AnyTaskConfig) -> bool;
+    /// One pass over `train_data`, for step counts given in epochs.
+    fn train_epoch(&self) -> EpochSize;
 }
 
 impl<T: TaskConfig> AnyTaskConfig for T {
@@ -81,6 +84,14 @@ impl<T: TaskConfig> AnyTaskConfig for T {
         figment: &Figment,
     ) -> std::result::Result<Box<dyn AnyTaskConfig>, Box<figment::Error>> {
         Ok(Box::new(figment.extract::<T>().map_err(Box::new)?))
+    }
+    fn train_epoch(&self) -> EpochSize {
+        let data = self.train_data();
+        EpochSize {
+            examples: data.epoch_examples(),
+            global_batch_size: data.global_batch_size(),
+            drop_remainder: data.drop_remainder(),
+        }
     }
     fn validate(&self) -> Result<()> {
         TaskConfig::validate(self)

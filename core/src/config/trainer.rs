@@ -35,12 +35,17 @@ defaulted_config! {
 
 defaulted_config! {
     /// Model Garden's `TrainerConfig`: the keys and defaults of `official/core/config_definitions.py`.
-    /// All step counts are global (absolute) steps.
+    /// All step counts are global (absolute) steps; the step-valued keys also take
+    /// `"N epochs"` (converted when the config is resolved; see the config module).
     pub struct TrainerConfig {
         /// Optimizer, learning-rate schedule and warmup.
         pub optimizer_config: OptimizationConfig = OptimizationConfig::default(),
         /// The global step at which training ends.
         pub train_steps: u64 = 0,
+        /// The length of training in epochs of `task.train_data` (unset: `train_steps`
+        /// says); when the config is resolved it sets `train_steps` to this many epochs'
+        /// steps, and giving both is refused.
+        pub train_epochs: Option<f64> = None,
         /// A budget of training time (`"30 minutes"`, `"2h"`; unset: none): training ends with
         /// a checkpoint at the first loop end after this much time was spent training.
         /// Evaluation and checkpointing do not count, and the time trained so far is

@@ -304,3 +304,93 @@ fn file_type_keywords_and_synthetic_data_are_checked() {
         assert!(!model_dir.exists());
     }
 }
+
+/// `trainer.train_epochs` and `"N epochs"` cadences on mnist_local: 1000 examples in batches
+/// of 128 are 8 steps an epoch (7 with drop_remainder); the resolved steps show in
+/// --print_config with their arithmetic, training ends after 3 epochs and the cosine decay
+/// given as "3 epochs" reaches 0 there.
+#[test]
+fn epochs_count_steps_from_the_training_split_and_show_their_arithmetic() {
+    const EPOCHS: &str = "trainer.train_epochs=3,task.train_data.num_examples=1000,\
+        task.train_data.global_batch_size=128,task.validation_data.num_examples=256,\
+        trainer.steps_per_loop=1 epoch,trainer.summary_interval=1 epoch,\
+        trainer.checkpoint_interval=1 epoch,trainer.validation_interval=1 epoch,\
+        trainer.optimizer_config.learning_rate.cosine.decay_steps=3 epochs";
+    let dir = tempfile::tempdir().unwrap();
+    let printed = train(&[
+        "--experiment=image_classification/mnist_local",
+        "--print_config",
+        &format!("--params_override={EPOCHS}"),
+    ])
+    .output()
+    .unwrap();
+    assert_ok(&printed);
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    assert!(
+        printed.contains(&format!(
+            "  train_steps: 24  # --params_override \"{EPOCHS}\": 3 epochs of 8 steps per \
+             epoch = ceil(1000 examples / batch 128)"
+        )),
+        "{printed}"
+    );
+    assert!(printed.contains("  steps_per_loop: 8  #"), "{printed}");
+
+    for (drop_remainder, per_epoch) in [(false, 8u64), (true, 7)] {
+        let model_dir = dir.path().join(format!("drop_{drop_remainder}"));
+        let output = train(&[
+            "--experiment=image_classification/mnist_local",
+            "--mode=train_and_eval",
+            &format!("--model_dir={}", model_dir.display()),
+            &format!("--params_override={EPOCHS}"),
+            &format!("task.train_data.drop_remainder={drop_remainder}"),
+        ])
+        .output()
+        .unwrap();
+        assert_ok(&output);
+        let metrics = std::fs::read_to_string(model_dir.join("metrics.jsonl")).unwrap();
+        let train_lines: Vec<serde_json::Value> = metrics
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["split"] == "train")
+            .collect();
+        let steps: Vec<u64> = train_lines
+            .iter()
+            .map(|line| line["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [per_epoch, 2 * per_epoch, 3 * per_epoch]);
+        let rates: Vec<f64> = train_lines
+            .iter()
+            .map(|line| line["learning_rate"].as_f64().unwrap())
+            .collect();
+        // Cosine from 3e-3 over 3 epochs: a quarter of it after two, none after three.
+        assert!((rates[1] - 7.5e-4).abs() < 1e-6, "{rates:?}");
+        assert_eq!(rates[2], 0.0, "{rates:?}");
+    }
+}
+
+/// Epochs of a split read from files are refused with the fix, as are both lengths at once.
+#[test]
+fn epochs_of_unknown_size_or_with_train_steps_are_refused() {
+    let refused = |experiment: &str, overrides: &str, expected: &str| {
+        let output = train(&[
+            &format!("--experiment={experiment}"),
+            "--print_config",
+            &format!("--params_override={overrides}"),
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    };
+    refused(
+        "image_classification/mnist",
+        "trainer.train_epochs=10,task.train_data.input_path=/data/mnist,\
+         task.validation_data.input_path=/data/mnist",
+        "trainer.train_epochs is given in epochs, but the size of an epoch is unknown",
+    );
+    refused(
+        "image_classification/mnist_local",
+        "trainer.train_epochs=2,trainer.train_steps=10",
+        "both give the length of training; keep one",
+    );
+}

@@ -65,7 +65,14 @@ grove_core::defaulted_config! {
     }
 }
 
-grove_core::impl_data_spec!(ImageDataConfig);
+grove_core::impl_data_spec!(ImageDataConfig, epoch_examples = generated_examples);
+
+impl ImageDataConfig {
+    /// The examples of a `synthetic` split (`num_examples`); `None` for files.
+    fn generated_examples(&self) -> Option<usize> {
+        (self.file_type == ImageFileType::Synthetic).then_some(self.num_examples)
+    }
+}
 
 grove_core::one_of_config! {
     /// The network before the classification layer: `{type: mlp, mlp: {...}}`.

@@ -103,7 +103,14 @@ impl MaskedLmDataConfig {
     }
 }
 
-grove_core::impl_data_spec!(MaskedLmDataConfig);
+grove_core::impl_data_spec!(MaskedLmDataConfig, epoch_examples = generated_examples);
+
+impl MaskedLmDataConfig {
+    /// The examples of a `synthetic` split (`num_examples`); `None` for files.
+    fn generated_examples(&self) -> Option<usize> {
+        (self.file_type == MaskedLmFileType::Synthetic).then_some(self.num_examples)
+    }
+}
 
 grove_core::defaulted_config! {
     /// `task:` of masked LM pretraining (Model Garden's `MaskedLMConfig`).

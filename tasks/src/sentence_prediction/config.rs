@@ -69,7 +69,14 @@ grove_core::defaulted_config! {
     }
 }
 
-grove_core::impl_data_spec!(SentenceDataConfig);
+grove_core::impl_data_spec!(SentenceDataConfig, epoch_examples = generated_examples);
+
+impl SentenceDataConfig {
+    /// The examples of a `synthetic` split (`num_examples`); `None` for files.
+    fn generated_examples(&self) -> Option<usize> {
+        (self.file_type == SentenceFileType::Synthetic).then_some(self.num_examples)
+    }
+}
 
 /// Metrics computed over the whole validation set (`task.metric_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
