@@ -64,9 +64,12 @@ fn run(steps: u64, checkpoints: bool) -> anyhow::Result<(f64, f64)> {
     let t = &config.trainer;
     let options = ControllerOptions {
         steps_per_loop: t.steps_per_loop,
-        summary_interval: t.summary_interval,
+        summary_interval: t.summary_interval.steps().unwrap_or_default(),
         checkpoint_manager: checkpoints
-            .then(|| CheckpointManager::new(model_dir.path(), 3, t.checkpoint_interval))
+            .then(|| {
+                let interval = t.checkpoint_interval.steps().unwrap_or_default();
+                CheckpointManager::new(model_dir.path(), 3, interval)
+            })
             .transpose()?,
         train_summaries: SummaryManager::new(model_dir.path(), "train")?,
         eval_summaries: SummaryManager::disabled(),

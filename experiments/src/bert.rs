@@ -131,8 +131,8 @@ fn local_masked_lm(encoder: BertEncoderConfig) -> ExperimentConfig {
         trainer: TrainerConfig {
             train_steps,
             steps_per_loop: 20,
-            summary_interval: 20,
-            checkpoint_interval: 100,
+            summary_interval: Cadence::Steps(20),
+            checkpoint_interval: Cadence::Steps(100),
             max_to_keep: 3,
             validation_steps: -1,
             validation_interval: Cadence::Steps(100),

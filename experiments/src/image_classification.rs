@@ -47,8 +47,8 @@ fn experiment(
         trainer: TrainerConfig {
             train_steps,
             steps_per_loop,
-            summary_interval: steps_per_loop,
-            checkpoint_interval: 2 * steps_per_loop,
+            summary_interval: Cadence::Steps(steps_per_loop),
+            checkpoint_interval: Cadence::Steps(2 * steps_per_loop),
             validation_interval: Cadence::Steps(2 * steps_per_loop),
             validation_steps: -1,
             max_to_keep: 3,

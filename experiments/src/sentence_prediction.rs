@@ -31,7 +31,7 @@ pub fn bert_sentence_prediction() -> ExperimentConfig {
         trainer: TrainerConfig {
             train_steps,
             validation_interval: Cadence::Steps(1000),
-            checkpoint_interval: 1000,
+            checkpoint_interval: Cadence::Steps(1000),
             validation_steps: -1,
             optimizer_config: bert_optimization(3e-5, train_steps, train_steps / 10),
             ..TrainerConfig::default()
@@ -70,9 +70,9 @@ pub fn bert_sentence_prediction_local() -> ExperimentConfig {
         trainer: TrainerConfig {
             train_steps,
             steps_per_loop: 50,
-            summary_interval: 50,
+            summary_interval: Cadence::Steps(50),
             validation_interval: Cadence::Steps(100),
-            checkpoint_interval: 100,
+            checkpoint_interval: Cadence::Steps(100),
             validation_steps: -1,
             max_to_keep: 3,
             optimizer_config: bert_optimization(1e-3, train_steps, 30),

@@ -18,8 +18,8 @@ pub fn vae_mnist_local() -> ExperimentConfig {
         trainer: TrainerConfig {
             train_steps: 600,
             steps_per_loop: 100,
-            summary_interval: 100,
-            checkpoint_interval: 200,
+            summary_interval: Cadence::Steps(100),
+            checkpoint_interval: Cadence::Steps(200),
             validation_interval: Cadence::Steps(200),
             validation_steps: -1,
             max_to_keep: 3,

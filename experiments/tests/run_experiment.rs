@@ -260,3 +260,53 @@ fn a_validation_interval_in_time_evaluates_at_the_loop_ends_it_has_passed() {
         .collect();
     assert_eq!(evaluated, [5, 10, 15, 20]);
 }
+
+/// `trainer.summary_interval` and `trainer.checkpoint_interval` given as durations act at the
+/// first loop end after that much training time: with one nanosecond, at every loop end; with
+/// a day, only at the end of training.
+#[test]
+fn summary_and_checkpoint_intervals_in_time_act_at_the_loop_ends_they_have_passed() {
+    for (interval, expected) in [("1ns", vec![5, 10, 15, 20]), ("24h", vec![20])] {
+        let dir = tempfile::tempdir().unwrap();
+        let model_dir = dir.path().join("run");
+        let overrides: Vec<String> = SHORT
+            .iter()
+            .map(|o| o.to_string())
+            .chain([
+                format!("trainer.summary_interval={interval}"),
+                format!("trainer.checkpoint_interval={interval}"),
+                "trainer.max_to_keep=10".to_string(),
+            ])
+            .collect();
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let config = config("image_classification/mnist_local", &overrides);
+        run_experiment(&config, Mode::Train, &model_dir, RunOptions::default()).unwrap();
+        let metrics = std::fs::read_to_string(model_dir.join("metrics.jsonl")).unwrap();
+        let summarized: Vec<u64> = metrics
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(summarized, expected, "{interval}");
+        let saved: Vec<u64> = expected
+            .iter()
+            .copied()
+            .filter(|step| model_dir.join(format!("ckpt-{step}")).is_dir())
+            .collect();
+        assert_eq!(saved, expected, "{interval}");
+        let all = std::fs::read_dir(&model_dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("ckpt-")
+            })
+            .count();
+        assert_eq!(all, expected.len(), "{interval}");
+    }
+}

@@ -6,7 +6,9 @@
 //! add entries to the logs (the log line and summaries then show them), may save the runner's
 //! state (an export), and tells the Controller what to do next with a [`Directive`]: go on,
 //! stop training (early stopping), stop as preempted, rewind to the latest checkpoint
-//! (blow-up recovery), or evaluate now (a cadence in time). An action that keeps counters across restarts saves them through
+//! (blow-up recovery), or evaluate, write summaries or save a checkpoint now (cadences in
+//! time). The requests to act now combine (several actions may ask at one loop end); of the
+//! stops, a preemption outranks the others. An action that keeps counters across restarts saves them through
 //! [`Action::state`]: they go into every checkpoint, under the action's name.
 //!
 //! Grove's own best-checkpoint export, early stopping, blow-up recovery and preemption are
@@ -50,6 +52,10 @@ pub enum Directive {
     /// Only from a train action: evaluate at the end of this loop (a cadence in time rather
     /// than steps). Acted on by `train_and_evaluate`; training without evaluation ignores it.
     Evaluate,
+    /// Only from a train action: write the train summaries at the end of this loop.
+    Summarize,
+    /// Only from a train action: save a checkpoint at the end of this loop.
+    Checkpoint,
     /// Only from a train action: discard the loop, restore the latest checkpoint and move
     /// the training input past the span just trained (blow-up recovery). The asking action's
     /// own state survives the restore; every other state is the checkpoint's.

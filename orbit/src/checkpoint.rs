@@ -47,6 +47,8 @@ pub struct CheckpointManager {
     directory: PathBuf,
     max_to_keep: usize,
     checkpoint_interval: u64,
+    /// Saves only when asked (a cadence in time), never on a step interval.
+    on_request: bool,
     index: Index,
     last_saved_step: Option<u64>,
     name_prefix: String,
@@ -66,9 +68,20 @@ impl CheckpointManager {
             directory: directory.to_path_buf(),
             max_to_keep,
             checkpoint_interval,
+            on_request: false,
             index: read_index(directory)?,
             last_saved_step: None,
             name_prefix: CHECKPOINT_NAME_PREFIX.to_string(),
+        })
+    }
+
+    /// A manager of `directory` that saves only when asked (an unchecked
+    /// [`CheckpointManager::save`]: a checkpoint cadence in time, the end of training, a
+    /// preemption), never on a step interval.
+    pub fn on_request(directory: &Path, max_to_keep: usize) -> Result<Self> {
+        Ok(CheckpointManager {
+            on_request: true,
+            ..Self::new(directory, max_to_keep, 0)?
         })
     }
 
@@ -89,7 +102,8 @@ impl CheckpointManager {
         &self.directory
     }
 
-    /// The saving interval in global steps (0: never saves).
+    /// The saving interval in global steps (0: no step interval; the manager saves only when
+    /// asked if made by [`CheckpointManager::on_request`], else never).
     pub fn checkpoint_interval(&self) -> u64 {
         self.checkpoint_interval
     }
@@ -212,17 +226,23 @@ impl CheckpointManager {
 
     /// Saves `state` as the checkpoint of `step` and returns its path, unless saving is
     /// disabled, `step` was saved already, or (with `check_interval`) `step` is not a multiple
-    /// of the interval. Removes the oldest checkpoints beyond `max_to_keep`.
+    /// of the interval or the manager saves only on request. Removes the oldest checkpoints
+    /// beyond `max_to_keep`.
     pub fn save<S: Checkpointable + ?Sized>(
         &mut self,
         step: u64,
         state: &S,
         check_interval: bool,
     ) -> Result<Option<PathBuf>> {
-        if self.checkpoint_interval == 0
+        let off_interval = if self.on_request {
+            check_interval
+        } else {
+            self.checkpoint_interval == 0
+                || (check_interval && !step.is_multiple_of(self.checkpoint_interval))
+        };
+        if off_interval
             || self.last_saved_step == Some(step)
             || self.index.checkpoints.iter().any(|e| e.step == step)
-            || (check_interval && !step.is_multiple_of(self.checkpoint_interval))
         {
             return Ok(None);
         }
@@ -434,6 +454,19 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(!dir.path().join(INDEX_FILE).exists());
+    }
+
+    #[test]
+    fn an_on_request_manager_saves_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manager = CheckpointManager::on_request(dir.path(), 2).unwrap();
+        let state = Counter::default();
+        for step in [1000, 2000] {
+            assert!(manager.save(step, &state, true).unwrap().is_none());
+        }
+        assert!(manager.save(7, &state, false).unwrap().is_some());
+        assert_eq!(manager.checkpoint_steps(), vec![7]);
+        assert_eq!(manager.checkpoint_interval(), 0);
     }
 
     #[test]

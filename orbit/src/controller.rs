@@ -4,11 +4,14 @@
 //! aligned to absolute steps, so a resumed run logs, evaluates and saves at the same steps as an
 //! uninterrupted one:
 //! - inner train loops end at multiples of `steps_per_loop` (and at the target);
-//! - train summaries are written at loop ends where `global_step % summary_interval == 0` and at
-//!   the end of training, each holding the step-weighted means since the previous one;
-//! - checkpoints are saved at loop ends where `global_step % checkpoint_interval == 0` (in
-//!   `train_and_evaluate`, after the evaluation at that step, so they hold its effect on
-//!   early stopping), and when training completes;
+//! - train summaries are written at loop ends where `global_step % summary_interval == 0`
+//!   (0: no step cadence), where a train action asks ([`Directive::Summarize`], a cadence in
+//!   time) and at the end of training, each holding the step-weighted means since the
+//!   previous one;
+//! - checkpoints are saved at loop ends where `global_step % checkpoint_interval == 0` or a
+//!   train action asks ([`Directive::Checkpoint`]) (in `train_and_evaluate`, after the
+//!   evaluation at that step, so they hold its effect on early stopping), and when training
+//!   completes;
 //! - `train_and_evaluate` evaluates where `global_step % eval_interval == 0` and at the end;
 //! - train actions run after every train loop and eval actions after every evaluation, in
 //!   order, before the log line and summaries ([`crate::action`]); their directives stop
@@ -32,7 +35,8 @@ use crate::summary::SummaryManager;
 pub struct ControllerOptions {
     /// Steps per inner train loop; must be positive.
     pub steps_per_loop: u64,
-    /// Train summary cadence in steps; a positive multiple of `steps_per_loop`.
+    /// Train summary cadence in steps, a multiple of `steps_per_loop`; 0 writes them only
+    /// where a train action asks ([`Directive::Summarize`]) and at the end of training.
     pub summary_interval: u64,
     /// Saves and restores checkpoints; `None` never checkpoints.
     pub checkpoint_manager: Option<CheckpointManager>,
@@ -48,8 +52,20 @@ pub struct ControllerOptions {
 
 /// The directive that counts after a round of actions, and the action that gave it.
 struct Verdict {
+    /// `Continue` or a stop (`StopTraining`, `Preempt`, `Rewind`).
     directive: Directive,
+    /// The action that gave `directive`.
     action: String,
+    /// What train actions asked to be done at this loop end.
+    requests: Requests,
+}
+
+/// The acts train actions may ask for at a loop end, besides stopping; they combine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Requests {
+    evaluate: bool,
+    summarize: bool,
+    checkpoint: bool,
 }
 
 /// Which of a Controller's action lists.
@@ -65,12 +81,15 @@ pub struct Controller<R> {
     options: ControllerOptions,
     pending: LoopMeans,
     progress: Option<Progress>,
+    /// A train action asked for a checkpoint: the next save at a loop end saves whatever the
+    /// step.
+    checkpoint_requested: bool,
 }
 
 impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     /// A controller of `runner`. Fails if `steps_per_loop` is 0, `summary_interval` or the
-    /// checkpoint interval is not a multiple of `steps_per_loop` (cadences act at loop ends),
-    /// or two actions share a name (their states would share a key).
+    /// checkpoint interval is not a multiple of `steps_per_loop` (cadences act at loop ends;
+    /// 0 is no step cadence), or two actions share a name (their states would share a key).
     pub fn new(runner: R, options: ControllerOptions) -> Result<Self> {
         let spl = options.steps_per_loop;
         if spl == 0 {
@@ -78,9 +97,9 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 "steps_per_loop must be positive".to_string(),
             ));
         }
-        if options.summary_interval == 0 || !options.summary_interval.is_multiple_of(spl) {
+        if !options.summary_interval.is_multiple_of(spl) {
             return Err(OrbitError::InvalidSetting(format!(
-                "summary_interval = {} must be a positive multiple of steps_per_loop = {spl}",
+                "summary_interval = {} must be a multiple of steps_per_loop = {spl}",
                 options.summary_interval
             )));
         }
@@ -108,6 +127,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             options,
             pending: LoopMeans::default(),
             progress: None,
+            checkpoint_requested: false,
         })
     }
 
@@ -343,6 +363,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
 
     /// Saves runner and Controller state through the checkpoint manager.
     fn save(&mut self, check_interval: bool) -> Result<Option<PathBuf>> {
+        let check_interval = check_interval && !std::mem::take(&mut self.checkpoint_requested);
         let step = self.runner.global_step();
         let state: ControllerState = self
             .actions()
@@ -410,6 +431,7 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         let mut verdict = Verdict {
             directive: Directive::Continue,
             action: String::new(),
+            requests: Requests::default(),
         };
         for action in actions.iter_mut() {
             let context = ActionContext {
@@ -421,23 +443,37 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
             let directive = action.run(context)?;
             let counts = match &directive {
                 Directive::Continue => false,
-                Directive::Rewind { .. } | Directive::Evaluate if phase == Phase::Eval => {
+                Directive::Rewind { .. }
+                | Directive::Evaluate
+                | Directive::Summarize
+                | Directive::Checkpoint
+                    if phase == Phase::Eval =>
+                {
                     return Err(OrbitError::InvalidSetting(format!(
                         "eval action `{}` asked for {directive:?}; only a train action can",
                         action.name()
                     )));
                 }
-                Directive::Evaluate => verdict.directive == Directive::Continue,
+                Directive::Evaluate => {
+                    verdict.requests.evaluate = true;
+                    false
+                }
+                Directive::Summarize => {
+                    verdict.requests.summarize = true;
+                    false
+                }
+                Directive::Checkpoint => {
+                    verdict.requests.checkpoint = true;
+                    false
+                }
                 Directive::Rewind { .. } => true,
                 Directive::Preempt => verdict.directive != Directive::Preempt,
                 Directive::StopTraining { .. } => verdict.directive == Directive::Continue,
             };
             if counts {
                 let rewind = matches!(directive, Directive::Rewind { .. });
-                verdict = Verdict {
-                    directive,
-                    action: action.name().to_string(),
-                };
+                verdict.directive = directive;
+                verdict.action = action.name().to_string();
                 if rewind {
                     break;
                 }
@@ -459,7 +495,11 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 tracing::info!("{reason}");
                 Ok(true)
             }
-            Directive::Continue | Directive::Rewind { .. } | Directive::Evaluate => Ok(false),
+            Directive::Continue
+            | Directive::Rewind { .. }
+            | Directive::Evaluate
+            | Directive::Summarize
+            | Directive::Checkpoint => Ok(false),
         }
     }
 
@@ -478,14 +518,13 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
         while self.runner.global_step() < target {
             let step = self.runner.global_step();
             let steps = (target - step).min(spl - step % spl);
-            let directive = self.train_loop(steps, final_step)?;
-            let evaluate = directive == Directive::Evaluate;
+            let (directive, requests) = self.train_loop(steps, final_step)?;
             if self.obey_stop(directive)? {
                 self.save_checkpoint()?;
                 return Ok(LoopEnd::Stopped);
             }
             let step = self.runner.global_step();
-            if evaluate && until_evaluation {
+            if requests.evaluate && until_evaluation {
                 return Ok(LoopEnd::EvaluationDue);
             }
             if step < target || save_at_target {
@@ -496,8 +535,9 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
     }
 
     /// One train loop of `steps` steps, its train actions, log line and summaries; returns
-    /// the actions' stop directive, if any (a rewind is carried out here).
-    fn train_loop(&mut self, steps: u64, final_step: u64) -> Result<Directive> {
+    /// the actions' stop directive, if any (a rewind is carried out here), and their requests
+    /// (a checkpoint request is kept for the loop end's save).
+    fn train_loop(&mut self, steps: u64, final_step: u64) -> Result<(Directive, Requests)> {
         let before = self.runner.global_step();
         let started = Instant::now();
         let mut logs = self.runner.train(steps).map_err(OrbitError::Runner)?;
@@ -515,25 +555,31 @@ impl<R: Trainer + Evaluator + Checkpointable> Controller<R> {
                 steps as f64 / train_time.as_secs_f64().max(1e-9),
             );
         }
-        let Verdict { directive, action } =
-            self.run_actions(Phase::Train, step, train_time, &mut logs)?;
+        let Verdict {
+            directive,
+            action,
+            requests,
+        } = self.run_actions(Phase::Train, step, train_time, &mut logs)?;
         if let Directive::Rewind { reason } = &directive {
             self.rewind(step, &action, reason)?;
-            return Ok(Directive::Continue);
+            return Ok((Directive::Continue, Requests::default()));
         }
+        self.checkpoint_requested |= requests.checkpoint;
         if steps == 0 {
-            return Ok(directive);
+            return Ok((directive, requests));
         }
         self.log_line("train", step, &logs);
         self.pending.add(&logs, steps);
-        if step.is_multiple_of(self.options.summary_interval) || step >= final_step {
+        let interval = self.options.summary_interval;
+        let on_step = interval > 0 && step.is_multiple_of(interval);
+        if on_step || requests.summarize || step >= final_step {
             let means = self.pending.take();
             self.options.train_summaries.write(step, &means)?;
         }
         if let Some(progress) = &self.progress {
             progress.update(step, &logs);
         }
-        Ok(directive)
+        Ok((directive, requests))
     }
 
     /// Carries out action `name`'s rewind after the loop ending at `step`: restores the latest

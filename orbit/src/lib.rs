@@ -6,7 +6,8 @@
 //! [`action`]s run after train loops and evaluations (the extension point) with Grove's own:
 //! best-checkpoint export ([`BestCheckpointExporter`]), moving-average checkpoints
 //! ([`EmaCheckpointing`]), [`EarlyStopping`], blow-up [`Recovery`], [`Preemption`], the
-//! training-time budget ([`TrainBudget`]) and evaluations on time ([`EvalTimer`]); summaries ([`summary`]: TensorBoard event files and
+//! training-time budget ([`TrainBudget`]) and evaluations, summaries and checkpoints on time
+//! ([`TrainTimer`]); summaries ([`summary`]: TensorBoard event files and
 //! `metrics.jsonl`) and the progress display. It knows nothing of tasks, models, tensors or
 //! configs: runners report plain [`Logs`] and save themselves into a directory.
 
@@ -18,7 +19,6 @@ pub mod controller_state;
 pub mod early_stopping;
 pub mod ema_checkpointing;
 pub mod error;
-pub mod eval_timer;
 pub mod fault;
 mod fs_atomic;
 pub mod logs;
@@ -31,6 +31,7 @@ pub mod progress;
 pub mod runner;
 pub mod summary;
 pub mod train_budget;
+pub mod train_timer;
 mod training_time;
 
 pub use action::{Action, ActionContext, Directive};
@@ -42,10 +43,10 @@ pub use controller::{Controller, ControllerOptions};
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use ema_checkpointing::EmaCheckpointing;
 pub use error::{ErrorKind, OrbitError, Result, RunnerError};
-pub use eval_timer::EvalTimer;
 pub use fs_atomic::write_atomically;
 pub use logs::Logs;
 pub use loss_guard::{LossGuard, Recovery};
 pub use preemption::Preemption;
 pub use runner::{Checkpointable, Evaluator, Trainer};
 pub use train_budget::TrainBudget;
+pub use train_timer::TrainTimer;

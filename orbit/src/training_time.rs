@@ -1,5 +1,5 @@
 //! Training time as action state: `{"trained_seconds": <f64>}` in `controller_state.json`,
-//! shared by the actions that count time ([`crate::TrainBudget`], [`crate::EvalTimer`]).
+//! shared by the actions that count time ([`crate::TrainBudget`], [`crate::TrainTimer`]).
 
 use std::time::Duration;
 

@@ -395,19 +395,31 @@ fn two_actions_of_one_name_are_refused() {
     assert!(err.contains("`preemption`"), "{err}");
 }
 
-/// A train action asking for an evaluation at the loop ends of `at`.
-struct EvaluateAt {
+/// A train action named `name` asking for `ask` at the loop ends of `at`.
+struct AskAt {
+    name: &'static str,
+    ask: Directive,
     at: Vec<u64>,
 }
 
-impl Action for EvaluateAt {
+impl AskAt {
+    fn evaluation(at: Vec<u64>) -> Box<Self> {
+        Box::new(AskAt {
+            name: "evaluate_at",
+            ask: Directive::Evaluate,
+            at,
+        })
+    }
+}
+
+impl Action for AskAt {
     fn name(&self) -> &str {
-        "evaluate_at"
+        self.name
     }
 
     fn run(&mut self, context: ActionContext<'_>) -> grove_orbit::Result<Directive> {
         Ok(match self.at.contains(&context.global_step) {
-            true => Directive::Evaluate,
+            true => self.ask.clone(),
             false => Directive::Continue,
         })
     }
@@ -417,9 +429,7 @@ impl Action for EvaluateAt {
 fn a_train_action_asking_for_evaluation_gets_one_at_that_loop_end() {
     let dir = tempfile::tempdir().unwrap();
     let mut timed = options(dir.path(), 5, 5, 20, 10);
-    timed
-        .train_actions
-        .push(Box::new(EvaluateAt { at: vec![10, 25] }));
+    timed.train_actions.push(AskAt::evaluation(vec![10, 25]));
     let mut c = Controller::new(Counting::default(), timed).unwrap();
     c.restore_or_initialize(|_| Ok(())).unwrap();
     c.train_and_evaluate(30, 1, None).unwrap().unwrap();
@@ -431,11 +441,45 @@ fn a_train_action_asking_for_evaluation_gets_one_at_that_loop_end() {
     // Training without evaluation ignores the request.
     let other = tempfile::tempdir().unwrap();
     let mut untimed = options(other.path(), 5, 5, 20, 10);
-    untimed
-        .train_actions
-        .push(Box::new(EvaluateAt { at: vec![10] }));
+    untimed.train_actions.push(AskAt::evaluation(vec![10]));
     let mut c = Controller::new(Counting::default(), untimed).unwrap();
     c.restore_or_initialize(|_| Ok(())).unwrap();
     c.train(20).unwrap();
     assert!(c.runner().evals_at.is_empty());
+}
+
+/// Requests combine: at one loop end an evaluation and a checkpoint, at another a checkpoint
+/// and a summary; with no step cadence for summaries (0) and checkpoints (an on-request
+/// manager) those are all there is, besides the end of training.
+#[test]
+fn evaluation_summary_and_checkpoint_requests_combine_at_a_loop_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut on_request = options(dir.path(), 5, 0, 0, 10);
+    on_request.checkpoint_manager = Some(CheckpointManager::on_request(dir.path(), 10).unwrap());
+    on_request.train_actions.extend([
+        AskAt::evaluation(vec![10]),
+        Box::new(AskAt {
+            name: "checkpoint_at",
+            ask: Directive::Checkpoint,
+            at: vec![10, 15],
+        }),
+        Box::new(AskAt {
+            name: "summarize_at",
+            ask: Directive::Summarize,
+            at: vec![15],
+        }) as Box<dyn Action>,
+    ]);
+    let mut c = Controller::new(Counting::default(), on_request).unwrap();
+    c.restore_or_initialize(|_| Ok(())).unwrap();
+    c.train_and_evaluate(30, 1, None).unwrap().unwrap();
+    assert_eq!(c.runner().evals_at, vec![10, 30]);
+    assert_eq!(
+        c.checkpoint_manager().unwrap().checkpoint_steps(),
+        vec![10, 15, 30]
+    );
+    let summarized: Vec<u64> = train_scalars(dir.path(), "training_loss")
+        .into_iter()
+        .map(|(step, _)| step)
+        .collect();
+    assert_eq!(summarized, [15, 30]);
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use candle_core::Device;
-use grove_core::config::{ExperimentConfig, TrainerConfig};
+use grove_core::config::{Cadence, ExperimentConfig, TrainerConfig};
 use grove_core::progressive::ProgressivePolicy;
 use grove_core::vars::ModelVars;
 use grove_core::{Error, Result};
@@ -172,12 +172,24 @@ fn exports(trainer: &TrainerConfig, model_dir: &Path) -> crate::Result<Option<Ex
     if !trainer.export_checkpoint {
         return Ok(None);
     }
+    let interval = match (
+        trainer.export_checkpoint_interval,
+        trainer.checkpoint_interval,
+    ) {
+        (Some(steps), _) | (None, Cadence::Steps(steps)) => steps,
+        (None, Cadence::Every(_)) => {
+            return Err(grove_core::Error::Config(
+                "trainer.checkpoint_interval is a duration, and progressive training exports \
+                 by steps: set trainer.export_checkpoint_interval"
+                    .to_string(),
+            )
+            .into())
+        }
+    };
     let manager = CheckpointManager::new(
         &model_dir.join(EXPORT_SUBDIR),
         trainer.export_max_to_keep.unwrap_or(trainer.max_to_keep) as usize,
-        trainer
-            .export_checkpoint_interval
-            .unwrap_or(trainer.checkpoint_interval),
+        interval,
     )?;
     Ok(Some(Exports {
         manager,

@@ -13,8 +13,8 @@ use grove_core::runtime::{compute_threads, device, on_compute_threads};
 use grove_orbit::summary::SummaryManager;
 use grove_orbit::{
     write_atomically, Action, BestCheckpointExporter, CheckpointManager, Checkpointable,
-    Comparison, Controller, ControllerOptions, EarlyStopping, EmaCheckpointing, EvalTimer,
-    Evaluator, Logs, LossGuard, Preemption, Recovery, TrainBudget, Trainer,
+    Comparison, Controller, ControllerOptions, EarlyStopping, EmaCheckpointing, Evaluator, Logs,
+    LossGuard, Preemption, Recovery, TrainBudget, TrainTimer, Trainer,
 };
 
 use crate::actions::{build_actions, ActionSetup};
@@ -367,7 +367,13 @@ fn controller_options(
         train_actions.push(Box::new(TrainBudget::new(budget.0)));
     }
     if let Cadence::Every(interval) = t.validation_interval {
-        train_actions.push(Box::new(EvalTimer::new(interval.0)));
+        train_actions.push(Box::new(TrainTimer::evaluations(interval.0)));
+    }
+    if let Cadence::Every(interval) = t.summary_interval {
+        train_actions.push(Box::new(TrainTimer::summaries(interval.0)));
+    }
+    if let Cadence::Every(interval) = t.checkpoint_interval {
+        train_actions.push(Box::new(TrainTimer::checkpoints(interval.0)));
     }
     let mut eval_actions: Vec<Box<dyn Action>> = Vec::new();
     if let Some(exporter) = best_checkpoint_exporter(t, model_dir)? {
@@ -395,12 +401,13 @@ fn controller_options(
     )?);
     Ok(ControllerOptions {
         steps_per_loop: t.steps_per_loop,
-        summary_interval: t.summary_interval,
-        checkpoint_manager: Some(CheckpointManager::new(
-            model_dir,
-            t.max_to_keep as usize,
-            t.checkpoint_interval,
-        )?),
+        summary_interval: t.summary_interval.steps().unwrap_or_default(),
+        checkpoint_manager: Some(match t.checkpoint_interval {
+            Cadence::Steps(steps) => {
+                CheckpointManager::new(model_dir, t.max_to_keep as usize, steps)?
+            }
+            Cadence::Every(_) => CheckpointManager::on_request(model_dir, t.max_to_keep as usize)?,
+        }),
         train_summaries: SummaryManager::with_sinks(model_dir, "train", &config.runtime.loggers)?,
         eval_summaries: SummaryManager::with_sinks(
             model_dir,

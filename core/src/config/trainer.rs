@@ -53,11 +53,14 @@ defaulted_config! {
         pub max_duration: Option<ConfigDuration> = None,
         /// Steps per inner loop; values are read back to the host once per loop.
         pub steps_per_loop: u64 = 1000,
-        /// Train summaries are written at loop ends where `global_step % summary_interval == 0`.
-        pub summary_interval: u64 = 1000,
+        /// Train summaries are written at loop ends where `global_step % summary_interval == 0`,
+        /// or, given a duration (`"30s"`), at the first loop end after that much training time
+        /// since the last ones.
+        pub summary_interval: Cadence = Cadence::Steps(1000),
         /// Checkpoints are written at loop ends where `global_step % checkpoint_interval == 0`
-        /// (and at `train_steps`); 0 disables checkpointing.
-        pub checkpoint_interval: u64 = 1000,
+        /// (and at `train_steps`), or, given a duration (`"1h"`), at the first loop end after
+        /// that much training time since the last request; 0 disables checkpointing.
+        pub checkpoint_interval: Cadence = Cadence::Steps(1000),
         /// How many regular checkpoints are kept (oldest removed first).
         pub max_to_keep: u64 = 5,
         /// Batches per evaluation; -1 evaluates the whole validation set.
@@ -113,28 +116,33 @@ impl TrainerConfig {
     pub fn validate(&self) -> Result<()> {
         self.optimizer_config.validate()?;
         positive("trainer.steps_per_loop", self.steps_per_loop)?;
-        positive("trainer.summary_interval", self.summary_interval)?;
-        match self.validation_interval {
-            Cadence::Steps(steps) => positive("trainer.validation_interval", steps)?,
-            Cadence::Every(duration) if duration.0.is_zero() => {
-                return Err(Error::Config(
-                    "trainer.validation_interval = 0s: give a positive duration or a step count"
-                        .to_string(),
-                ))
+        for (key, cadence) in [
+            ("trainer.summary_interval", self.summary_interval),
+            ("trainer.validation_interval", self.validation_interval),
+            ("trainer.checkpoint_interval", self.checkpoint_interval),
+        ] {
+            match cadence {
+                Cadence::Steps(steps) if key != "trainer.checkpoint_interval" => {
+                    positive(key, steps)?
+                }
+                Cadence::Every(duration) if duration.0.is_zero() => {
+                    return Err(Error::Config(format!(
+                        "{key} = 0s: give a positive duration or a step count"
+                    )))
+                }
+                _ => {}
             }
-            Cadence::Every(_) => {}
         }
         positive("trainer.max_to_keep", self.max_to_keep)?;
-        for (key, interval) in [
+        let step_cadences = [
             ("trainer.summary_interval", self.summary_interval),
             ("trainer.checkpoint_interval", self.checkpoint_interval),
-        ]
-        .into_iter()
-        .chain(
-            self.validation_interval
-                .steps()
-                .map(|steps| ("trainer.validation_interval", steps)),
-        ) {
+            ("trainer.validation_interval", self.validation_interval),
+        ];
+        for (key, interval) in step_cadences
+            .into_iter()
+            .filter_map(|(key, cadence)| Some((key, cadence.steps()?)))
+        {
             if interval % self.steps_per_loop != 0 {
                 return Err(Error::Config(format!(
                     "{key} = {interval} is not a multiple of trainer.steps_per_loop = {}: \

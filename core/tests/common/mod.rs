@@ -124,8 +124,8 @@ pub fn defaults() -> ExperimentConfig {
     let mut config = ExperimentConfig::new(ToyTask::default());
     config.trainer.train_steps = 100;
     config.trainer.steps_per_loop = 10;
-    config.trainer.summary_interval = 10;
-    config.trainer.checkpoint_interval = 10;
+    config.trainer.summary_interval = grove_core::config::Cadence::Steps(10);
+    config.trainer.checkpoint_interval = grove_core::config::Cadence::Steps(10);
     config.trainer.validation_interval = Cadence::Steps(10);
     config.restrictions = vec!["task.train_data.global_batch_size <= task.hidden".to_string()];
     config

@@ -213,8 +213,8 @@ fn linear_regression_local() -> ExperimentConfig {
     config.trainer = TrainerConfig {
         train_steps: 200,
         steps_per_loop: 20,
-        summary_interval: 20,
-        checkpoint_interval: 100,
+        summary_interval: Cadence::Steps(20),
+        checkpoint_interval: Cadence::Steps(100),
         validation_interval: Cadence::Steps(100),
         ..TrainerConfig::default()
     };
