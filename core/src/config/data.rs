@@ -1,5 +1,7 @@
 //! `task.train_data` / `task.validation_data`: what every input config has in common.
 
+use crate::error::Result;
+
 /// What a trainer needs to know of any task's data config. Tasks with extra data keys
 /// (e.g. masked LM's `seq_length`) define their own struct and implement this trait.
 pub trait DataSpec {
@@ -10,10 +12,12 @@ pub trait DataSpec {
     fn global_batch_size(&self) -> usize;
     /// Whether this is a training split (shuffled, repeated) or an evaluation split.
     fn is_training(&self) -> Option<bool>;
-    /// The examples of one pass over this split when the config alone says (a generated
-    /// split's `num_examples`); `None` for files, whose size only reading them tells.
-    fn epoch_examples(&self) -> Option<usize> {
-        None
+    /// The examples of one pass over this split (`key`: its config key, for messages): a
+    /// generated split's `num_examples`, or the count of a file split the task can count
+    /// before training; `None` when it cannot (a stream of unknown length).
+    fn epoch_examples(&self, key: &str) -> Result<Option<usize>> {
+        let _ = key;
+        Ok(None)
     }
     /// Whether a last batch smaller than `global_batch_size` is dropped (for counting an
     /// epoch's steps).
@@ -25,7 +29,7 @@ pub trait DataSpec {
 /// Implements [`DataSpec`] for a data config struct with the fields `input_path: String`,
 /// `global_batch_size: usize` and `is_training: Option<bool>`. With
 /// `epoch_examples = <method>`, the struct also has `drop_remainder: bool` and an inherent
-/// `<method>(&self) -> Option<usize>` giving [`DataSpec::epoch_examples`].
+/// `<method>(&self, key: &str) -> Result<Option<usize>>` giving [`DataSpec::epoch_examples`].
 #[macro_export]
 macro_rules! impl_data_spec {
     ($config:ty) => {
@@ -36,8 +40,8 @@ macro_rules! impl_data_spec {
     ($config:ty, epoch_examples = $method:ident) => {
         impl $crate::config::DataSpec for $config {
             $crate::impl_data_spec!(@common);
-            fn epoch_examples(&self) -> Option<usize> {
-                self.$method()
+            fn epoch_examples(&self, key: &str) -> $crate::Result<Option<usize>> {
+                self.$method(key)
             }
             fn drop_remainder(&self) -> bool {
                 self.drop_remainder

@@ -34,8 +34,8 @@ const TRAIN_STEPS_KEY: &str = "trainer.train_steps";
 /// One pass over the training split, as its config describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochSize {
-    /// The examples of the split, when the config says (`None`: files, whose size only
-    /// reading them tells).
+    /// The examples of the split, when known before training (`None`: a stream of unknown
+    /// length).
     pub examples: Option<usize>,
     /// Examples per step.
     pub global_batch_size: usize,
@@ -48,8 +48,9 @@ impl EpochSize {
     pub fn steps(&self) -> std::result::Result<u64, String> {
         let Some(examples) = self.examples else {
             return Err(
-                "the size of an epoch is unknown: task.train_data reads files, whose \
-                        examples Grove does not count in advance; give the value in steps"
+                "the size of an epoch is unknown: task.train_data is read as a stream, \
+                 whose examples are not counted before training (as tf.data's cardinality \
+                 is unknown for TFRecord and text files); give the value in steps"
                     .to_string(),
             );
         };
@@ -97,15 +98,25 @@ enum EpochCounts {
     Items(Vec<Option<f64>>),
 }
 
-/// The keys of `merged` (the flat, merged config) given in epochs, in steps. `layer_of` names
+/// A layer as the conversion sees it: its name and its place among the layers (higher wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LayerOf {
+    /// The layer's name.
+    pub name: String,
+    /// Its position in the order layers were merged (0: the experiment's defaults).
+    pub rank: usize,
+}
+
+/// The keys of `merged` (the flat, merged config) given in epochs, in steps. `layer_of` tells
 /// the layer that set a key; `epoch` gives the training split's size (asked only when a key
-/// is in epochs). Fails naming the key when
-/// an epoch count is malformed or the epoch's size is unknown, and when `trainer.train_steps`
-/// and `trainer.train_epochs` are both set above the defaults.
+/// is in epochs). Fails naming the key when an epoch count is malformed or the epoch's size
+/// is unknown, and when `trainer.train_steps` is set above the defaults by a layer no lower
+/// than the one setting `trainer.train_epochs` (a later `train_epochs`, e.g. on the command
+/// line over a Model Garden YAML's `train_steps`, wins).
 pub(crate) fn epoch_values(
     merged: &BTreeMap<String, Value>,
     epoch: &mut dyn FnMut() -> Result<EpochSize>,
-    layer_of: &mut dyn FnMut(&str) -> String,
+    layer_of: &mut dyn FnMut(&str) -> LayerOf,
     defaults_layer: &str,
 ) -> Result<Vec<EpochValue>> {
     let mut values = Vec::new();
@@ -125,11 +136,12 @@ pub(crate) fn epoch_values(
         };
         let target = if key == TRAIN_EPOCHS_KEY {
             let steps_layer = layer_of(TRAIN_STEPS_KEY);
-            if steps_layer != defaults_layer {
+            let epochs_layer = layer_of(key);
+            if steps_layer.name != defaults_layer && steps_layer.rank >= epochs_layer.rank {
                 return Err(Error::Config(format!(
-                    "{TRAIN_STEPS_KEY} (set by {steps_layer}) and {TRAIN_EPOCHS_KEY} (set by \
-                     {}) both give the length of training; keep one",
-                    layer_of(key)
+                    "{TRAIN_STEPS_KEY} (set by {}) and {TRAIN_EPOCHS_KEY} (set by {}) both \
+                     give the length of training; keep one (or set {TRAIN_EPOCHS_KEY}=null)",
+                    steps_layer.name, epochs_layer.name
                 )));
             }
             TRAIN_STEPS_KEY
@@ -158,7 +170,7 @@ pub(crate) fn epoch_values(
         };
         let layer = format!(
             "{}: {shown} epochs of {}",
-            layer_of(key),
+            layer_of(key).name,
             epoch.arithmetic(per_epoch)
         );
         values.push(EpochValue {
@@ -265,26 +277,42 @@ mod tests {
         }
     }
 
-    /// The converted values of `yaml` (flat keys), every key set by "file.yaml" unless
-    /// `from_defaults` lists it.
-    fn convert(
+    /// The converted values of `yaml` (flat keys), every key set by "file.yaml" (rank 1)
+    /// unless `from_defaults` lists it, `trainer.train_epochs` by `later` (rank 2) if given.
+    fn convert_with(
         yaml: &str,
         epoch: EpochSize,
         from_defaults: &[&str],
+        later: Option<&str>,
     ) -> Result<Vec<(String, Value, String)>> {
         let flat: BTreeMap<String, Value> = serde_yaml::from_str(yaml).unwrap();
-        let mut layer_of = |key: &str| {
-            if from_defaults.contains(&key) {
-                DEFAULTS.to_string()
-            } else {
-                "file.yaml".to_string()
-            }
+        let mut layer_of = |key: &str| match (key, later) {
+            (TRAIN_EPOCHS_KEY, Some(name)) => LayerOf {
+                name: name.to_string(),
+                rank: 2,
+            },
+            _ if from_defaults.contains(&key) => LayerOf {
+                name: DEFAULTS.to_string(),
+                rank: 0,
+            },
+            _ => LayerOf {
+                name: "file.yaml".to_string(),
+                rank: 1,
+            },
         };
         let values = epoch_values(&flat, &mut || Ok(epoch), &mut layer_of, DEFAULTS)?;
         Ok(values
             .into_iter()
             .map(|v| (v.key, v.value, v.layer))
             .collect())
+    }
+
+    fn convert(
+        yaml: &str,
+        epoch: EpochSize,
+        from_defaults: &[&str],
+    ) -> Result<Vec<(String, Value, String)>> {
+        convert_with(yaml, epoch, from_defaults, None)
     }
 
     #[test]
@@ -372,6 +400,15 @@ mod tests {
             message.contains("both give the length of training"),
             "{message}"
         );
+        // A later layer's train_epochs wins over a file's train_steps.
+        let values = convert_with(
+            "{trainer.train_epochs: 2, trainer.train_steps: 10}",
+            known,
+            &[],
+            Some("argument"),
+        )
+        .unwrap();
+        assert_eq!(values[0].1, Value::from(16));
         let message = refused(
             "{trainer.train_epochs: 2}",
             size(None, false),
@@ -388,8 +425,11 @@ mod tests {
         let flat: BTreeMap<String, Value> =
             serde_yaml::from_str("{trainer.train_epochs: null, trainer.train_steps: 5}").unwrap();
         let mut never = || -> Result<EpochSize> { panic!("the epoch size was asked") };
-        let values =
-            epoch_values(&flat, &mut never, &mut |_| DEFAULTS.to_string(), DEFAULTS).unwrap();
+        let mut layer_of = |_: &str| LayerOf {
+            name: DEFAULTS.to_string(),
+            rank: 0,
+        };
+        let values = epoch_values(&flat, &mut never, &mut layer_of, DEFAULTS).unwrap();
         assert!(values.is_empty());
     }
 }

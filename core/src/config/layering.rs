@@ -15,7 +15,7 @@ use serde_yaml::Mapping;
 
 use super::describe::{describe_figment_error, layer_name, layer_name_at};
 use super::environment::{device_profile, environment_overrides};
-use super::epochs::{epoch_mapping, epoch_values};
+use super::epochs::{epoch_mapping, epoch_values, LayerOf};
 use super::experiment::ExperimentConfig;
 use super::flat::{flatten, unflatten};
 use super::interpolation::{interpolate, Interpolated};
@@ -127,11 +127,14 @@ fn with_epochs_in_steps(
                     .task
                     .extract_same_type(&figment.focus("task"))
                     .map_err(|e| describe_figment_error(*prefix_paths(e, "task")))?;
-                epoch = Some(task.train_epoch());
+                epoch = Some(task.train_epoch()?);
             }
             Ok(epoch.expect("set above"))
         },
-        &mut |key| layer_of(&figment, key, &mut files),
+        &mut |key| LayerOf {
+            name: layer_of(&figment, key, &mut files),
+            rank: layer_rank(&figment, key),
+        },
         DEFAULTS_LAYER,
     )?;
     converted
@@ -142,6 +145,21 @@ fn with_epochs_in_steps(
                 (Metadata::named(value.layer.clone()), epoch_mapping(value)?),
             )
         })
+}
+
+/// The position, in merge order, of the layer that set the leaf `key` (0 when none did).
+fn layer_rank(figment: &Figment, key: &str) -> usize {
+    let container = key.split('[').next().unwrap_or(key);
+    let Some(found) = figment
+        .find_metadata(key)
+        .or_else(|| figment.find_metadata(container))
+    else {
+        return 0;
+    };
+    figment
+        .metadata()
+        .position(|metadata| metadata == found)
+        .unwrap_or(0)
 }
 
 /// The name of the layer that set the leaf `key` (`files` caches file texts for line numbers).

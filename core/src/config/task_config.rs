@@ -62,8 +62,9 @@ pub trait AnyTaskConfig: Debug + Send + Sync {
     fn validate(&self) -> Result<()>;
     /// Equality with another erased config (false when the types differ).
     fn eq_dyn(&self, other: &dyn AnyTaskConfig) -> bool;
-    /// One pass over `train_data`, for step counts given in epochs.
-    fn train_epoch(&self) -> EpochSize;
+    /// One pass over `train_data`, for step counts given in epochs (a file split may be read
+    /// to count it).
+    fn train_epoch(&self) -> Result<EpochSize>;
 }
 
 impl<T: TaskConfig> AnyTaskConfig for T {
@@ -85,13 +86,13 @@ impl<T: TaskConfig> AnyTaskConfig for T {
     ) -> std::result::Result<Box<dyn AnyTaskConfig>, Box<figment::Error>> {
         Ok(Box::new(figment.extract::<T>().map_err(Box::new)?))
     }
-    fn train_epoch(&self) -> EpochSize {
+    fn train_epoch(&self) -> Result<EpochSize> {
         let data = self.train_data();
-        EpochSize {
-            examples: data.epoch_examples(),
+        Ok(EpochSize {
+            examples: data.epoch_examples("task.train_data")?,
             global_batch_size: data.global_batch_size(),
             drop_remainder: data.drop_remainder(),
-        }
+        })
     }
     fn validate(&self) -> Result<()> {
         TaskConfig::validate(self)

@@ -368,9 +368,10 @@ fn epochs_count_steps_from_the_training_split_and_show_their_arithmetic() {
     }
 }
 
-/// Epochs of a split read from files are refused with the fix, as are both lengths at once.
+/// Epochs of a streamed split (masked LM's TFRecord files) are refused with the fix, as are
+/// both lengths at once.
 #[test]
-fn epochs_of_unknown_size_or_with_train_steps_are_refused() {
+fn epochs_of_a_stream_or_with_train_steps_are_refused() {
     let refused = |experiment: &str, overrides: &str, expected: &str| {
         let output = train(&[
             &format!("--experiment={experiment}"),
@@ -383,10 +384,11 @@ fn epochs_of_unknown_size_or_with_train_steps_are_refused() {
         assert!(stderr(&output).contains(expected), "{}", stderr(&output));
     };
     refused(
-        "image_classification/mnist",
-        "trainer.train_epochs=10,task.train_data.input_path=/data/mnist,\
-         task.validation_data.input_path=/data/mnist",
-        "trainer.train_epochs is given in epochs, but the size of an epoch is unknown",
+        "bert/pretraining",
+        "trainer.train_epochs=10,task.train_data.input_path=/data/wiki-*.tfrecord,\
+         task.validation_data.input_path=/data/wiki-eval.tfrecord",
+        "trainer.train_epochs is given in epochs, but the size of an epoch is unknown: \
+         task.train_data is read as a stream",
     );
     refused(
         "image_classification/mnist_local",

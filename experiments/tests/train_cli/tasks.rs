@@ -101,6 +101,42 @@ fn image_classification_trains_a_batch_norm_cnn_on_idx_files_and_reports_bad_one
     assert!(!fresh.join("ckpt-20").exists());
 }
 
+/// An epoch of an IDX split is its files' image count: 200 images in batches of 16 are 13
+/// steps; a missing file is reported when the epochs are counted.
+#[test]
+fn epochs_of_idx_files_count_their_images() {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx_digits(dir.path(), "train", 0, 200);
+    let path = dir.path().display().to_string();
+    let print = |train_path: &str| {
+        train(&[
+            "--experiment=image_classification/mnist",
+            "--print_config",
+            &format!(
+                "--params_override=trainer.train_epochs=2,task.train_data.global_batch_size=16,\
+                 task.train_data.input_path={train_path},task.validation_data.input_path={path}"
+            ),
+        ])
+        .output()
+        .unwrap()
+    };
+    let output = print(&path);
+    assert_ok(&output);
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("2 epochs of 13 steps per epoch = ceil(200 examples / batch 16)"),
+        "{printed}"
+    );
+    assert!(printed.contains("  train_steps: 26  #"), "{printed}");
+    let missing = print("/no/such/mnist");
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("/no/such/mnist"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
 #[test]
 fn vae_mnist_local_improves_its_elbo_and_reports_both_terms() {
     let dir = tempfile::tempdir().unwrap();
@@ -306,6 +342,20 @@ fn a_model_garden_glue_yaml_fine_tunes_bert_sentence_prediction_on_tsv_files() {
     assert_eq!(metric(&model_dir, "validation", "cls_accuracy").len(), 1);
     let params = std::fs::read_to_string(model_dir.join("params.yaml")).unwrap();
     assert!(params.contains("num_classes: 3"), "{params}");
+
+    // An epoch of the TSV split is its 12 rows: 3 batches of 4 (the YAML drops remainders),
+    // and train_epochs on the command line wins over the YAML's train_steps.
+    let mut by_epochs = settings[..7].to_vec();
+    by_epochs[1] = "--print_config".to_string();
+    by_epochs.push("trainer.train_epochs=2".to_string());
+    let args: Vec<&str> = by_epochs.iter().map(String::as_str).collect();
+    let output = train(&args).output().unwrap();
+    assert_ok(&output);
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("2 epochs of 3 steps per epoch = floor(12 examples / batch 4)"),
+        "{printed}"
+    );
 }
 
 #[test]

@@ -65,12 +65,23 @@ grove_core::defaulted_config! {
     }
 }
 
-grove_core::impl_data_spec!(ImageDataConfig, epoch_examples = generated_examples);
+grove_core::impl_data_spec!(ImageDataConfig, epoch_examples = examples);
 
 impl ImageDataConfig {
-    /// The examples of a `synthetic` split (`num_examples`); `None` for files.
-    fn generated_examples(&self) -> Option<usize> {
-        (self.file_type == ImageFileType::Synthetic).then_some(self.num_examples)
+    /// The images of the split: `num_examples` of a `synthetic` one, else the files' count
+    /// (read: the standard datasets are tens of megabytes).
+    fn examples(&self, key: &str) -> grove_core::Result<Option<usize>> {
+        let Some(format) = self.file_type.format() else {
+            return Ok(Some(self.num_examples));
+        };
+        let files = crate::data::image_files::ImageFiles {
+            format,
+            input_path: &self.input_path,
+            label_path: &self.label_path,
+            is_training: self.is_training == Some(true),
+            key,
+        };
+        Ok(Some(files.read()?.labels.len()))
     }
 }
 

@@ -106,9 +106,10 @@ impl MaskedLmDataConfig {
 grove_core::impl_data_spec!(MaskedLmDataConfig, epoch_examples = generated_examples);
 
 impl MaskedLmDataConfig {
-    /// The examples of a `synthetic` split (`num_examples`); `None` for files.
-    fn generated_examples(&self) -> Option<usize> {
-        (self.file_type == MaskedLmFileType::Synthetic).then_some(self.num_examples)
+    /// The examples of a `synthetic` split (`num_examples`); `None` for files, which are
+    /// streamed (pretraining corpora are not counted before training).
+    fn generated_examples(&self, _key: &str) -> grove_core::Result<Option<usize>> {
+        Ok((self.file_type == MaskedLmFileType::Synthetic).then_some(self.num_examples))
     }
 }
 

@@ -69,12 +69,16 @@ grove_core::defaulted_config! {
     }
 }
 
-grove_core::impl_data_spec!(SentenceDataConfig, epoch_examples = generated_examples);
+grove_core::impl_data_spec!(SentenceDataConfig, epoch_examples = examples);
 
 impl SentenceDataConfig {
-    /// The examples of a `synthetic` split (`num_examples`); `None` for files.
-    fn generated_examples(&self) -> Option<usize> {
-        (self.file_type == SentenceFileType::Synthetic).then_some(self.num_examples)
+    /// The examples of the split: `num_examples` of a `synthetic` one, else the rows of its
+    /// files (read, not tokenized).
+    fn examples(&self, key: &str) -> grove_core::Result<Option<usize>> {
+        if self.file_type == SentenceFileType::Synthetic {
+            return Ok(Some(self.num_examples));
+        }
+        super::inputs::count_rows(self, key).map(Some)
     }
 }
 

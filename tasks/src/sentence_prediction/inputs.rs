@@ -2,7 +2,7 @@
 //! pairs from the masked LM corpus; batched as `input_word_ids`, `input_mask`,
 //! `input_type_ids` (u32) and `label` (u32 classes or f32 scores).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
@@ -34,14 +34,7 @@ pub fn read_text_examples(
 ) -> Result<Vec<SentenceExample>> {
     let tokenizer = WordPieceTokenizer::from_vocab_file(&data.vocab_file, data.lower_case, key)?;
     let mut examples = Vec::new();
-    for file in expand_input_path(&data.input_path, key)? {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| Error::io("cannot read", &file, e))?;
-        let rows = if data.file_type == SentenceFileType::Jsonl {
-            jsonl_rows(&file, &text, data)?
-        } else {
-            tsv_rows(&file, &text, data)?
-        };
+    for (file, rows) in file_rows(data, key)? {
         for (line, fields, label) in rows {
             let at = |why: String| Error::Data(format!("{}:{line}: {why}", file.display()));
             let label = parse_label(&label, data.label_type, num_classes).map_err(at)?;
@@ -59,8 +52,40 @@ pub fn read_text_examples(
     Ok(examples)
 }
 
+/// The examples of the files `data` names, counted without tokenizing (for epochs).
+pub fn count_rows(data: &SentenceDataConfig, key: &str) -> Result<usize> {
+    let rows: usize = file_rows(data, key)?
+        .iter()
+        .map(|(_, rows)| rows.len())
+        .sum();
+    if rows == 0 {
+        return Err(Error::Data(format!(
+            "{key}.input_path = {:?}: the files hold no example",
+            data.input_path
+        )));
+    }
+    Ok(rows)
+}
+
 /// One row: its 1-based line, its text fields and its label text.
 type Row = (usize, Vec<String>, String);
+
+/// The rows of each file `data` names, in order.
+fn file_rows(data: &SentenceDataConfig, key: &str) -> Result<Vec<(PathBuf, Vec<Row>)>> {
+    expand_input_path(&data.input_path, key)?
+        .into_iter()
+        .map(|file| {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| Error::io("cannot read", &file, e))?;
+            let rows = if data.file_type == SentenceFileType::Jsonl {
+                jsonl_rows(&file, &text, data)?
+            } else {
+                tsv_rows(&file, &text, data)?
+            };
+            Ok((file, rows))
+        })
+        .collect()
+}
 
 fn tsv_rows(file: &Path, text: &str, data: &SentenceDataConfig) -> Result<Vec<Row>> {
     let mut lines = text.lines().enumerate();
