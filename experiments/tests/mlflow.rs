@@ -70,11 +70,7 @@ impl Server {
         let python = std::env::var("MLFLOW_PYTHON")
             .expect("set MLFLOW_PYTHON to a Python that has the mlflow package");
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(&python)
             .args([
                 "-m",
@@ -144,6 +140,12 @@ impl Drop for Server {
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.wait();
     }
+}
+
+/// A port of 127.0.0.1 that nothing listens on (one the system just handed out and took back).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// Whether an HTTP GET of `/health` at `address` answers `OK`.
@@ -281,12 +283,7 @@ fn a_killed_and_resumed_run_is_one_mlflow_run_with_every_metric_once() {
 /// fix, exit code 2, and writes nothing.
 #[test]
 fn an_unreachable_tracking_server_fails_the_run_before_anything_is_written() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let uri = format!("http://127.0.0.1:{port}");
+    let uri = format!("http://127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
     let model_dir: PathBuf = dir.path().join("run");
     let output: Output = train(&model_dir, &uri).output().unwrap();

@@ -47,14 +47,25 @@ pub enum TrackerError {
         /// What was wrong with the answer.
         detail: String,
     },
-    /// `mlflow_run.json` in model_dir cannot be read, parsed or written.
+    /// `mlflow_run.json` in model_dir cannot be read or written.
     #[error("{action} {path}: {reason}")]
     RunFile {
         /// What was being done.
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// Why it failed, with the fix.
+        /// Why it failed.
+        reason: String,
+    },
+    /// `mlflow_run.json` in model_dir is not what Grove writes there.
+    #[error(
+        "cannot parse {path}: {reason}; delete the file to start a new MLflow run for this \
+         model_dir"
+    )]
+    CorruptRunFile {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
         reason: String,
     },
 }
@@ -70,9 +81,7 @@ impl TrackerError {
             TrackerError::BadResponse { .. } => ErrorKind::UserInput,
             TrackerError::Refused { status, .. } if *status < 500 => ErrorKind::UserInput,
             TrackerError::Refused { .. } => ErrorKind::Run,
-            TrackerError::RunFile { action, .. } if *action == "cannot parse" => {
-                ErrorKind::UserInput
-            }
+            TrackerError::CorruptRunFile { .. } => ErrorKind::UserInput,
             TrackerError::RunFile { .. } => ErrorKind::Run,
         }
     }

@@ -124,13 +124,11 @@ fn continued_run(client: &MlflowClient, run_file: &Path) -> Result<Option<RunRec
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(TrackerError::run_file("cannot read", run_file, e)),
     };
-    let recorded: RunFile = serde_json::from_str(&text).map_err(|e| {
-        TrackerError::run_file(
-            "cannot parse",
-            run_file,
-            format!("{e}; delete the file to start a new MLflow run for this model_dir"),
-        )
-    })?;
+    let recorded: RunFile =
+        serde_json::from_str(&text).map_err(|e| TrackerError::CorruptRunFile {
+            path: run_file.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     if recorded.tracking_uri != client.uri() {
         tracing::warn!(
             "MLflow: this model_dir's run {} is on {}; a new run is started on {}",
