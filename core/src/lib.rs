@@ -16,6 +16,7 @@
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod init_checkpoint;
 pub mod metrics;
 pub mod optimization;

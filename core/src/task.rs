@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use crate::config::{DataSpec, TaskConfig};
 use crate::data::{Batch, Dataset, InputPosition, Shard};
 use crate::error::{Error, Result};
+use crate::export::{ExportFormat, ExportPlan};
 use crate::init_checkpoint::load_init_checkpoint;
 use crate::metrics::Metric;
 use crate::vars::ModelVars;
@@ -299,6 +300,16 @@ pub trait Task: Send + Sync + Sized + 'static {
         load_init_checkpoint(path, vars, self.config().init_checkpoint_rules())?;
         Ok(())
     }
+
+    /// How the model's `variables` (the names a checkpoint holds) are written in `format`
+    /// (`--mode=export`). The default refuses: a task opts in per format.
+    fn export(&self, format: ExportFormat, variables: &[String]) -> Result<ExportPlan> {
+        let _ = variables;
+        Err(Error::Config(format!(
+            "this task's model cannot be exported as {}; use --export_format=grove",
+            crate::config::keyword(&format)
+        )))
+    }
 }
 
 /// The object-safe form of [`Task`] that trainers drive; implemented for every `Task`.
@@ -344,6 +355,8 @@ pub trait DynTask: Send + Sync {
     fn initialize(&self, model: &(dyn Any + Send + Sync), vars: &ModelVars) -> Result<()>;
     /// `task.train_data.global_batch_size` (for logs).
     fn train_batch_size(&self) -> usize;
+    /// See [`Task::export`].
+    fn export(&self, format: ExportFormat, variables: &[String]) -> Result<ExportPlan>;
 }
 
 /// A trainer asked for a validation set the task does not have.
@@ -429,6 +442,9 @@ impl<T: Task> DynTask for T {
     }
     fn train_batch_size(&self) -> usize {
         self.config().train_data().global_batch_size()
+    }
+    fn export(&self, format: ExportFormat, variables: &[String]) -> Result<ExportPlan> {
+        Task::export(self, format, variables)
     }
 }
 

@@ -10,7 +10,9 @@ use grove_core::config::{explain, resolve_explained, ConfigSources};
 use grove_core::registry::{experiment_names, get_experiment};
 use grove_core::runtime::set_compute_threads;
 use grove_orbit::{ErrorKind, Preemption};
-use grove_trainers::{run_experiment, Error, EvalCheckpoint, Mode, RunOptions};
+use grove_trainers::{
+    export_model, run_experiment, Error, EvalCheckpoint, ExportTarget, Mode, RunOptions,
+};
 
 /// Exit code of a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -56,9 +58,13 @@ pub struct Cli {
     #[arg(long)]
     pub print_config: bool,
     /// With --mode=eval: `latest` (default), `all` retained checkpoints in step order, or the
-    /// path of one checkpoint directory.
+    /// path of one checkpoint directory; with --mode=export: `latest` or a path.
     #[arg(long)]
     pub eval_checkpoint: Option<String>,
+    /// With --mode=export: `huggingface` (config.json, model.safetensors under Hugging Face's
+    /// names, the vocabulary) or `grove` (weights and params.yaml for task.init_checkpoint).
+    #[arg(long, value_enum)]
+    pub export_format: Option<ExportFormatArg>,
     /// Continue a model_dir whose params.yaml differs from this config in more than cadences.
     #[arg(long)]
     pub allow_config_change: bool,
@@ -89,16 +95,39 @@ pub enum ModeArg {
     TrainAndPostEval,
     /// Evaluate each new checkpoint a concurrent trainer writes, until the final one.
     ContinuousEval,
+    /// Write the latest checkpoint's model to <model_dir>/export/<step>/ (--export_format).
+    Export,
 }
 
-impl From<ModeArg> for Mode {
-    fn from(mode: ModeArg) -> Mode {
-        match mode {
-            ModeArg::Train => Mode::Train,
-            ModeArg::Eval => Mode::Eval,
-            ModeArg::TrainAndEval => Mode::TrainAndEval,
-            ModeArg::TrainAndPostEval => Mode::TrainAndPostEval,
-            ModeArg::ContinuousEval => Mode::ContinuousEval,
+impl ModeArg {
+    /// The mode `run_experiment` runs, or `None` for `export`.
+    fn run_mode(self) -> Option<Mode> {
+        match self {
+            ModeArg::Train => Some(Mode::Train),
+            ModeArg::Eval => Some(Mode::Eval),
+            ModeArg::TrainAndEval => Some(Mode::TrainAndEval),
+            ModeArg::TrainAndPostEval => Some(Mode::TrainAndPostEval),
+            ModeArg::ContinuousEval => Some(Mode::ContinuousEval),
+            ModeArg::Export => None,
+        }
+    }
+}
+
+/// `--export_format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ExportFormatArg {
+    /// Hugging Face transformers (the default).
+    Huggingface,
+    /// Grove's own weights and resolved config.
+    Grove,
+}
+
+impl From<ExportFormatArg> for ExportTarget {
+    fn from(format: ExportFormatArg) -> ExportTarget {
+        match format {
+            ExportFormatArg::Huggingface => ExportTarget::Huggingface,
+            ExportFormatArg::Grove => ExportTarget::Grove,
         }
     }
 }
@@ -175,25 +204,42 @@ fn execute(cli: &Cli) -> Result<(), Error> {
         mode,
         model_dir.display()
     );
+    let checkpoint = eval_checkpoint(cli.eval_checkpoint.as_deref(), mode)?;
+    let Some(run_mode) = mode.run_mode() else {
+        let target = cli
+            .export_format
+            .map(ExportTarget::from)
+            .unwrap_or_default();
+        export_model(&config, model_dir, &checkpoint, target)?;
+        return Ok(());
+    };
+    if cli.export_format.is_some() {
+        return Err(grove_core::Error::Config(
+            "--export_format applies to --mode=export only".to_string(),
+        )
+        .into());
+    }
     let options = RunOptions {
         allow_config_change: cli.allow_config_change,
-        eval_checkpoint: eval_checkpoint(cli.eval_checkpoint.as_deref(), mode)?,
+        eval_checkpoint: checkpoint,
         preemption: Preemption::on_signals()?,
     };
-    let logs = run_experiment(&config, mode.into(), model_dir, options)?;
+    let logs = run_experiment(&config, run_mode, model_dir, options)?;
     if !logs.is_empty() {
         tracing::info!("final evaluation: {logs:?}");
     }
     Ok(())
 }
 
-/// `--eval_checkpoint`, which only `--mode=eval` takes.
+/// `--eval_checkpoint`, which only `--mode=eval` and `--mode=export` take.
 fn eval_checkpoint(flag: Option<&str>, mode: ModeArg) -> Result<EvalCheckpoint, grove_core::Error> {
     match (flag, mode) {
         (None, _) => Ok(EvalCheckpoint::Latest),
-        (Some(_), mode) if mode != ModeArg::Eval => Err(grove_core::Error::Config(
-            "--eval_checkpoint applies to --mode=eval only".to_string(),
-        )),
+        (Some(_), mode) if !matches!(mode, ModeArg::Eval | ModeArg::Export) => {
+            Err(grove_core::Error::Config(
+                "--eval_checkpoint applies to --mode=eval and --mode=export only".to_string(),
+            ))
+        }
         (Some("latest"), _) => Ok(EvalCheckpoint::Latest),
         (Some("all"), _) => Ok(EvalCheckpoint::All),
         (Some(path), _) => Ok(EvalCheckpoint::Path(PathBuf::from(path))),

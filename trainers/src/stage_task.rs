@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
+use grove_core::export::{ExportFormat, ExportPlan};
 use grove_core::metrics::Metric;
 use grove_core::progressive::ProgressivePolicy;
 use grove_core::task::{
@@ -85,5 +86,8 @@ impl DynTask for StageTask {
     }
     fn train_batch_size(&self) -> usize {
         self.task().train_batch_size()
+    }
+    fn export(&self, format: ExportFormat, variables: &[String]) -> Result<ExportPlan> {
+        self.task().export(format, variables)
     }
 }

@@ -374,6 +374,27 @@ fn ema_evaluates_and_exports_averaged_weights_and_trains_on_raw_ones() {
         .join("ema_checkpoints/average_weights-40/model.safetensors")
         .is_file());
     assert!(!resumed.join("ema_checkpoints").exists());
+    // --mode=export writes the averages of the exported step; a step never evaluated has
+    // none, and the export says so.
+    let flags = ["--export_format=grove"];
+    assert_ok(&run_small_with_flags(
+        &evaluated,
+        "export",
+        &flags,
+        &[steps, ema, best],
+    ));
+    assert_eq!(
+        tensors(&evaluated.join("export/40/model.safetensors")),
+        tensors(&evaluated.join("ema_checkpoints/average_weights-40/model.safetensors"))
+    );
+    let unevaluated = run_small_with_flags(&resumed, "export", &flags, &[steps, ema]);
+    assert_eq!(
+        unevaluated.status.code(),
+        Some(2),
+        "{}",
+        stderr(&unevaluated)
+    );
+    assert!(stderr(&unevaluated).contains("moving averages of step 40"));
     // Evaluation used the averages: the losses differ from a run without EMA, and
     // re-evaluating the checkpoint gives the same loss as during training.
     let plain = dir.path().join("plain");
@@ -393,4 +414,117 @@ fn ema_evaluates_and_exports_averaged_weights_and_trains_on_raw_ones() {
     assert_ok(&output);
     let again = metric(&evaluated, "validation", "validation_loss");
     assert_eq!(&again[again.len() - 2..], &with_ema[..], "{again:?}");
+}
+
+/// `--mode=export`: bert/local's latest checkpoint as Hugging Face's BertForPreTraining (each
+/// tensor under the name the Hugging Face import maps back to it, the bytes unchanged) that a
+/// new run initializes every variable from; as Grove's own weights and params.yaml; an
+/// untrained model_dir and a model Hugging Face's BERT cannot express are refused.
+#[test]
+fn export_writes_huggingface_and_grove_models_that_load_back() {
+    use grove_tasks::models::huggingface::huggingface_pretraining_name;
+
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let untrained = run_small(&model_dir, "export", &[]);
+    assert_eq!(untrained.status.code(), Some(2), "{}", stderr(&untrained));
+    assert!(stderr(&untrained).contains("needs a checkpoint"));
+    assert_ok(&run_small(&model_dir, "train", &["trainer.train_steps=20"]));
+
+    assert_ok(&run_small(
+        &model_dir,
+        "export",
+        &["trainer.train_steps=20"],
+    ));
+    let export = model_dir.join("export/20");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["architectures"],
+        serde_json::json!(["BertForPreTraining"])
+    );
+    assert_eq!(config["hidden_size"], 64);
+    let exported = tensors(&export.join("model.safetensors"));
+    let trained = tensors(&model_dir.join("ckpt-20/model.safetensors"));
+    assert_eq!(exported.len(), trained.len());
+    for (name, bytes) in &exported {
+        let grove = huggingface_pretraining_name(name, Some("next_sentence")).unwrap();
+        assert_eq!(bytes, &trained[&grove], "{name}");
+    }
+    let fresh = dir.path().join("fresh");
+    let init = format!(
+        "task.init_checkpoint={},task.init_checkpoint_format=huggingface_bert",
+        export.join("model.safetensors").display()
+    );
+    let loaded = run_small(&fresh, "train", &["trainer.train_steps=10", &init]);
+    assert_ok(&loaded);
+    let log = stderr(&loaded);
+    assert!(
+        log.contains(&format!(
+            "loaded {} variables, kept 0 at their initial values",
+            trained.len()
+        )),
+        "{log}"
+    );
+
+    let flags = ["--export_format=grove", "--eval_checkpoint=latest"];
+    assert_ok(&run_small_with_flags(&model_dir, "export", &flags, &[]));
+    let grove = model_dir.join("export/20");
+    assert_eq!(tensors(&grove.join("model.safetensors")), trained);
+    assert!(std::fs::read_to_string(grove.join("params.yaml"))
+        .unwrap()
+        .contains("train_steps"));
+
+    let rezero = run_small(
+        &model_dir,
+        "export",
+        &["task.model.encoder.bert.use_rezero=true"],
+    );
+    assert_eq!(rezero.status.code(), Some(2), "{}", stderr(&rezero));
+    assert!(
+        stderr(&rezero).contains("use_rezero = true"),
+        "{}",
+        stderr(&rezero)
+    );
+    let flag = run_small_with_flags(&model_dir, "train", &["--export_format=grove"], &[]);
+    assert_eq!(flag.status.code(), Some(2));
+}
+
+/// Sentence prediction exports as BertForSequenceClassification: its head's dense layer is
+/// the pooler and its projection the classifier, with the labels in config.json.
+#[test]
+fn sentence_prediction_exports_as_sequence_classification() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("run");
+    let args = |mode: &str| {
+        vec![
+            "--experiment=bert/sentence_prediction_local".to_string(),
+            format!("--mode={mode}"),
+            format!("--model_dir={}", model_dir.display()),
+            "trainer.train_steps=10".to_string(),
+        ]
+    };
+    for mode in ["train", "export"] {
+        let args = args(mode);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_ok(&train(&args).output().unwrap());
+    }
+    let export = model_dir.join("export/10");
+    let names: Vec<String> = tensors(&export.join("model.safetensors"))
+        .into_keys()
+        .collect();
+    for name in [
+        "bert.pooler.dense.weight",
+        "classifier.weight",
+        "classifier.bias",
+    ] {
+        assert!(names.contains(&name.to_string()), "{names:?}");
+    }
+    assert_eq!(
+        names.len(),
+        tensors(&model_dir.join("ckpt-10/model.safetensors")).len()
+    );
+    let config = std::fs::read_to_string(export.join("config.json")).unwrap();
+    assert!(config.contains("BertForSequenceClassification") && config.contains("LABEL_1"));
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
+use grove_core::export::{ExportFormat, ExportPlan};
 use grove_core::init_checkpoint::{load_init_checkpoint, load_renamed_init_checkpoint};
 use grove_core::metrics::{Metric, WeightedMean};
 use grove_core::task::{InputContext, StepContext, StepOutputs, Task, TrainOutputs};
@@ -20,6 +21,9 @@ use crate::data::order::Order;
 use crate::data::split_cache::SplitCache;
 use crate::data::synthetic_corpus::{MlmExample, SyntheticCorpus, SyntheticCorpusSpec};
 use crate::models::huggingface::huggingface_pretraining_name;
+use crate::models::huggingface_export::{
+    check_exportable, huggingface_plan, not_exportable, vocab_file, HuggingfaceModel,
+};
 use crate::models::{BertPretrainer, CheckpointFormat, PretrainerInputs};
 
 /// Name of the classification head trained on `next_sentence_labels`.
@@ -131,6 +135,60 @@ impl Task for MaskedLmTask {
             }
         };
         Ok(())
+    }
+
+    /// Hugging Face: `BertForPreTraining` with a `next_sentence` head (the pooler and
+    /// `cls.seq_relationship` from it), else `BertForMaskedLM`; the training data's vocabulary
+    /// goes along when it has one.
+    fn export(&self, format: ExportFormat, variables: &[String]) -> Result<ExportPlan> {
+        let ExportFormat::Huggingface = format;
+        let model = &self.config.model;
+        let encoder = model.bert_encoder("task.model").map_err(Error::Config)?;
+        check_exportable(encoder, "task.model.encoder.bert")?;
+        if model.mlm_activation != encoder.hidden_activation {
+            return Err(not_exportable(&format!(
+                "task.model.mlm_activation = {:?} differs from the encoder's {:?} (Hugging \
+                 Face's masked LM transform uses the encoder's)",
+                model.mlm_activation, encoder.hidden_activation
+            )));
+        }
+        let mut next_sentence = None;
+        for head in &model.cls_heads {
+            if head.name != NEXT_SENTENCE_HEAD {
+                return Err(not_exportable(&format!(
+                    "task.model.cls_heads has a head {:?}; BertForPreTraining has only \
+                     {NEXT_SENTENCE_HEAD}",
+                    head.name
+                )));
+            }
+            if head.inner_dim != encoder.hidden_size
+                || head.activation != "tanh"
+                || head.num_classes != 2
+            {
+                return Err(not_exportable(&format!(
+                    "the {NEXT_SENTENCE_HEAD} head must be a tanh pooler of hidden_size ({}) \
+                     with 2 classes to be BertForPreTraining's",
+                    encoder.hidden_size
+                )));
+            }
+            next_sentence = Some(NEXT_SENTENCE_HEAD);
+        }
+        let class = match next_sentence {
+            Some(_) => HuggingfaceModel::BertForPreTraining,
+            None => HuggingfaceModel::BertForMaskedLm,
+        };
+        let mut plan = huggingface_plan(
+            variables,
+            class,
+            encoder,
+            |name| huggingface_pretraining_name(name, next_sentence),
+            &[],
+            serde_json::json!({}),
+        )?;
+        let data = &self.config.train_data;
+        plan.files
+            .extend(vocab_file(&data.vocab_file, "task.train_data.vocab_file")?);
+        Ok(plan)
     }
 
     fn build_metrics(&self, training: bool) -> Vec<Box<dyn Metric>> {

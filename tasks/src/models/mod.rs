@@ -8,6 +8,7 @@
 pub mod bert;
 pub mod config;
 pub mod huggingface;
+pub mod huggingface_export;
 pub mod layers;
 pub mod pretrainer;
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use candle_core::{DType, D};
 use candle_nn::VarBuilder;
 use grove_core::data::{Batch, Dataset};
+use grove_core::export::{ExportFormat, ExportPlan};
 use grove_core::init_checkpoint::{
     load_init_checkpoint, load_renamed_init_checkpoint, InitCheckpointRule,
 };
@@ -24,6 +25,9 @@ use super::model::{SentenceClassifier, HEAD_NAME};
 use crate::data::order::{Order, Sampler};
 use crate::data::split_cache::SplitCache;
 use crate::models::huggingface::huggingface_bert_name;
+use crate::models::huggingface_export::{
+    check_exportable, huggingface_plan, vocab_file, HuggingfaceModel,
+};
 
 /// The pretraining head whose dense layer `init_cls_pooler` loads into the classifier's.
 const PRETRAINING_POOLER: &str = "next_sentence.dense.";
@@ -200,6 +204,34 @@ impl Task for SentencePredictionTask {
             ),
         };
         Ok(BTreeMap::from([(name.to_string(), value)]))
+    }
+
+    /// Hugging Face: `BertForSequenceClassification` (the head's dense layer is the pooler,
+    /// its projection the classifier), with the training data's vocabulary.
+    fn export(&self, format: ExportFormat, variables: &[String]) -> Result<ExportPlan> {
+        let ExportFormat::Huggingface = format;
+        let encoder = self.config.bert_encoder()?;
+        check_exportable(encoder, "task.model.encoder.bert")?;
+        let model = &self.config.model;
+        let pooler = format!("{HEAD_NAME}.dense.");
+        let extra = [
+            ("classifier.weight", format!("{HEAD_NAME}.out_proj.weight")),
+            ("classifier.bias", format!("{HEAD_NAME}.out_proj.bias")),
+        ];
+        let mut plan = huggingface_plan(
+            variables,
+            HuggingfaceModel::BertForSequenceClassification {
+                num_labels: model.num_classes,
+            },
+            encoder,
+            |name| huggingface_bert_name(name, Some(&pooler)),
+            &extra,
+            serde_json::json!({ "classifier_dropout": model.dropout_rate }),
+        )?;
+        let data = &self.config.train_data;
+        plan.files
+            .extend(vocab_file(&data.vocab_file, "task.train_data.vocab_file")?);
+        Ok(plan)
     }
 
     /// Loads `init_checkpoint` (a masked LM checkpoint or a Hugging Face BERT file): by the
