@@ -1,9 +1,11 @@
-//! A `bert/local` model exported with `--mode=export` gives the same outputs in Hugging Face
-//! transformers as in Grove: the MLM logits at masked positions and the next-sentence logits,
-//! on a batch with a sentence pair, padding and masked positions, loaded with transformers'
-//! own BERT (`tasks/tests/huggingface_outputs.py`, Flax, which reads the PyTorch-format
-//! safetensors without torch). Needs Python with transformers, flax and jax
-//! (`HUGGINGFACE_PYTHON`; `.ci/run` makes a venv), so it is ignored in the default test run.
+//! Grove against Hugging Face transformers itself: a `bert/local` model exported with
+//! `--mode=export` gives the same outputs in transformers as in Grove (the MLM logits at masked
+//! positions and the next-sentence logits, on a batch with a sentence pair, padding and masked
+//! positions; transformers' Flax BERT, `tasks/tests/huggingface_outputs.py`, reads the
+//! PyTorch-format safetensors without torch), and Grove's WordPiece gives the ids of
+//! transformers' BERT tokenizers, truncated pairs included (`tasks/tests/huggingface_tokens.py`).
+//! Both need Python with transformers, flax and jax (`HUGGINGFACE_PYTHON`; `.ci/run` makes a
+//! venv), so they are ignored in the default test run.
 
 mod common;
 
@@ -145,4 +147,90 @@ fn an_exported_bert_gives_grove_s_outputs_in_transformers() {
         next_sentence <= 1e-5,
         "next-sentence logits differ by {next_sentence}"
     );
+}
+
+/// The sentence cases of the tokenizer check: case, accents, punctuation, unknown words,
+/// word pieces, CJK characters, and pairs long enough to be truncated (a 22-token and a
+/// 15-token sentence at 16 tokens, either way round, where the two rules cut differently).
+fn sentence_cases() -> Value {
+    let long_a = "the quick brown fox jumped over the lazy dog and the cat ran home fast \
+                  to a b c d e f";
+    let long_b = "hello world the dog sat on the mat and the fox ran over a cat";
+    json!([
+        {"a": "Hello, World! Café naïve.", "b": null, "seq_length": 16},
+        {"a": "The QUICK Brown fox", "b": "jumped over the LAZY dog", "seq_length": 32},
+        {"a": "unaffable zebra 中文 dog", "b": "Ünaffable", "seq_length": 24},
+        {"a": long_a, "b": long_b, "seq_length": 16},
+        {"a": long_b, "b": long_a, "seq_length": 16},
+        {"a": long_a, "b": long_a, "seq_length": 11},
+        {"a": long_a, "b": null, "seq_length": 8},
+    ])
+}
+
+/// Grove's WordPiece gives Hugging Face's ids exactly: `truncation: bert` those of the Python
+/// `BertTokenizer` (BERT's pair rule), `truncation: huggingface` those of `BertTokenizerFast`.
+#[test]
+#[ignore = "needs Python with transformers: .ci/run makes a venv and runs it"]
+fn wordpiece_ids_and_pair_truncation_match_hugging_face_tokenizers() {
+    use grove_tasks::text::{PairTruncation, WordPieceTokenizer};
+
+    let python = std::env::var("HUGGINGFACE_PYTHON")
+        .expect("set HUGGINGFACE_PYTHON to a Python with transformers");
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("vocab.txt");
+    let words = "[PAD] [UNK] [CLS] [SEP] [MASK] the quick brown fox jumped over lazy dog and \
+                 cat ran home fast to a b c d e f hello world cafe naive sat on mat un ##aff \
+                 ##able , . ! 中";
+    let lines: String = words.split(' ').map(|w| format!("{w}\n")).collect();
+    std::fs::write(&vocab, lines).unwrap();
+    let cases_file = dir.path().join("cases.json");
+    std::fs::write(&cases_file, sentence_cases().to_string()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tasks/tests/huggingface_tokens.py"
+    );
+    let output = Command::new(python)
+        .arg(script)
+        .arg(&vocab)
+        .arg(&cases_file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let tokenizer =
+        WordPieceTokenizer::from_vocab_file(&vocab.display().to_string(), true, "test").unwrap();
+    let cases = sentence_cases();
+    for (truncation, implementation) in [
+        (PairTruncation::Bert, "slow"),
+        (PairTruncation::Huggingface, "fast"),
+    ] {
+        for (i, case) in cases.as_array().unwrap().iter().enumerate() {
+            let seq_length = case["seq_length"].as_u64().unwrap() as usize;
+            let encoded = tokenizer
+                .encode(
+                    case["a"].as_str().unwrap(),
+                    case["b"].as_str(),
+                    seq_length,
+                    truncation,
+                )
+                .unwrap();
+            let expected = &reference[implementation][i];
+            let ids: Vec<u32> = serde_json::from_value(expected["input_ids"].clone()).unwrap();
+            let types: Vec<u32> =
+                serde_json::from_value(expected["token_type_ids"].clone()).unwrap();
+            assert_eq!(
+                encoded.input_word_ids, ids,
+                "{truncation:?} case {i}: {case}"
+            );
+            assert_eq!(
+                encoded.input_type_ids, types,
+                "{truncation:?} case {i}: {case}"
+            );
+        }
+    }
 }
