@@ -4,7 +4,8 @@
 //! and strict checking), the registries ([`registry`]), the [`task::Task`] trait, optimization
 //! ([`optimization`]: optimizers, learning-rate schedules, warmup, clipping), streaming
 //! [`metrics`], the input pipeline ([`data`]), seeded random streams ([`rng`]), model variables
-//! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]), the progressive-training
+//! ([`vars`]), `init_checkpoint` loading ([`init_checkpoint`]), what a task says for
+//! `--mode=export` ([`export`]), the progressive-training
 //! policy trait tasks implement ([`progressive`]), the error kinds ([`error`]) and the
 //! [`runtime`] device and compute threads. The fused kernels it builds on are grove-kernels'.
 //! From grove-orbit it takes only what the
