@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -51,10 +52,12 @@ fn tensor(name: &str) -> Tensor {
     Tensor::new(rows, &Device::Cpu).unwrap()
 }
 
-/// `value` as a flat list of numbers.
-fn numbers(value: &Value) -> Vec<f32> {
-    let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).unwrap();
-    rows.into_iter().flatten().map(|v| v as f32).collect()
+/// `value` (nested lists of numbers) as one flat list.
+fn flat_numbers(value: &Value) -> Vec<f32> {
+    match value {
+        Value::Array(items) => items.iter().flat_map(flat_numbers).collect(),
+        number => vec![number.as_f64().unwrap() as f32],
+    }
 }
 
 /// The largest difference between two lists, scaled by the larger magnitude (at least 1).
@@ -101,21 +104,7 @@ fn an_exported_bert_gives_grove_s_outputs_in_transformers() {
         .unwrap();
     let weights = read_weights(&model_dir.join("ckpt-20/model.safetensors")).unwrap();
     let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
-    let model = BertPretrainer::new(&task.model, vb).unwrap();
-    let outputs = model
-        .forward(
-            &PretrainerInputs {
-                input_word_ids: tensor("input_ids"),
-                input_mask: tensor("attention_mask"),
-                input_type_ids: tensor("token_type_ids"),
-                masked_lm_positions: tensor("masked_positions"),
-            },
-            None,
-        )
-        .unwrap();
-    let grove_mlm: Vec<f32> = outputs.mlm_logits.flatten_all().unwrap().to_vec1().unwrap();
-    let (_, nsp) = &outputs.cls_logits[0];
-    let grove_nsp: Vec<f32> = nsp.flatten_all().unwrap().to_vec1().unwrap();
+    let grove = grove_outputs(&BertPretrainer::new(&task.model, vb).unwrap());
 
     // transformers' outputs, from the export.
     let inputs_file = dir.path().join("inputs.json");
@@ -137,16 +126,7 @@ fn an_exported_bert_gives_grove_s_outputs_in_transformers() {
     );
     let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(reference["loading_warnings"], json!([]), "{reference}");
-    let mlm = max_difference(&grove_mlm, &numbers(&reference["mlm_logits"]));
-    let next_sentence = max_difference(&grove_nsp, &numbers(&reference["nsp_logits"]));
-    println!(
-        "largest scaled differences: MLM logits {mlm:e}, next-sentence logits {next_sentence:e}"
-    );
-    assert!(mlm <= 1e-5, "MLM logits differ by {mlm}");
-    assert!(
-        next_sentence <= 1e-5,
-        "next-sentence logits differ by {next_sentence}"
-    );
+    compare(&grove, &reference, &["mlm_logits", "nsp_logits"]);
 }
 
 /// The sentence cases of the tokenizer check: case, accents, punctuation, unknown words,
@@ -233,4 +213,114 @@ fn wordpiece_ids_and_pair_truncation_match_hugging_face_tokenizers() {
             );
         }
     }
+}
+
+/// Grove's outputs on [`inputs`]: `mlm_logits`, `nsp_logits` and `sequence_output`, flat.
+fn grove_outputs(model: &BertPretrainer) -> BTreeMap<&'static str, Vec<f32>> {
+    let inputs = PretrainerInputs {
+        input_word_ids: tensor("input_ids"),
+        input_mask: tensor("attention_mask"),
+        input_type_ids: tensor("token_type_ids"),
+        masked_lm_positions: tensor("masked_positions"),
+    };
+    let outputs = model.forward(&inputs, None).unwrap();
+    let sequence = model
+        .encoder()
+        .forward(
+            &inputs.input_word_ids,
+            &inputs.input_mask,
+            &inputs.input_type_ids,
+            None,
+        )
+        .unwrap();
+    let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    BTreeMap::from([
+        ("mlm_logits", flat(&outputs.mlm_logits)),
+        ("nsp_logits", flat(&outputs.cls_logits[0].1)),
+        ("sequence_output", flat(&sequence)),
+    ])
+}
+
+/// Asserts Grove's `keys` outputs are transformers' within 1e-5 (scaled by max(1, |x|)).
+fn compare(grove: &BTreeMap<&str, Vec<f32>>, reference: &Value, keys: &[&str]) {
+    for key in keys {
+        let expected = flat_numbers(&reference[*key]);
+        let difference = max_difference(&grove[key], &expected);
+        println!("{key}: largest scaled difference {difference:e}");
+        assert!(difference <= 1e-5, "{key} differs by {difference}");
+    }
+}
+
+/// A Hugging Face BERT made by transformers (random, its biases and LayerNorms moved off
+/// their initial values), written as a PyTorch-format checkpoint, loads into Grove's masked LM
+/// pretrainer through `init_checkpoint_format: huggingface_bert`'s mapping with every variable
+/// loaded, and gives the sequence output, MLM and next-sentence logits transformers gives from
+/// that file.
+#[test]
+#[ignore = "needs Python with transformers, flax and jax: .ci/run makes a venv and runs it"]
+fn a_hugging_face_bert_loads_into_grove_with_transformers_outputs() {
+    use grove_core::init_checkpoint::load_renamed_init_checkpoint;
+    use grove_core::vars::ModelVars;
+    use grove_tasks::models::huggingface::huggingface_pretraining_name;
+
+    let python = std::env::var("HUGGINGFACE_PYTHON")
+        .expect("set HUGGINGFACE_PYTHON to a Python with transformers, flax and jax");
+    let config = common::config("bert/local", &SMALL);
+    let task = config
+        .task
+        .as_any()
+        .downcast_ref::<MaskedLmConfig>()
+        .unwrap();
+    let bert = task.model.bert_encoder("task.model").unwrap();
+    let bert_config = json!({
+        "vocab_size": bert.vocab_size,
+        "hidden_size": bert.hidden_size,
+        "num_hidden_layers": bert.num_layers,
+        "num_attention_heads": bert.num_attention_heads,
+        "intermediate_size": bert.intermediate_size,
+        "max_position_embeddings": bert.max_position_embeddings,
+        "type_vocab_size": bert.type_vocab_size,
+        "hidden_act": "gelu",
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("bert.json");
+    let inputs_file = dir.path().join("inputs.json");
+    std::fs::write(&config_file, bert_config.to_string()).unwrap();
+    std::fs::write(&inputs_file, inputs().to_string()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tasks/tests/huggingface_random_bert.py"
+    );
+    let output = Command::new(python)
+        .arg(script)
+        .arg(dir.path())
+        .arg(&config_file)
+        .arg(&inputs_file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let vars = ModelVars::new();
+    let vb = vars.var_builder(0, DType::F32, &Device::Cpu);
+    let model = BertPretrainer::new(&task.model, vb).unwrap();
+    let file = dir.path().join("model.safetensors").display().to_string();
+    let report = load_renamed_init_checkpoint(&file, &vars, &[], |name| {
+        huggingface_pretraining_name(name, Some("next_sentence"))
+    })
+    .unwrap();
+    assert!(
+        report.kept.is_empty(),
+        "kept at initial values: {:?}",
+        report.kept
+    );
+    compare(
+        &grove_outputs(&model),
+        &reference,
+        &["sequence_output", "mlm_logits", "nsp_logits"],
+    );
 }
