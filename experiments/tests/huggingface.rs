@@ -7,6 +7,8 @@
 //! Both need Python with transformers, flax and jax (`HUGGINGFACE_PYTHON`; `.ci/run` makes a
 //! venv), so they are ignored in the default test run.
 
+#[path = "cli_support/mod.rs"]
+mod cli_support;
 mod common;
 
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use cli_support::{assert_ok, stderr};
 use grove_core::init_checkpoint::read_weights;
 use grove_tasks::masked_lm::MaskedLmConfig;
 use grove_tasks::models::{BertPretrainer, PretrainerInputs};
@@ -78,30 +81,46 @@ fn train(model_dir: &Path, mode: &str) {
         .env("RAYON_NUM_THREADS", "1")
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_ok(&output);
+}
+
+/// Runs `tasks/tests/<script>` with `args` in `HUGGINGFACE_PYTHON` and returns the JSON it
+/// prints.
+fn run_script(script: &str, args: &[&Path]) -> Value {
+    let python = std::env::var("HUGGINGFACE_PYTHON")
+        .expect("set HUGGINGFACE_PYTHON to a Python with transformers, flax and jax");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tasks/tests")
+        .join(script);
+    let output = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        let script = script.display();
+        panic!("{script} printed no JSON ({e}):\n{}", stderr(&output))
+    })
+}
+
+/// bert/local's masked LM config with [`SMALL`].
+fn small_masked_lm() -> MaskedLmConfig {
+    let config = common::config("bert/local", &SMALL);
+    let task = config.task.as_any().downcast_ref::<MaskedLmConfig>();
+    task.unwrap().clone()
 }
 
 #[test]
 #[ignore = "needs Python with transformers, flax and jax: .ci/run makes a venv and runs it"]
 fn an_exported_bert_gives_grove_s_outputs_in_transformers() {
-    let python = std::env::var("HUGGINGFACE_PYTHON")
-        .expect("set HUGGINGFACE_PYTHON to a Python with transformers, flax and jax");
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("run");
     train(&model_dir, "train");
     train(&model_dir, "export");
 
     // Grove's outputs, from the checkpoint the export was written from.
-    let config = common::config("bert/local", &SMALL);
-    let task = config
-        .task
-        .as_any()
-        .downcast_ref::<MaskedLmConfig>()
-        .unwrap();
+    let task = small_masked_lm();
     let weights = read_weights(&model_dir.join("ckpt-20/model.safetensors")).unwrap();
     let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
     let grove = grove_outputs(&BertPretrainer::new(&task.model, vb).unwrap());
@@ -109,22 +128,10 @@ fn an_exported_bert_gives_grove_s_outputs_in_transformers() {
     // transformers' outputs, from the export.
     let inputs_file = dir.path().join("inputs.json");
     std::fs::write(&inputs_file, inputs().to_string()).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tasks/tests/huggingface_outputs.py"
+    let reference = run_script(
+        "huggingface_outputs.py",
+        &[&model_dir.join("export/20"), &inputs_file],
     );
-    let output = Command::new(python)
-        .arg(script)
-        .arg(model_dir.join("export/20"))
-        .arg(&inputs_file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(reference["loading_warnings"], json!([]), "{reference}");
     compare(&grove, &reference, &["mlm_logits", "nsp_logits"]);
 }
@@ -154,8 +161,6 @@ fn sentence_cases() -> Value {
 fn wordpiece_ids_and_pair_truncation_match_hugging_face_tokenizers() {
     use grove_tasks::text::{PairTruncation, WordPieceTokenizer};
 
-    let python = std::env::var("HUGGINGFACE_PYTHON")
-        .expect("set HUGGINGFACE_PYTHON to a Python with transformers");
     let dir = tempfile::tempdir().unwrap();
     let vocab = dir.path().join("vocab.txt");
     let words = "[PAD] [UNK] [CLS] [SEP] [MASK] the quick brown fox jumped over lazy dog and \
@@ -165,22 +170,7 @@ fn wordpiece_ids_and_pair_truncation_match_hugging_face_tokenizers() {
     std::fs::write(&vocab, lines).unwrap();
     let cases_file = dir.path().join("cases.json");
     std::fs::write(&cases_file, sentence_cases().to_string()).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tasks/tests/huggingface_tokens.py"
-    );
-    let output = Command::new(python)
-        .arg(script)
-        .arg(&vocab)
-        .arg(&cases_file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reference = run_script("huggingface_tokens.py", &[&vocab, &cases_file]);
 
     let tokenizer =
         WordPieceTokenizer::from_vocab_file(&vocab.display().to_string(), true, "test").unwrap();
@@ -263,14 +253,7 @@ fn a_hugging_face_bert_loads_into_grove_with_transformers_outputs() {
     use grove_core::vars::ModelVars;
     use grove_tasks::models::huggingface::huggingface_pretraining_name;
 
-    let python = std::env::var("HUGGINGFACE_PYTHON")
-        .expect("set HUGGINGFACE_PYTHON to a Python with transformers, flax and jax");
-    let config = common::config("bert/local", &SMALL);
-    let task = config
-        .task
-        .as_any()
-        .downcast_ref::<MaskedLmConfig>()
-        .unwrap();
+    let task = small_masked_lm();
     let bert = task.model.bert_encoder("task.model").unwrap();
     let bert_config = json!({
         "vocab_size": bert.vocab_size,
@@ -287,23 +270,10 @@ fn a_hugging_face_bert_loads_into_grove_with_transformers_outputs() {
     let inputs_file = dir.path().join("inputs.json");
     std::fs::write(&config_file, bert_config.to_string()).unwrap();
     std::fs::write(&inputs_file, inputs().to_string()).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tasks/tests/huggingface_random_bert.py"
+    let reference = run_script(
+        "huggingface_random_bert.py",
+        &[dir.path(), &config_file, &inputs_file],
     );
-    let output = Command::new(python)
-        .arg(script)
-        .arg(dir.path())
-        .arg(&config_file)
-        .arg(&inputs_file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let reference: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     let vars = ModelVars::new();
     let vb = vars.var_builder(0, DType::F32, &Device::Cpu);
