@@ -43,7 +43,7 @@ pub use controller::{Controller, ControllerOptions};
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use ema_checkpointing::EmaCheckpointing;
 pub use error::{ErrorKind, OrbitError, Result, RunnerError};
-pub use fs_atomic::write_atomically;
+pub use fs_atomic::{remove_dir_if_present, write_atomically};
 pub use logs::Logs;
 pub use loss_guard::{LossGuard, Recovery};
 pub use preemption::Preemption;

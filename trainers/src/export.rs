@@ -20,9 +20,10 @@ use grove_core::registry::get_task;
 use grove_core::Error;
 use grove_orbit::checkpoint::{latest_checkpoint_in, verify_checkpoint};
 use grove_orbit::ema_checkpointing::AVERAGE_WEIGHTS_PREFIX;
+use grove_orbit::remove_dir_if_present;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint_files::{TrainState, STATE_FILE};
+use crate::checkpoint_files::read_state;
 use crate::error::Result;
 use crate::train_lib::{EvalCheckpoint, EMA_CHECKPOINTS_SUBDIR, PARAMS_FILE};
 
@@ -52,7 +53,7 @@ pub fn export_model(
     let checkpoint = checkpoint_dir(model_dir, checkpoint)?;
     verify_checkpoint(&checkpoint)
         .map_err(|why| Error::Checkpoint(format!("{}: {why}", checkpoint.display())))?;
-    let step = checkpoint_step(&checkpoint)?;
+    let step = read_state(&checkpoint)?.global_step;
     let weights = weights_file(config, model_dir, &checkpoint, step)?;
     let bytes = std::fs::read(&weights).map_err(|e| Error::io("cannot read", &weights, e))?;
     let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
@@ -117,19 +118,6 @@ fn checkpoint_dir(model_dir: &Path, checkpoint: &EvalCheckpoint) -> Result<PathB
     }
 }
 
-/// The global step of the checkpoint in `dir` (its `state.json`).
-fn checkpoint_step(dir: &Path) -> Result<u64> {
-    let path = dir.join(STATE_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    let state: TrainState = serde_json::from_str(&text).map_err(|e| {
-        Error::Checkpoint(format!(
-            "{}: not a Grove checkpoint state ({e})",
-            path.display()
-        ))
-    })?;
-    Ok(state.global_step)
-}
-
 /// The weights to export: the checkpoint's, or with EMA the moving averages of its step.
 fn weights_file(
     config: &ExperimentConfig,
@@ -175,13 +163,4 @@ fn write_renamed(
 
 fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
     std::fs::write(path, contents).map_err(|e| Error::io("cannot write", path, e).into())
-}
-
-fn remove_dir_if_present(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io("cannot remove", dir, e).into())
-        }
-        _ => Ok(()),
-    }
 }

@@ -91,11 +91,18 @@ pub(crate) struct EpochValue {
     pub layer: String,
 }
 
-/// The epoch counts of one value: a single count, or the items of a list (`None`: an item
-/// given in steps).
+/// The epoch counts of one value: a single count, or the items of a list.
 enum EpochCounts {
     One(f64),
-    Items(Vec<Option<f64>>),
+    Items(Vec<EpochItem>),
+}
+
+/// One item of a list that gives some of its items in epochs.
+enum EpochItem {
+    /// `"N epochs"`.
+    Epochs(f64),
+    /// An item given otherwise (in steps), kept as it is.
+    Given(Value),
 }
 
 /// A layer as the conversion sees it: its name and its place among the layers (higher wins).
@@ -134,14 +141,14 @@ pub(crate) fn epoch_values(
         } else {
             continue;
         };
+        let source = layer_of(key);
         let target = if key == TRAIN_EPOCHS_KEY {
             let steps_layer = layer_of(TRAIN_STEPS_KEY);
-            let epochs_layer = layer_of(key);
-            if steps_layer.name != defaults_layer && steps_layer.rank >= epochs_layer.rank {
+            if steps_layer.name != defaults_layer && steps_layer.rank >= source.rank {
                 return Err(Error::Config(format!(
                     "{TRAIN_STEPS_KEY} (set by {}) and {TRAIN_EPOCHS_KEY} (set by {}) both \
                      give the length of training; keep one (or set {TRAIN_EPOCHS_KEY}=null)",
-                    steps_layer.name, epochs_layer.name
+                    steps_layer.name, source.name
                 )));
             }
             TRAIN_STEPS_KEY
@@ -152,25 +159,26 @@ pub(crate) fn epoch_values(
         let per_epoch = epoch
             .steps()
             .map_err(|why| Error::Config(format!("{key} is given in epochs, but {why}")))?;
-        let (value, shown) = match (&counts, value) {
-            (EpochCounts::Items(items), Value::Sequence(given)) => {
+        let (value, shown) = match counts {
+            EpochCounts::Items(items) => {
+                let mut shown = Vec::new();
                 let steps = items
-                    .iter()
-                    .zip(given)
-                    .map(|(count, item)| match count {
-                        Some(n) => steps_of(key, *n, per_epoch).map(Value::from),
-                        None => Ok(item.clone()),
+                    .into_iter()
+                    .map(|item| match item {
+                        EpochItem::Epochs(n) => {
+                            shown.push(n.to_string());
+                            steps_of(key, n, per_epoch).map(Value::from)
+                        }
+                        EpochItem::Given(value) => Ok(value),
                     })
                     .collect::<Result<Vec<Value>>>()?;
-                let shown: Vec<String> = items.iter().flatten().map(f64::to_string).collect();
                 (Value::Sequence(steps), shown.join(", "))
             }
-            (EpochCounts::One(n), _) => (Value::from(steps_of(key, *n, per_epoch)?), n.to_string()),
-            (EpochCounts::Items(_), _) => continue,
+            EpochCounts::One(n) => (Value::from(steps_of(key, n, per_epoch)?), n.to_string()),
         };
         let layer = format!(
             "{}: {shown} epochs of {}",
-            layer_of(key).name,
+            source.name,
             epoch.arithmetic(per_epoch)
         );
         values.push(EpochValue {
@@ -205,17 +213,20 @@ fn epochs_in(key: &str, value: &Value) -> Result<Option<EpochCounts>> {
     match value {
         Value::String(text) => Ok(parse_epochs(key, text)?.map(EpochCounts::One)),
         Value::Sequence(items) => {
-            let counts = items
+            let items = items
                 .iter()
-                .map(|item| match item {
-                    Value::String(text) => parse_epochs(key, text),
-                    _ => Ok(None),
+                .map(|item| {
+                    let epochs = match item {
+                        Value::String(text) => parse_epochs(key, text)?,
+                        _ => None,
+                    };
+                    Ok(epochs.map_or_else(|| EpochItem::Given(item.clone()), EpochItem::Epochs))
                 })
-                .collect::<Result<Vec<Option<f64>>>>()?;
-            Ok(counts
+                .collect::<Result<Vec<EpochItem>>>()?;
+            let any = items
                 .iter()
-                .any(Option::is_some)
-                .then_some(EpochCounts::Items(counts)))
+                .any(|item| matches!(item, EpochItem::Epochs(_)));
+            Ok(any.then_some(EpochCounts::Items(items)))
         }
         _ => Ok(None),
     }

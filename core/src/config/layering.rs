@@ -64,14 +64,14 @@ pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -
     let merged: serde_yaml::Value = figment.extract().map_err(describe_figment_error)?;
     let merged = flatten(&merged);
     let interpolated = interpolate(&merged, &sources.environment)?;
+    let mut substituted = merged.clone();
+    substituted.extend(interpolated.values.clone());
     let figment = if interpolated.values.is_empty() {
         figment
     } else {
-        merge(figment, interpolation_layer(&merged, &interpolated)?)?
+        merge(figment, interpolation_layer(&substituted, &interpolated)?)?
     };
-    let mut values = merged.clone();
-    values.extend(interpolated.values.clone());
-    let figment = with_epochs_in_steps(figment, defaults, &values)?;
+    let figment = with_epochs_in_steps(figment, defaults, &substituted)?;
     let mut config = extract(&figment, defaults).map_err(|e| describe_figment_error(*e))?;
     config.references = interpolated.references;
     let resolved = config.to_flat();
@@ -89,14 +89,12 @@ pub fn resolve_explained(defaults: &ExperimentConfig, sources: &ConfigSources) -
 }
 
 /// A layer holding the leaves whose references were resolved (a list is given whole, since
-/// layers address lists as one value).
+/// layers address lists as one value); `substituted` is the merged config with them.
 fn interpolation_layer(
-    merged: &BTreeMap<String, serde_yaml::Value>,
+    substituted: &BTreeMap<String, serde_yaml::Value>,
     interpolated: &Interpolated,
 ) -> Result<(Metadata, Mapping)> {
-    let mut substituted = merged.clone();
-    substituted.extend(interpolated.values.clone());
-    let full = unflatten(&substituted)?;
+    let full = unflatten(substituted)?;
     let mut mapping = Mapping::new();
     for key in interpolated.values.keys() {
         let container = key.split('[').next().unwrap_or(key);
@@ -137,14 +135,12 @@ fn with_epochs_in_steps(
         },
         DEFAULTS_LAYER,
     )?;
-    converted
-        .iter()
-        .try_fold(figment.clone(), |figment, value| {
-            merge(
-                figment,
-                (Metadata::named(value.layer.clone()), epoch_mapping(value)?),
-            )
-        })
+    converted.iter().try_fold(figment, |figment, value| {
+        merge(
+            figment,
+            (Metadata::named(value.layer.clone()), epoch_mapping(value)?),
+        )
+    })
 }
 
 /// The position, in merge order, of the layer that set the leaf `key` (0 when none did).

@@ -218,20 +218,15 @@ fn bert_config(encoder: &BertEncoderConfig, model: HuggingfaceModel) -> Value {
         "torch_dtype": "float32",
     });
     if let HuggingfaceModel::BertForSequenceClassification { num_labels } = model {
-        let labels: serde_json::Map<String, Value> = (0..num_labels)
-            .map(|i| (i.to_string(), json!(format!("LABEL_{i}"))))
+        let names: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
+        let id2label: serde_json::Map<String, Value> = (names.iter().enumerate())
+            .map(|(i, name)| (i.to_string(), json!(name)))
             .collect();
-        config["id2label"] = Value::Object(labels.clone());
-        config["label2id"] = labels
-            .iter()
-            .map(|(i, name)| {
-                (
-                    name.as_str().unwrap_or_default().to_string(),
-                    json!(i.parse::<usize>().unwrap_or(0)),
-                )
-            })
-            .collect::<serde_json::Map<String, Value>>()
-            .into();
+        let label2id: serde_json::Map<String, Value> = (names.iter().enumerate())
+            .map(|(i, name)| (name.clone(), json!(i)))
+            .collect();
+        config["id2label"] = Value::Object(id2label);
+        config["label2id"] = Value::Object(label2id);
         if num_labels == 1 {
             config["problem_type"] = json!("regression");
         }
